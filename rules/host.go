@@ -55,8 +55,8 @@ func splitPatternPort(s string) (string, int, error) {
 	if s == "" {
 		return "", 0, errors.New("empty host")
 	}
-	// A bare IPv6 address has colons but no port.
-	if _, err := netip.ParseAddr(s); err == nil {
+	// A bare IPv6 address has colons but no port, with or without brackets.
+	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
 		return s, 0, nil
 	}
 	if !strings.Contains(s, ":") {
@@ -64,7 +64,11 @@ func splitPatternPort(s string) (string, int, error) {
 	}
 	host, portStr, err := net.SplitHostPort(s)
 	if err != nil {
-		return "", 0, fmt.Errorf("%q: %v", s, errors.Unwrap(err))
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return "", 0, fmt.Errorf("%q: %s (write an IPv6 address with a port as [::1]:8443)", s, ae.Err)
+		}
+		return "", 0, fmt.Errorf("%q: %w", s, err)
 	}
 	port, err := ParsePort(portStr)
 	if err != nil {
@@ -131,16 +135,25 @@ func (p HostPattern) String() string {
 // case, without a trailing dot, IP addresses in their standard form without
 // brackets or zones. It refuses names that are not plain ASCII host names
 // (letters, digits, '-', '_', '.'), so that look-alike Unicode names,
-// userinfo, placeholders and other tricks never match a rule.
+// userinfo, placeholders and other tricks never match a rule, and names
+// such as "127.1" that resolvers would read as an IPv4 address.
 func CanonicalHost(host string) (string, error) {
-	h := strings.TrimPrefix(strings.TrimSuffix(host, "]"), "[")
+	h, bracketed := strings.CutPrefix(host, "[")
+	if bracketed {
+		if h, bracketed = strings.CutSuffix(h, "]"); !bracketed {
+			return "", fmt.Errorf("host %q: unbalanced bracket", host)
+		}
+	}
 	if addr, err := netip.ParseAddr(h); err == nil {
 		if addr.Zone() != "" {
 			return "", fmt.Errorf("host %q: IPv6 zones are not allowed", host)
 		}
+		if bracketed && !addr.Is6() {
+			return "", fmt.Errorf("host %q: brackets hold only IPv6 addresses", host)
+		}
 		return addr.Unmap().String(), nil
 	}
-	if h != host {
+	if bracketed {
 		return "", fmt.Errorf("host %q: brackets hold only IPv6 addresses", host)
 	}
 	h = strings.TrimSuffix(h, ".")
@@ -159,6 +172,8 @@ func CanonicalHost(host string) (string, error) {
 				return "", fmt.Errorf("host %q: empty label", host)
 			}
 			label = -1
+		case c >= 0x80:
+			return "", fmt.Errorf("host %q: non-ASCII names are not allowed (write the xn-- form)", host)
 		default:
 			return "", fmt.Errorf("host %q: character %q is not allowed in a host name", host, c)
 		}
@@ -167,5 +182,24 @@ func CanonicalHost(host string) (string, error) {
 			return "", fmt.Errorf("host %q: label longer than 63 bytes", host)
 		}
 	}
+	if label == 0 {
+		return "", fmt.Errorf("host %q: empty label", host)
+	}
+	if endsInNumber(string(b)) {
+		// Resolvers read "127.1" or "0x7f.1" as 127.0.0.1; only the standard
+		// dotted form may name an address, so that rules see the real one.
+		return "", fmt.Errorf("host %q: a name ending in a number must be an IPv4 address in dotted-decimal form", host)
+	}
 	return string(b), nil
+}
+
+// endsInNumber reports whether the last label of the host name h is a number
+// (decimal, or hexadecimal with 0x), which the WHATWG URL standard and
+// inet_aton read as an IPv4 address.
+func endsInNumber(h string) bool {
+	last := h[strings.LastIndexByte(h, '.')+1:]
+	if hex, ok := strings.CutPrefix(last, "0x"); ok {
+		return strings.Trim(hex, "0123456789abcdef") == ""
+	}
+	return strings.Trim(last, "0123456789") == ""
 }

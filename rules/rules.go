@@ -190,7 +190,13 @@ const (
 	EgressNotAllowed
 )
 
-// CheckEgress decides whether host on port may be reached.
+// CheckEgress decides whether host on port may be reached. host must be
+// canonical (see CanonicalHost); defaultPort is the port of the request's
+// scheme. A deny entry wins over everything; then an allow entry or any
+// secret's host admits the destination; otherwise the default decides, and a
+// default of allow admits only defaultPort and ports that a pin names.
+// Addresses are not its business: block_private applies where the proxy
+// dials.
 func (s *Set) CheckEgress(host string, port, defaultPort int) EgressVerdict {
 	for _, p := range s.Egress.Deny {
 		if p.Match(host, port, defaultPort) {
@@ -210,12 +216,22 @@ func (s *Set) CheckEgress(host string, port, defaultPort int) EgressVerdict {
 	if s.Egress.DefaultDeny {
 		return EgressNotAllowed
 	}
-	if port != defaultPort {
+	if port != defaultPort && !s.pinsPort(host, port) {
 		// A default of allow opens the scheme's own port only; other ports
 		// must be named by a secret, an allow entry or a pin.
 		return EgressNotAllowed
 	}
 	return EgressAllowed
+}
+
+// pinsPort reports whether a pin names host together with this very port.
+func (s *Set) pinsPort(host string, port int) bool {
+	for _, p := range s.Resolve {
+		if p.Port == port && p.Host == host {
+			return true
+		}
+	}
+	return false
 }
 
 // Pin sends connections for a host to a fixed address, like curl --resolve.

@@ -25,27 +25,29 @@ const MaxSecretSize = 64 << 10
 
 // ParseSource parses a source reference: "env:VAR" or "file:/path". A
 // relative file path is taken relative to dir (the rules file's directory).
+// A malformed reference is not quoted in the error: it may be a credential
+// written where its reference belongs.
 func ParseSource(ref, dir string) (Source, error) {
 	kind, arg, ok := strings.Cut(ref, ":")
 	if !ok {
-		return nil, fmt.Errorf("%q: want env:VAR or file:/path", ref)
+		return nil, errors.New("want env:VAR or file:/path")
 	}
 	switch kind {
 	case "env":
 		if !validEnvName(arg) {
-			return nil, fmt.Errorf("%q: %q is not an environment variable name", ref, arg)
+			return nil, errors.New("env: must be followed by an environment variable name (letters, digits and '_', not starting with a digit)")
 		}
 		return EnvSource(arg), nil
 	case "file":
 		if arg == "" {
-			return nil, fmt.Errorf("%q: the file path is empty", ref)
+			return nil, errors.New("file: must be followed by a path")
 		}
 		if !filepath.IsAbs(arg) {
 			arg = filepath.Join(dir, arg)
 		}
 		return FileSource(filepath.Clean(arg)), nil
 	default:
-		return nil, fmt.Errorf("%q: unknown source kind %q (want env or file)", ref, kind)
+		return nil, errors.New("unknown source kind (want env:VAR or file:/path)")
 	}
 }
 
@@ -85,6 +87,15 @@ type FileSource string
 // Read returns the file's contents without its trailing newline (and a
 // carriage return before it).
 func (f FileSource) Read() (secret.Value, error) {
+	// Only regular files: opening a FIFO would block the load forever, and a
+	// device such as /dev/stdin is no place for a credential.
+	fi, err := os.Stat(string(f))
+	if err != nil {
+		return secret.Value{}, fmt.Errorf("%s: %w", f, pathless(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return secret.Value{}, fmt.Errorf("%s: not a regular file", f)
+	}
 	fh, err := os.Open(string(f))
 	if err != nil {
 		return secret.Value{}, fmt.Errorf("%s: %w", f, pathless(err))
