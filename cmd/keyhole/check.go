@@ -1,0 +1,49 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"keyhole/rules"
+)
+
+// check validates a rules file: one summary line on stdout, or every error
+// as FILE:LINE: message on stderr and exit status 1. Problems that do not
+// stop the rules from loading (a source that cannot be read here) are
+// warnings on stderr.
+func check(args []string, stdout, stderr io.Writer) error {
+	s, rest, err := parseSettings("check", args, stderr)
+	if err != nil {
+		return err
+	}
+	path := s.Rules
+	switch len(rest) {
+	case 0:
+	case 1:
+		path = rest[0]
+	default:
+		return errors.New("check: want at most one rules file")
+	}
+	set, err := rules.Load(path)
+	if err != nil {
+		printErrors(stderr, err)
+		return exitError{}
+	}
+	for _, w := range set.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	fmt.Fprintln(stdout, set.Summary())
+	return nil
+}
+
+// printErrors writes each error joined in err on its own line.
+func printErrors(w io.Writer, err error) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			printErrors(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}

@@ -1,0 +1,67 @@
+// Command keyhole is an HTTPS egress proxy that keeps real credentials out of
+// AI agents. Run "keyhole help" for its commands; the README has the guide.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		var ee exitError
+		if !errors.As(err, &ee) {
+			fmt.Fprintf(os.Stderr, "keyhole: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// exitError ends the program with status 1 after the command has already
+// reported what went wrong.
+type exitError struct{}
+
+func (exitError) Error() string { return "failed" }
+
+const usage = `keyhole: an HTTPS egress proxy that keeps real credentials out of AI agents
+
+usage:
+  keyhole serve [flags]              run the proxy until SIGINT/SIGTERM
+  keyhole check [RULES]              validate a rules file
+  keyhole ca init                    create the CA in the state dir if missing
+  keyhole ca cert                    print the CA certificate (PEM)
+  keyhole env [--agent NAME]         print the exports an agent's shell needs
+  keyhole audit tail|summary [...]   read the audit log
+  keyhole token mint|attenuate|revoke|inspect [...]
+                                     per-task agent tokens
+  keyhole help [COMMAND]             show help (flags: keyhole COMMAND -h)
+
+Settings come from KEYHOLE_* environment variables; a flag of the same name
+(--listen for KEYHOLE_LISTEN, ...) overrides each. See the README.
+`
+
+// run dispatches to a command.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError{}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, stderr)
+	case "check":
+		return check(rest, stdout, stderr)
+	case "ca":
+		return caCommand(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q; run \"keyhole help\"", cmd)
+}

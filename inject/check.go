@@ -1,0 +1,97 @@
+package inject
+
+import (
+	"strings"
+
+	"keyhole/rules"
+)
+
+// maxNameInMessage bounds how much of an unknown placeholder name a refusal
+// repeats.
+const maxNameInMessage = 64
+
+// check decides whether the secret called name may travel in header of the
+// target request, and returns its value.
+func (a *applier) check(name, header string) (string, *Refusal) {
+	t := a.target
+	sec := a.set.Secrets[name]
+	if sec == nil {
+		shown := name
+		if len(shown) > maxNameInMessage {
+			shown = shown[:maxNameInMessage] + "..."
+		}
+		return "", Refuse(UnknownSecret, shown, t.Host,
+			"no secret named %s exists; a placeholder must name a secret in the rules file", shown)
+	}
+	if r := a.caller.Rule; r != nil && !r.MayUse(name) {
+		return "", Refuse(AgentNotAllowed, name, t.Host,
+			"agent %s may not use secret %s", a.caller.Agent, name)
+	}
+	if tok := a.caller.Token; tok != nil && !tok.AllowsSecret(name) {
+		return "", Refuse(AgentNotAllowed, name, t.Host,
+			"the token of agent %s does not allow secret %s", a.caller.Agent, name)
+	}
+	if !sec.AllowsHost(t.Host, t.Port, t.DefaultPort()) {
+		return "", Refuse(HostNotAllowed, name, t.Host,
+			"secret %s may only be sent to %s, not %s", name, list(sec.HostList()), t.HostPort())
+	}
+	if !sec.AllowsHeader(header) {
+		return "", Refuse(HeaderNotAllowed, name, t.Host,
+			"secret %s may only be sent in the %s header, not in %s", name, list(sec.Headers), header)
+	}
+	if t.Method == "TRACE" || t.Method == "TRACK" {
+		return "", Refuse(MethodNotAllowed, name, t.Host,
+			"secrets are never sent with %s, which echoes the request back", t.Method)
+	}
+	if !sec.AllowsMethod(t.Method) {
+		return "", Refuse(MethodNotAllowed, name, t.Host,
+			"secret %s may only be sent with %s, not %s", name, list(sec.Methods), t.Method)
+	}
+	if sec.Paths != nil {
+		if !canonicalPath(t.Path, t.EscapedPath) {
+			return "", Refuse(PathNotAllowed, name, t.Host,
+				"secret %s may not be sent to a path with dot segments, empty segments, backslashes or encoded slashes", name)
+		}
+		if !sec.AllowsPath(t.Path) {
+			return "", Refuse(PathNotAllowed, name, t.Host,
+				"secret %s may only be sent to paths %s, not %s", name, list(globs(sec.Paths)), t.Path)
+		}
+	}
+	if t.Scheme != "https" && !sec.AllowPlaintext {
+		return "", Refuse(PlaintextNotAllowed, name, t.Host,
+			"secret %s may only be sent over https; use https://%s", name, t.HostPort())
+	}
+	v, err := sec.Value()
+	if err != nil {
+		return "", Refuse(SecretUnavailable, name, t.Host,
+			"secret %s is unavailable right now: its source could not be read; the operator's log says why", name)
+	}
+	return v.Reveal(), nil
+}
+
+func globs(gs []rules.PathGlob) []string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = g.String()
+	}
+	return out
+}
+
+// canonicalPath reports whether a path means the same to every server: no
+// "." or ".." segments, no empty segments, no backslashes, and no encoded
+// slash, backslash or dot that a server might decode before routing.
+func canonicalPath(p, escaped string) bool {
+	if p == "*" {
+		return true
+	}
+	if !strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.Contains(p, "//") {
+		return false
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	lower := strings.ToLower(escaped)
+	return !strings.Contains(lower, "%2f") && !strings.Contains(lower, "%5c") && !strings.Contains(lower, "%2e")
+}

@@ -1,0 +1,93 @@
+package inject
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Reason is the machine-readable code of a refusal, as listed in the
+// contract's Refusals table.
+type Reason string
+
+// The refusal reasons. Status maps each to its HTTP status.
+const (
+	UnknownSecret        Reason = "unknown_secret"
+	HostNotAllowed       Reason = "host_not_allowed"
+	HeaderNotAllowed     Reason = "header_not_allowed"
+	MethodNotAllowed     Reason = "method_not_allowed"
+	PathNotAllowed       Reason = "path_not_allowed"
+	PlaintextNotAllowed  Reason = "plaintext_not_allowed"
+	AgentNotAllowed      Reason = "agent_not_allowed"
+	EgressDenied         Reason = "egress_denied"
+	PrivateAddress       Reason = "private_address"
+	HostMismatch         Reason = "host_mismatch"
+	BadRequest           Reason = "bad_request"
+	ProxyAuthRequired    Reason = "proxy_auth_required"
+	TokenExpired         Reason = "token_expired"
+	TokenRevoked         Reason = "token_revoked"
+	SecretUnavailable    Reason = "secret_unavailable"
+	UpstreamTLS          Reason = "upstream_tls"
+	UpstreamUnreachable  Reason = "upstream_unreachable"
+	UpstreamTimeout      Reason = "upstream_timeout"
+	UnscrubbableEncoding Reason = "unscrubbable_encoding"
+	ShuttingDown         Reason = "shutting_down"
+)
+
+// Status returns the HTTP status of a refusal with this reason: 400 for a
+// malformed request, 403 for a policy refusal, 407 for missing or stale
+// proxy credentials, 502 when the upstream or a secret source failed, 503
+// while shutting down, 504 when the upstream timed out.
+func (r Reason) Status() int {
+	switch r {
+	case BadRequest:
+		return http.StatusBadRequest
+	case ProxyAuthRequired, TokenExpired, TokenRevoked:
+		return http.StatusProxyAuthRequired
+	case SecretUnavailable, UpstreamTLS, UpstreamUnreachable, UnscrubbableEncoding:
+		return http.StatusBadGateway
+	case UpstreamTimeout:
+		return http.StatusGatewayTimeout
+	case ShuttingDown:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusForbidden
+	}
+}
+
+// Refusal is a decision not to forward a request. Its Message is a sentence
+// an agent can read and act on; it names secrets and hosts, never a value.
+type Refusal struct {
+	Reason  Reason
+	Secret  string // the secret concerned, if any
+	Host    string // the destination host, if known
+	Message string // starts with "keyhole: "
+}
+
+// Error returns the refusal's message.
+func (r *Refusal) Error() string { return r.Message }
+
+// Status returns the HTTP status of the refusal.
+func (r *Refusal) Status() int { return r.Reason.Status() }
+
+// Refuse returns a refusal whose message is "keyhole: " followed by the
+// formatted text.
+func Refuse(reason Reason, secretName, host, format string, args ...any) *Refusal {
+	return &Refusal{
+		Reason:  reason,
+		Secret:  secretName,
+		Host:    host,
+		Message: "keyhole: " + fmt.Sprintf(format, args...),
+	}
+}
+
+// list joins items for a message: "a", "a or b", "a, b or c".
+func list(items []string) string {
+	switch len(items) {
+	case 0:
+		return "nothing"
+	case 1:
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}

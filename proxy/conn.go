@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conns tracks every client connection the proxy accepted, so that shutdown
+// can close hijacked tunnels (which http.Server forgets) and so that tunnels
+// get the timeouts http.Server stops applying once a connection is hijacked.
+type conns struct {
+	mu  sync.Mutex
+	set map[*clientConn]struct{}
+
+	open    atomic.Int64 // accepted and not yet closed
+	tunnels atomic.Int64 // hijacked (CONNECT tunnels, upgrades) and not yet closed
+}
+
+func newConns() *conns { return &conns{set: make(map[*clientConn]struct{})} }
+
+// listener wraps a net.Listener so that every accepted connection is a
+// *clientConn, and at most max (0: unlimited) are open at once.
+type listener struct {
+	net.Listener
+	conns  *conns
+	sem    chan struct{} // nil: unlimited
+	done   chan struct{} // closed by Close, to wake an Accept waiting for a slot
+	closed sync.Once
+}
+
+func (c *conns) listen(ln net.Listener, max int) *listener {
+	l := &listener{Listener: ln, conns: c, done: make(chan struct{})}
+	if max > 0 {
+		l.sem = make(chan struct{}, max)
+	}
+	return l
+}
+
+// Accept waits for a free slot, then for a connection.
+func (l *listener) Accept() (net.Conn, error) {
+	if l.sem != nil {
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		if l.sem != nil {
+			<-l.sem
+		}
+		return nil, err
+	}
+	cc := &clientConn{Conn: c, owner: l.conns, sem: l.sem}
+	l.conns.add(cc)
+	return cc, nil
+}
+
+// Close closes the listener and wakes a waiting Accept.
+func (l *listener) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+func (c *conns) add(cc *clientConn) {
+	c.open.Add(1)
+	c.mu.Lock()
+	c.set[cc] = struct{}{}
+	c.mu.Unlock()
+}
+
+func (c *conns) remove(cc *clientConn) {
+	c.open.Add(-1)
+	c.mu.Lock()
+	delete(c.set, cc)
+	c.mu.Unlock()
+}
+
+// closeAll closes every tracked connection.
+func (c *conns) closeAll() {
+	c.mu.Lock()
+	all := make([]*clientConn, 0, len(c.set))
+	for cc := range c.set {
+		all = append(all, cc)
+	}
+	c.mu.Unlock()
+	for _, cc := range all {
+		_ = cc.Close()
+	}
+}
+
+// clientConn is an accepted client connection. Once hijacked (see
+// hijacked), every Read and Write gets a deadline of now plus the current
+// timeout: the handshake timeout until the inner TLS handshake completes,
+// then the idle timeout. A peer that stays silent, or stops reading, that
+// long is cut off.
+type clientConn struct {
+	net.Conn
+	owner *conns
+	sem   chan struct{}
+
+	timeout  atomic.Int64 // nanoseconds; 0 until hijacked
+	tunnel   atomic.Bool
+	closing  sync.Once
+	closeErr error
+}
+
+// hijacked marks the connection as taken over from http.Server and starts
+// applying handshake, a timeout for the coming inner TLS handshake.
+func (c *clientConn) hijacked(handshake time.Duration) {
+	if c.tunnel.CompareAndSwap(false, true) {
+		c.owner.tunnels.Add(1)
+	}
+	c.timeout.Store(int64(handshake))
+}
+
+// setTimeout changes the per-operation timeout of a hijacked connection.
+func (c *clientConn) setTimeout(d time.Duration) {
+	if c.tunnel.Load() {
+		c.timeout.Store(int64(d))
+	}
+}
+
+func (c *clientConn) Read(p []byte) (int, error) {
+	if d := c.timeout.Load(); d > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(time.Duration(d)))
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	if d := c.timeout.Load(); d > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Duration(d)))
+	}
+	return c.Conn.Write(p)
+}
+
+// Close closes the connection once and releases its slot.
+func (c *clientConn) Close() error {
+	c.closing.Do(func() {
+		c.closeErr = c.Conn.Close()
+		if c.tunnel.Load() {
+			c.owner.tunnels.Add(-1)
+		}
+		c.owner.remove(c)
+		if c.sem != nil {
+			<-c.sem
+		}
+	})
+	return c.closeErr
+}
+
+// CloseWrite half-closes a TCP connection, as tunnels do at the end.
+func (c *clientConn) CloseWrite() error {
+	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite()
+	}
+	return nil
+}
+
+type connKey struct{}
+
+// withConn is http.Server's ConnContext: it lets handlers find their
+// *clientConn.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	if cc, ok := c.(*clientConn); ok {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+// connFrom returns the client connection a request arrived on, or nil.
+func connFrom(ctx context.Context) *clientConn {
+	cc, _ := ctx.Value(connKey{}).(*clientConn)
+	return cc
+}

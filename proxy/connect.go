@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"keyhole/audit"
+	"keyhole/inject"
+	"keyhole/rules"
+)
+
+// newMITM configures goproxy for intercepted tunnels only: the proxy's own
+// CONNECT decision, its own certificates, and its own round trip for every
+// inner request.
+func (p *Proxy) newMITM() *goproxy.ProxyHttpServer {
+	g := goproxy.NewProxyHttpServer()
+	g.Logger = goproxyLogger{p.log}
+	// NewProxyHttpServer reads HTTPS_PROXY for its own dialing and sets a
+	// transport that skips verification: replace both, so nothing loops
+	// back through keyhole and nothing is sent unverified.
+	g.ConnectDial = nil
+	g.ConnectDialWithReq = nil
+	g.Tr = p.transport
+	g.KeepAcceptEncoding = true // prepareHeader filters it instead
+	g.OnRequest().HandleConnectFunc(p.handleConnect)
+	return g
+}
+
+// tunnel is goproxy's round tripper for the requests inside one
+// intercepted tunnel: each goes through Proxy.handle.
+type tunnel struct {
+	p      *Proxy
+	caller *caller
+	dest   destination
+}
+
+// RoundTrip implements goproxy.RoundTripper. It never returns an error:
+// goproxy would drop the connection silently, and the agent must get a
+// readable refusal instead.
+func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	resp := t.p.handle(req, t.caller, &t.dest)
+	if t.p.draining.Load() {
+		resp.Close = true
+	}
+	return resp, nil
+}
+
+// handleConnect decides a CONNECT: authenticate, check the destination,
+// and either refuse it with a JSON response before the tunnel opens, or
+// intercept it.
+func (p *Proxy) handleConnect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	r := ctx.Req
+	now := time.Now()
+	pol := p.policy.Load()
+	rec := audit.Record{Time: now, RequestID: p.ids.Next(), Agent: rules.AnonymousAgent, Method: http.MethodConnect, Scheme: "https"}
+	c, dest, ref := p.decideConnect(r, hostport, pol, now, &rec)
+	if ref != nil {
+		rec.Status, rec.Decision, rec.Reason = ref.Status(), audit.Deny, string(ref.Reason)
+		rec.Duration = time.Since(now)
+		p.writeAudit(&rec)
+		ctx.Resp = refusalResponse(r, ref, rec.RequestID)
+		ctx.Resp.Close = true
+		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, hostport
+	}
+	ctx.RoundTripper = &tunnel{p: p, caller: c, dest: dest}
+	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig(dest, connFrom(r.Context()), rec)}, hostport
+}
+
+func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now time.Time, rec *audit.Record) (*caller, destination, *inject.Refusal) {
+	if p.draining.Load() {
+		return nil, destination{}, inject.Refuse(inject.ShuttingDown, "", "", "keyhole is shutting down; retry shortly")
+	}
+	host, port, err := splitHostPort(hostport, 443)
+	if err != nil {
+		return nil, destination{}, inject.Refuse(inject.BadRequest, "", "", "the CONNECT target is not a valid host: %v", err)
+	}
+	rec.Host, rec.Port = host, port
+	c, ref := p.authenticate(r, pol, now)
+	if ref != nil {
+		return nil, destination{}, ref
+	}
+	rec.Agent, rec.TokenID = c.Agent, c.tokenID
+	t := inject.Target{Scheme: "https", Host: host, Port: port, Method: http.MethodConnect}
+	if g := c.grant; g != nil && !g.AllowsHost(host, port, 443) {
+		return nil, destination{}, inject.Refuse(inject.HostNotAllowed, "", host,
+			"the token of agent %s does not allow requests to %s", c.Agent, t.HostPort())
+	}
+	if ref := checkEgress(pol.set, t); ref != nil {
+		return nil, destination{}, ref
+	}
+	if err := p.dialer.checkResolves(r.Context(), host, port); err != nil {
+		return nil, destination{}, upstreamRefusal(err, host)
+	}
+	return c, destination{host: host, port: port}, nil
+}
+
+// errSNIMismatch fails a tunnel's TLS handshake whose server name is not
+// the CONNECT target.
+var errSNIMismatch = errors.New("keyhole: TLS server name differs from the CONNECT target")
+
+// tlsConfig returns goproxy's TLS configuration for one tunnel: a leaf
+// certificate for the CONNECT target only. A ClientHello naming another
+// server fails the handshake, so an agent cannot reach one host through a
+// tunnel opened to another. When the handshake completes, the connection's
+// timeout switches from the handshake timeout to the idle timeout.
+func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
+	return func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
+		return &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"http/1.1"},
+			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if hello.ServerName != "" {
+					sni, err := rules.CanonicalHost(hello.ServerName)
+					if err != nil || sni != dest.host {
+						ref := inject.Refuse(inject.HostMismatch, "", dest.host,
+							"the TLS server name does not match the CONNECT target %s", dest.host)
+						rec.Status, rec.Decision, rec.Reason = ref.Status(), audit.Deny, string(ref.Reason)
+						rec.Duration = time.Since(rec.Time)
+						p.writeAudit(&rec)
+						return nil, errSNIMismatch
+					}
+				}
+				return p.authority.Leaf(dest.host)
+			},
+			VerifyConnection: func(tls.ConnectionState) error {
+				if cc != nil {
+					cc.setTimeout(p.cfg.IdleTimeout)
+				}
+				return nil
+			},
+		}, nil
+	}
+}
+
+// writeAudit writes a record and reports a failure to write it.
+func (p *Proxy) writeAudit(rec *audit.Record) {
+	if err := p.audit.Log(rec); err != nil {
+		p.log.Error("audit record not written", "request_id", rec.RequestID, "error", err)
+	}
+}
+
+// goproxyLogger sends goproxy's messages to the operational log at debug
+// level: they describe client and upstream connection failures that the
+// proxy already reports in its own terms.
+type goproxyLogger struct{ log *slog.Logger }
+
+func (l goproxyLogger) Printf(format string, v ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, v...), "component", "goproxy")
+	}
+}

@@ -1,0 +1,296 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"keyhole/audit"
+	"keyhole/inject"
+	"keyhole/rules"
+)
+
+// destination is where an intercepted tunnel leads: the CONNECT target,
+// against which every inner request's host is checked.
+type destination struct {
+	host string // canonical
+	port int
+}
+
+// exchange is one request from an agent, from arrival to the end of its
+// response body; it owns the request's audit record.
+type exchange struct {
+	p      *Proxy
+	pol    *policy
+	caller *caller
+	req    *http.Request
+	rec    audit.Record
+	done   bool
+}
+
+// handle runs one request through authentication, policy, injection, the
+// upstream and the scrubber. It always returns a response to send to the
+// agent: a refusal is a JSON response, never a dropped connection. tunnel is
+// the CONNECT target for requests inside a tunnel and nil for plain-HTTP
+// proxy requests.
+func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination) *http.Response {
+	p.inflight.Add(1)
+	x := &exchange{
+		p:      p,
+		pol:    p.policy.Load(),
+		caller: c,
+		req:    req,
+		rec: audit.Record{
+			Time:      time.Now(),
+			RequestID: p.ids.Next(),
+			Agent:     c.Agent,
+			TokenID:   c.tokenID,
+			Method:    req.Method,
+			Path:      req.URL.Path,
+		},
+	}
+	t, ref := x.target(tunnel)
+	if ref == nil {
+		ref = p.recheck(x.pol, c, x.rec.Time)
+		x.rec.Agent, x.rec.TokenID = c.Agent, c.tokenID
+	}
+	if ref == nil {
+		ref = checkGrant(c, t)
+	}
+	if ref == nil {
+		ref = checkEgress(x.pol.set, t)
+	}
+	var res inject.Result
+	if ref == nil {
+		prepareHeader(req.Header)
+		res, ref = inject.Apply(x.pol.set, c.Caller, t, req.Header)
+	}
+	if ref != nil {
+		return x.refuse(ref)
+	}
+	x.rec.Secrets = res.Secrets
+	out := x.outgoing(t, res.Header)
+	resp, err := p.transport.RoundTrip(out)
+	if err != nil {
+		ref := upstreamRefusal(err, t.Host)
+		p.log.Warn("upstream request failed", "request_id", x.rec.RequestID, "host", t.Host,
+			"port", t.Port, "reason", string(ref.Reason), "error", describeUpstreamError(err))
+		x.rec.Error = string(ref.Reason)
+		return x.refuse(ref)
+	}
+	return x.respond(resp, res)
+}
+
+// target works out where the request goes, canonically, and refuses a
+// request inside a tunnel whose host is not the tunnel's.
+func (x *exchange) target(tunnel *destination) (inject.Target, *inject.Refusal) {
+	u := x.req.URL
+	t := inject.Target{
+		Scheme:      strings.ToLower(u.Scheme),
+		Method:      x.req.Method,
+		Path:        u.Path,
+		EscapedPath: u.EscapedPath(),
+	}
+	if t.Path == "" {
+		t.Path, t.EscapedPath = "/", "/"
+	}
+	x.rec.Scheme = t.Scheme
+	if t.Scheme != "http" && t.Scheme != "https" {
+		return t, inject.Refuse(inject.BadRequest, "", "", "only http and https URLs can be proxied, not %q", t.Scheme)
+	}
+	hostport := u.Host
+	if hostport == "" {
+		hostport = x.req.Host
+	}
+	host, port, err := splitHostPort(hostport, t.DefaultPort())
+	if err != nil {
+		x.rec.Host = ""
+		return t, inject.Refuse(inject.BadRequest, "", "", "the request's host is not valid: %v", err)
+	}
+	t.Host, t.Port = host, port
+	x.rec.Host, x.rec.Port = host, port
+	if tunnel != nil && (host != tunnel.host || port != tunnel.port) {
+		return t, inject.Refuse(inject.HostMismatch, "", host,
+			"this tunnel was opened to %s, but the request is for %s; open a tunnel to each host you call",
+			joinHostPort(tunnel.host, tunnel.port, t.DefaultPort()), t.HostPort())
+	}
+	// A Host header that disagrees with the URL (absolute-form requests)
+	// is refused too: the upstream must see the host the rules saw.
+	if x.req.Host != "" && x.req.Host != u.Host {
+		h, p, err := splitHostPort(x.req.Host, t.DefaultPort())
+		if err != nil || h != host || p != port {
+			return t, inject.Refuse(inject.HostMismatch, "", host,
+				"the Host header does not match the request's URL host %s", t.HostPort())
+		}
+	}
+	return t, nil
+}
+
+// splitHostPort parses "host[:port]" into a canonical host and a port.
+func splitHostPort(hostport string, defaultPort int) (string, int, error) {
+	host, portStr := hostport, ""
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, portStr = h, p
+	} else if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
+		host = hostport[1 : len(hostport)-1]
+	}
+	port := defaultPort
+	if portStr != "" {
+		var err error
+		if port, err = rules.ParsePort(portStr); err != nil {
+			return "", 0, err
+		}
+	}
+	canon, err := rules.CanonicalHost(host)
+	if err != nil {
+		return "", 0, err
+	}
+	return canon, port, nil
+}
+
+func joinHostPort(host string, port, defaultPort int) string {
+	if port == defaultPort {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// checkGrant applies a minted token's host and method narrowing.
+func checkGrant(c *caller, t inject.Target) *inject.Refusal {
+	g := c.grant
+	if g == nil {
+		return nil
+	}
+	if !g.AllowsHost(t.Host, t.Port, t.DefaultPort()) {
+		return inject.Refuse(inject.HostNotAllowed, "", t.Host,
+			"the token of agent %s does not allow requests to %s", c.Agent, t.HostPort())
+	}
+	if !g.AllowsMethod(t.Method) {
+		return inject.Refuse(inject.MethodNotAllowed, "", t.Host,
+			"the token of agent %s does not allow %s requests", c.Agent, t.Method)
+	}
+	return nil
+}
+
+// checkEgress applies the rules' egress section to a destination.
+func checkEgress(set *rules.Set, t inject.Target) *inject.Refusal {
+	switch set.CheckEgress(t.Host, t.Port, t.DefaultPort()) {
+	case rules.EgressDenied:
+		return inject.Refuse(inject.EgressDenied, "", t.Host,
+			"%s is on the egress deny list", t.HostPort())
+	case rules.EgressNotAllowed:
+		return inject.Refuse(inject.EgressDenied, "", t.Host,
+			"%s is not an allowed destination: no secret or egress.allow entry names it", t.HostPort())
+	}
+	return nil
+}
+
+// hopHeaders are removed from requests and responses (RFC 9110 §7.6.1).
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHopHeaders deletes hop-by-hop headers, and those named by
+// Connection, from h. It keeps Connection and Upgrade when keepUpgrade is
+// set (a WebSocket handshake needs them).
+func removeHopHeaders(h http.Header, keepUpgrade bool) {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if keepUpgrade && strings.EqualFold(name, "Upgrade") {
+				continue
+			}
+			if name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		if keepUpgrade && (name == "Connection" || name == "Upgrade") {
+			continue
+		}
+		h.Del(name)
+	}
+}
+
+// isUpgrade reports whether h asks to switch to WebSocket.
+func isUpgrade(h http.Header) bool {
+	return headerHasToken(h, "Connection", "upgrade") && headerHasToken(h, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[name] {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decodable lists the content codings the scrubber can decode.
+var decodable = map[string]bool{"gzip": true, "x-gzip": true, "deflate": true, "br": true, "zstd": true, "identity": true}
+
+// filterAcceptEncoding keeps only the codings the scrubber can decode, so
+// that an upstream honouring the header never sends one it cannot read.
+func filterAcceptEncoding(h http.Header) {
+	vs := h["Accept-Encoding"]
+	if len(vs) == 0 {
+		return
+	}
+	var keep []string
+	for _, v := range vs {
+		for _, part := range strings.Split(v, ",") {
+			coding, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if decodable[strings.ToLower(strings.TrimSpace(coding))] {
+				keep = append(keep, strings.TrimSpace(part))
+			}
+		}
+	}
+	if len(keep) == 0 {
+		h.Del("Accept-Encoding")
+		return
+	}
+	h["Accept-Encoding"] = []string{strings.Join(keep, ", ")}
+}
+
+// prepareHeader removes from the agent's header, in place and before any
+// placeholder is looked for, what must not travel upstream: hop-by-hop
+// headers (Proxy-Authorization among them), WebSocket extensions (compressed
+// frames could not be scrubbed) and codings the scrubber cannot decode. It
+// is idempotent.
+func prepareHeader(h http.Header) {
+	upgrade := isUpgrade(h)
+	removeHopHeaders(h, upgrade)
+	if upgrade {
+		h.Del("Sec-WebSocket-Extensions")
+	}
+	filterAcceptEncoding(h)
+}
+
+// outgoing builds the request sent upstream: the agent's request with the
+// injected header h, the canonical host, and no "Connection: close", so the
+// upstream connection is reused whatever the agent does with its own.
+func (x *exchange) outgoing(t inject.Target, h http.Header) *http.Request {
+	out := x.req.WithContext(x.req.Context())
+	out.Header = h
+	u := *x.req.URL
+	u.Scheme = t.Scheme
+	u.Host = t.HostPort()
+	if strings.Contains(t.Host, ":") {
+		u.Host = joinHostPort(t.Host, t.Port, t.DefaultPort())
+	}
+	u.User = nil
+	out.URL = &u
+	out.Host = ""
+	out.Close = false
+	out.RequestURI = ""
+	return out
+}

@@ -1,0 +1,261 @@
+// Package proxy is keyhole's HTTP(S) proxy: it accepts CONNECT tunnels and
+// plain-HTTP proxy requests from agents, intercepts the tunnels with a leaf
+// certificate from keyhole's CA, runs every inner request through the
+// policy and placeholder injection of package inject, sends allowed requests
+// upstream over verified TLS, scrubs secrets out of responses with package
+// scrub, and writes one audit record per request.
+//
+// goproxy (github.com/elazarl/goproxy) is wired here and nowhere else. The
+// proxy uses it for the CONNECT tunnel and its inner request loop only, and
+// replaces every piece of it that would weaken the policy: its built-in CA
+// and certificate signer (certs.Authority mints leaves), its transport (which
+// skips TLS verification and honours HTTPS_PROXY), its routing by the inner
+// Host header (a mismatch with the CONNECT target is refused), its silent
+// close on upstream errors (a JSON refusal is sent instead) and its plain-HTTP
+// handler (which holds back streamed responses).
+package proxy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"keyhole/audit"
+	"keyhole/certs"
+	"keyhole/rules"
+)
+
+// Config holds the proxy's settings. The zero value of every field works and
+// its doc states the default. Fields carry the environment variable that sets
+// them in keyhole serve.
+type Config struct {
+	// Listen is the proxy's address. Default "127.0.0.1:8080".
+	Listen string `env:"KEYHOLE_LISTEN" envDefault:"127.0.0.1:8080"`
+	// UpstreamCAFile names a PEM file of extra roots trusted for upstream
+	// servers, besides the system's. Default none.
+	UpstreamCAFile string `env:"KEYHOLE_UPSTREAM_CA_FILE"`
+	// MaxConns bounds the client connections open at once; more wait to be
+	// accepted. Zero means no bound; keyhole serve sets 4096.
+	MaxConns int `env:"KEYHOLE_MAX_CONNS" envDefault:"4096"`
+	// MaxHeaderBytes bounds a request's header. Default 1 MiB.
+	MaxHeaderBytes int `env:"KEYHOLE_MAX_HEADER_BYTES" envDefault:"1048576"`
+	// HeaderTimeout bounds the time to read a request's header from the
+	// client. Default 10s.
+	HeaderTimeout time.Duration `env:"KEYHOLE_HEADER_TIMEOUT" envDefault:"10s"`
+	// HandshakeTimeout bounds the client's TLS handshake inside a tunnel,
+	// and the upstream TLS handshake. Default 10s.
+	HandshakeTimeout time.Duration `env:"KEYHOLE_HANDSHAKE_TIMEOUT" envDefault:"10s"`
+	// IdleTimeout closes a client connection or tunnel on which nothing was
+	// read or written for this long. Default 2m.
+	IdleTimeout time.Duration `env:"KEYHOLE_IDLE_TIMEOUT" envDefault:"2m"`
+	// DialTimeout bounds connecting to an upstream. Default 10s.
+	DialTimeout time.Duration `env:"KEYHOLE_DIAL_TIMEOUT" envDefault:"10s"`
+	// UpstreamHeaderTimeout bounds the wait for an upstream's response
+	// header after the request was sent. Default 5m (model APIs can think
+	// for minutes before they answer).
+	UpstreamHeaderTimeout time.Duration `env:"KEYHOLE_UPSTREAM_HEADER_TIMEOUT" envDefault:"5m"`
+	// ShutdownTimeout bounds how long Serve waits for in-flight requests
+	// once its context ends. Default 10s.
+	ShutdownTimeout time.Duration `env:"KEYHOLE_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 1 << 20
+	}
+	def(&c.HeaderTimeout, 10*time.Second)
+	def(&c.HandshakeTimeout, 10*time.Second)
+	def(&c.IdleTimeout, 2*time.Minute)
+	def(&c.DialTimeout, 10*time.Second)
+	def(&c.UpstreamHeaderTimeout, 5*time.Minute)
+	def(&c.ShutdownTimeout, 10*time.Second)
+	return c
+}
+
+// Deps are the proxy's collaborators.
+type Deps struct {
+	// Rules is the initial rules set; required.
+	Rules *rules.Set
+	// Authority mints the leaf certificates of intercepted tunnels; required.
+	Authority *certs.Authority
+	// Audit receives one record per request; nil discards them.
+	Audit *audit.Logger
+	// Log receives operational messages; nil discards them.
+	Log *slog.Logger
+	// Tokens verifies minted agent tokens; nil accepts static tokens only.
+	Tokens *Tokens
+}
+
+// Proxy is keyhole's proxy server. Create it with New and run it with Serve;
+// it is also an http.Handler.
+type Proxy struct {
+	cfg       Config
+	authority *certs.Authority
+	audit     *audit.Logger
+	log       *slog.Logger
+	tokens    *Tokens
+	ids       *audit.IDs
+
+	policy    atomic.Pointer[policy]
+	dialer    *dialer
+	transport *http.Transport
+	mitm      *goproxy.ProxyHttpServer
+	conns     *conns
+
+	inflight sync.WaitGroup
+	draining atomic.Bool
+}
+
+// New returns a proxy for cfg. It fails if a required dependency is missing
+// or the upstream CA file cannot be read.
+func New(cfg Config, deps Deps) (*Proxy, error) {
+	if deps.Rules == nil || deps.Authority == nil {
+		return nil, errors.New("proxy: rules and authority are required")
+	}
+	cfg = cfg.withDefaults()
+	roots, err := upstreamRoots(cfg.UpstreamCAFile)
+	if err != nil {
+		return nil, err
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{
+		cfg:       cfg,
+		authority: deps.Authority,
+		audit:     deps.Audit,
+		log:       log,
+		tokens:    deps.Tokens,
+		ids:       audit.NewIDs(),
+		conns:     newConns(),
+	}
+	p.policy.Store(compilePolicy(deps.Rules))
+	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)
+	p.transport = newTransport(cfg, roots, p.dialer)
+	p.mitm = p.newMITM()
+	return p, nil
+}
+
+// upstreamRoots returns the system roots plus the certificates in file.
+func upstreamRoots(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if file == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: upstream CA file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("proxy: upstream CA file %s: no PEM certificates found", file)
+	}
+	return pool, nil
+}
+
+// SetRules makes set the rules for every request that starts from now on;
+// requests in flight finish on the rules they started with.
+func (p *Proxy) SetRules(set *rules.Set) {
+	p.policy.Store(compilePolicy(set))
+	// Pooled upstream connections were dialed under the old pins.
+	p.transport.CloseIdleConnections()
+}
+
+// Rules returns the rules in force.
+func (p *Proxy) Rules() *rules.Set { return p.policy.Load().set }
+
+// Stats reports the client connections and tunnels open now.
+func (p *Proxy) Stats() (conns, tunnels int64) {
+	return p.conns.open.Load(), p.conns.tunnels.Load()
+}
+
+// ServeHTTP implements http.Handler: CONNECT requests open intercepted
+// tunnels, absolute-form requests are proxied as plain HTTP.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		p.mitm.ServeHTTP(w, r)
+		return
+	}
+	p.servePlain(w, r)
+}
+
+// Listen opens the configured address.
+func (p *Proxy) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", p.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: listen: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve accepts connections on ln until ctx ends, then shuts down
+// gracefully: it stops accepting, lets in-flight requests finish for at most
+// ShutdownTimeout, and closes every connection and tunnel.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: p.cfg.HeaderTimeout,
+		IdleTimeout:       p.cfg.IdleTimeout,
+		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
+		ConnContext:       withConn,
+		ConnState:         p.connState,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(p.conns.listen(ln, p.cfg.MaxConns)) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("proxy: serve: %w", err)
+	case <-ctx.Done():
+	}
+	p.draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		_ = srv.Shutdown(sctx)
+		p.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		p.log.Warn("shutdown timeout: closing connections with requests in flight", "timeout", p.cfg.ShutdownTimeout)
+	}
+	p.conns.closeAll()
+	p.transport.CloseIdleConnections()
+	return nil
+}
+
+// connState arms tunnel timeouts when http.Server hands a connection over.
+func (p *Proxy) connState(c net.Conn, s http.ConnState) {
+	if s != http.StateHijacked {
+		return
+	}
+	if cc, ok := c.(*clientConn); ok {
+		cc.hijacked(p.cfg.HandshakeTimeout)
+	}
+}
+
+var _ http.Handler = (*Proxy)(nil)

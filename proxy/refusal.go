@@ -1,0 +1,54 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+
+	"keyhole/inject"
+)
+
+// refusalBody is the JSON an agent gets for a refused request.
+type refusalBody struct {
+	Error     string `json:"error"`
+	Reason    string `json:"reason"`
+	Secret    string `json:"secret,omitempty"`
+	Host      string `json:"host,omitempty"`
+	RequestID string `json:"request_id"`
+}
+
+// refusalResponse renders ref as the response to req.
+func refusalResponse(req *http.Request, ref *inject.Refusal, requestID string) *http.Response {
+	body, _ := json.Marshal(refusalBody{
+		Error:     ref.Message,
+		Reason:    string(ref.Reason),
+		Secret:    ref.Secret,
+		Host:      ref.Host,
+		RequestID: requestID,
+	})
+	body = append(body, '\n')
+	status := ref.Status()
+	h := http.Header{
+		"Content-Type":         {"application/json"},
+		"Content-Length":       {strconv.Itoa(len(body))},
+		"Cache-Control":        {"no-store"},
+		"X-Keyhole-Reason":     {string(ref.Reason)},
+		"X-Keyhole-Request-Id": {requestID},
+	}
+	if status == http.StatusProxyAuthRequired {
+		h.Set("Proxy-Authenticate", `Basic realm="keyhole"`)
+	}
+	return &http.Response{
+		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}
+}

@@ -1,0 +1,105 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"keyhole/inject"
+)
+
+// newTransport returns the one upstream transport: TLS always verified
+// against roots, no proxy from the environment (keyhole would loop back
+// through itself), resolution and block_private by d, compression left to
+// the scrubber, and connections pooled generously so that agents' keep-alive
+// and short-lived tunnels alike reuse them.
+func newTransport(cfg Config, roots *x509.CertPool, d *dialer) *http.Transport {
+	return &http.Transport{
+		Proxy:       nil,
+		DialContext: d.DialContext,
+		TLSClientConfig: &tls.Config{
+			RootCAs:    roots,
+			MinVersion: tls.VersionTLS12,
+		},
+		TLSHandshakeTimeout:    cfg.HandshakeTimeout,
+		ResponseHeaderTimeout:  cfg.UpstreamHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		IdleConnTimeout:        90 * time.Second,
+		MaxIdleConns:           4096,
+		MaxIdleConnsPerHost:    1024,
+		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes),
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      false,
+		WriteBufferSize:        32 << 10,
+		ReadBufferSize:         32 << 10,
+	}
+}
+
+// upstreamRefusal classifies an error from the upstream round trip.
+func upstreamRefusal(err error, host string) *inject.Refusal {
+	var pe *privateAddressError
+	if errors.As(err, &pe) {
+		return inject.Refuse(inject.PrivateAddress, "", host,
+			"%s resolves to a private, loopback or link-local address; such destinations are blocked", host)
+	}
+	if isTLSError(err) {
+		return inject.Refuse(inject.UpstreamTLS, "", host,
+			"the TLS connection to %s failed verification or negotiation; nothing was sent", host)
+	}
+	if isTimeout(err) {
+		return inject.Refuse(inject.UpstreamTimeout, "", host,
+			"%s did not answer in time", host)
+	}
+	return inject.Refuse(inject.UpstreamUnreachable, "", host,
+		"could not reach %s", host)
+}
+
+func isTLSError(err error) bool {
+	var (
+		verr  *tls.CertificateVerificationError
+		hErr  x509.HostnameError
+		uaErr x509.UnknownAuthorityError
+		ciErr x509.CertificateInvalidError
+		rhErr tls.RecordHeaderError
+	)
+	if errors.As(err, &verr) || errors.As(err, &hErr) || errors.As(err, &uaErr) ||
+		errors.As(err, &ciErr) || errors.As(err, &rhErr) {
+		return true
+	}
+	// Alerts from the peer ("remote error: tls: ...") have an unexported
+	// type; their text is fixed by crypto/tls.
+	return err != nil && strings.Contains(err.Error(), "tls: ")
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	// http.Transport's ResponseHeaderTimeout error is not a net.Error.
+	return err != nil && err.Error() == "net/http: timeout awaiting response headers"
+}
+
+// describeUpstreamError returns err without a URL (which may hold a query
+// string) for the operational log.
+func describeUpstreamError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return "connection refused"
+	}
+	return err.Error()
+}
