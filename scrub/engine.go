@@ -1,0 +1,170 @@
+package scrub
+
+import (
+	"bytes"
+	"slices"
+)
+
+// maxSmall is the largest pattern set searched with bytes.Index, one
+// pattern at a time, instead of a shift table. Past a few patterns, or for
+// patterns longer than the SIMD search handles (63 bytes on amd64), the
+// shift table wins.
+const (
+	maxSmall    = 4
+	maxSmallLen = 63
+)
+
+// stage is one single-pass matcher: a set of patterns, the replacement of
+// each, and an index that finds the leftmost-longest match.
+type stage struct {
+	find   []string
+	findB  [][]byte // find as byte slices, for bytes.Index
+	repl   []string
+	maxLen int
+	// sorted holds the patterns in byte order and first marks their first
+	// bytes; together they answer "could a pattern start here?" for the
+	// bytes at the end of a buffer.
+	sorted []string
+	first  [256]bool
+	// growNum/growDen is the largest len(repl)/len(find), at least 1: no
+	// input of n bytes scrubs into more than n*growNum/growDen bytes.
+	growNum, growDen int
+	wm               *wuManber // nil: search with bytes.Index
+}
+
+func newStage(find, repl []string) *stage {
+	s := &stage{find: find, repl: repl, growNum: 1, growDen: 1}
+	small := len(find) <= maxSmall
+	for i, f := range find {
+		s.maxLen = max(s.maxLen, len(f))
+		s.first[f[0]] = true
+		s.findB = append(s.findB, []byte(f))
+		if len(repl[i])*s.growDen > s.growNum*len(f) {
+			s.growNum, s.growDen = len(repl[i]), len(f)
+		}
+		if len(f) > maxSmallLen {
+			small = false
+		}
+	}
+	s.sorted = slices.Clone(find)
+	slices.Sort(s.sorted)
+	if !small {
+		s.wm = newWuManber(find)
+	}
+	return s
+}
+
+// cursor is the search state of one pass over one buffer. The zero cursor
+// is ready for use.
+type cursor struct {
+	init bool
+	// at[k] is the first occurrence of pattern k at or after the position
+	// it was searched from, or noMatch; used by the bytes.Index search.
+	at [maxSmall]int
+}
+
+const noMatch = int(^uint(0) >> 1)
+
+// next returns the start and pattern index of the leftmost-longest match
+// in b at or after from, or -1, -1. Successive calls on the same b must
+// pass the same c and a non-decreasing from.
+func (s *stage) next(b []byte, from int, c *cursor) (int, int) {
+	if s.wm != nil {
+		return s.wm.next(b, from)
+	}
+	if !c.init {
+		c.init = true
+		for k := range s.find {
+			c.at[k] = -1
+		}
+	}
+	best, bk := -1, -1
+	for k, p := range s.findB {
+		at := c.at[k]
+		if at < from {
+			at = noMatch
+			if i := bytes.Index(b[from:], p); i >= 0 {
+				at = from + i
+			}
+			c.at[k] = at
+		}
+		if at == noMatch {
+			continue
+		}
+		if best < 0 || at < best || at == best && len(p) > len(s.findB[bk]) {
+			best, bk = at, k
+		}
+	}
+	return best, bk
+}
+
+// run appends to dst the scrubbed b and returns it with the number of
+// bytes of b consumed and the number of replacements. When final is false
+// it stops before the first position whose bytes could still grow into a
+// match, so that the rest can be scrubbed together with what follows;
+// when final is true it consumes all of b.
+func (s *stage) run(dst, b []byte, final bool) ([]byte, int, int) {
+	end := len(b)
+	if !final {
+		end = s.holdStart(b, 0)
+	}
+	var c cursor
+	pos, n := 0, 0
+	for pos < end {
+		at, k := s.next(b, pos, &c)
+		if at < 0 || at >= end {
+			break
+		}
+		// A match that starts before end is complete and the longest
+		// at its start: a longer one would make its start a hold-back
+		// position, and end is the first of those.
+		dst = append(dst, b[pos:at]...)
+		dst = append(dst, s.repl[k]...)
+		n++
+		pos = at + len(s.find[k])
+		if pos > end {
+			end = s.holdStart(b, pos)
+		}
+	}
+	if pos < end {
+		dst = append(dst, b[pos:end]...)
+		pos = end
+	}
+	return dst, pos, n
+}
+
+// holdStart returns the first position at or after from where the rest of
+// b is a proper prefix of some pattern, or len(b).
+func (s *stage) holdStart(b []byte, from int) int {
+	for i := max(from, len(b)-s.maxLen+1); i < len(b); i++ {
+		if s.first[b[i]] && s.isProperPrefix(b[i:]) {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// isProperPrefix reports whether t is a prefix of a longer pattern. The
+// patterns that start with t are contiguous in sorted order and the first
+// of them is the first pattern not below t.
+func (s *stage) isProperPrefix(t []byte) bool {
+	lo, hi := 0, len(s.sorted)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s.sorted[m] < string(t) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	for ; lo < len(s.sorted); lo++ {
+		p := s.sorted[lo]
+		if len(p) < len(t) || p[:len(t)] != string(t) {
+			return false
+		}
+		if len(p) > len(t) {
+			return true
+		}
+	}
+	return false
+}

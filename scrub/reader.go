@@ -1,0 +1,186 @@
+package scrub
+
+import (
+	"io"
+	"sync/atomic"
+)
+
+// readSize is the most a Reader asks of its source in one Read.
+const readSize = 32 << 10
+
+// minDirect is the smallest read worth scrubbing straight into the
+// caller's buffer; below it the Reader reads a full readSize into its own.
+const minDirect = 512
+
+// Reader scrubs the stream it reads from. It holds back only the bytes that
+// could still begin a pattern and returns everything else from the Read
+// call in which it arrived, so a server-sent event reaches the caller as
+// soon as the source yields it. A Reader is not safe for concurrent use,
+// except for Count.
+type Reader struct {
+	src io.Reader
+	pl  pipeline // no stages: pass src through
+	// out[off:] is scrubbed output not yet returned.
+	out   []byte
+	off   int
+	err   error // the source's error, returned once out is drained
+	count atomic.Int64
+
+	closed bool
+}
+
+// NewReader returns a Reader that scrubs src. With no patterns it passes
+// src through unchanged. Each Reader allocates its buffers once, on its
+// first Read: one read buffer of 32 KiB plus the longest pattern (one per
+// chained Replacer), and an output buffer only when the caller reads in
+// pieces too small to scrub into directly, or when the Replacer is a chain.
+func (r *Replacer) NewReader(src io.Reader) *Reader {
+	rd := &Reader{src: src}
+	if r != nil && len(r.stages) > 0 {
+		rd.pl = newPipeline(r.stages)
+	}
+	return rd
+}
+
+// Read implements io.Reader. At the end of the source the held-back bytes
+// are scrubbed and returned, then io.EOF. A source error other than io.EOF
+// is returned after the scrubbed bytes before it; the held-back bytes are
+// then discarded, since they may be the first part of a secret and the
+// stream is broken anyway.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.pl.stages == nil {
+		return r.src.Read(p)
+	}
+	for r.off == len(r.out) {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if n := r.fill(p); n > 0 {
+			return n, nil
+		}
+	}
+	n := copy(p, r.out[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// fill reads from the source once and scrubs what it can. When the output
+// is sure to fit p it goes there and fill returns its length; otherwise it
+// goes to r.out and fill returns 0.
+func (r *Reader) fill(p []byte) int {
+	space := r.pl.space()
+	var dst []byte
+	direct := false
+	if len(r.pl.stages) == 1 {
+		s := r.pl.stages[0]
+		if budget := len(p)*s.growDen/s.growNum - r.pl.held(); budget >= minDirect {
+			space = space[:min(len(space), budget)]
+			dst, direct = p[:0:len(p)], true
+		}
+	}
+	if !direct {
+		if r.out == nil {
+			r.out = make([]byte, 0, cap(r.pl.bufs[len(r.pl.bufs)-1]))
+		}
+		dst = r.out[:0]
+	}
+	n, err := r.src.Read(space)
+	r.pl.commit(n)
+	dst, c := r.pl.flush(dst, err == io.EOF)
+	if err != nil {
+		if err != io.EOF {
+			r.pl.drop()
+		}
+		r.err = err
+	}
+	r.count.Add(int64(c))
+	if direct {
+		return len(dst)
+	}
+	r.out, r.off = dst, 0
+	return 0
+}
+
+// Count returns the number of replacements made so far. It is safe to call
+// from any goroutine, also after EOF or Close.
+func (r *Reader) Count() int { return int(r.count.Load()) }
+
+// Close closes the source if it is an io.Closer. Calls after the first do
+// nothing and return nil.
+func (r *Reader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	if c, ok := r.src.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// pipeline scrubs a stream through a Replacer's stages; each stage keeps in
+// its buffer the bytes it holds back, followed by new input.
+type pipeline struct {
+	stages []*stage
+	bufs   [][]byte
+}
+
+func newPipeline(stages []*stage) pipeline {
+	return pipeline{stages: stages, bufs: make([][]byte, len(stages))}
+}
+
+// space returns the free room after the first stage's input, at least
+// readSize bytes, for the caller to read new input into.
+func (p *pipeline) space() []byte {
+	if p.bufs[0] == nil {
+		// Each stage's output is at most its input plus what the
+		// stage before held back, unless a replacement is longer than
+		// what it replaces; then append grows the buffer once.
+		n := readSize
+		for i, s := range p.stages {
+			n += s.maxLen
+			p.bufs[i] = make([]byte, 0, n)
+		}
+	}
+	b := p.bufs[0]
+	return b[len(b):cap(b)]
+}
+
+// commit appends the first n bytes of space to the input.
+func (p *pipeline) commit(n int) { p.bufs[0] = p.bufs[0][:len(p.bufs[0])+n] }
+
+// held returns the number of bytes the first stage holds back.
+func (p *pipeline) held() int { return len(p.bufs[0]) }
+
+// flush scrubs the input through every stage, appends the output to dst
+// and returns it with the number of replacements. Unless final, each stage
+// keeps the bytes that could still begin one of its patterns.
+func (p *pipeline) flush(dst []byte, final bool) ([]byte, int) {
+	total := 0
+	for i, s := range p.stages {
+		last := i == len(p.stages)-1
+		out := dst
+		if !last {
+			out = p.bufs[i+1]
+		}
+		out, used, n := s.run(out, p.bufs[i], final)
+		total += n
+		p.bufs[i] = p.bufs[i][:copy(p.bufs[i], p.bufs[i][used:])]
+		if last {
+			dst = out
+		} else {
+			p.bufs[i+1] = out
+		}
+	}
+	return dst, total
+}
+
+// drop discards the held-back bytes of every stage.
+func (p *pipeline) drop() {
+	for i := range p.bufs {
+		p.bufs[i] = p.bufs[i][:0]
+	}
+}

@@ -1,0 +1,212 @@
+package scrub
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"keyhole/secret"
+)
+
+// engines builds the same pattern set once per search strategy, so that
+// every case runs on the shift table and, where it applies, on bytes.Index.
+func engines(find, repl []string) map[string]*Replacer {
+	out := map[string]*Replacer{"wumanber": {stages: []*stage{forceWuManber(find, repl)}}}
+	if s := newStage(find, repl); s.wm == nil {
+		out["index"] = &Replacer{stages: []*stage{s}}
+	}
+	return out
+}
+
+func forceWuManber(find, repl []string) *stage {
+	s := newStage(find, repl)
+	s.wm = newWuManber(find)
+	return s
+}
+
+var replaceTests = []struct {
+	name      string
+	find      []string
+	repl      []string
+	in        string
+	want      string
+	wantCount int
+}{
+	{"empty input", []string{"abc"}, []string{"X"}, "", "", 0},
+	{"no match", []string{"abc"}, []string{"X"}, "hello world", "hello world", 0},
+	{"whole input", []string{"abc"}, []string{"X"}, "abc", "X", 1},
+	{"at start", []string{"abc"}, []string{"X"}, "abc--", "X--", 1},
+	{"at end", []string{"abc"}, []string{"X"}, "--abc", "--X", 1},
+	{"adjacent", []string{"abc"}, []string{"X"}, "abcabcabc", "XXX", 3},
+	{"self overlap", []string{"aa"}, []string{"X"}, "aaaaa", "XXa", 2},
+	{"prefix of another", []string{"abc", "abcdef"}, []string{"S", "L"}, "abcdefabcdeabc", "LSdeS", 3},
+	{"overlap leftmost wins", []string{"abcd", "cdef"}, []string{"1", "2"}, "abcdef", "1ef", 1},
+	{"overlap later start", []string{"cdef", "abcd"}, []string{"2", "1"}, "xbcdefabcd", "xb21", 2},
+	{"nested inside longer", []string{"bc", "abcd"}, []string{"S", "L"}, "abcd abc bc", "L aS S", 3},
+	{"replacement not rescanned", []string{"k1", "<<B>>"}, []string{"<<B>>", "never"}, "k1 k1", "<<B>> <<B>>", 2},
+	{"placeholder in value", []string{"v<<A>>v", "v"}, []string{"<<A>>", "<<B>>"}, "v<<A>>v v", "<<A>> <<B>>", 2},
+	{"growing replacement", []string{"x"}, []string{"<<LONG_NAME>>"}, "axbxc", "a<<LONG_NAME>>b<<LONG_NAME>>c", 2},
+	{"empty replacement", []string{"secret"}, []string{""}, "a secret b", "a  b", 1},
+	{"one byte patterns", []string{"a", "b"}, []string{"1", "2"}, "abcab", "12c12", 4},
+	{"binary bytes", []string{"\x00\xff\x00"}, []string{"Z"}, "\x00\x00\xff\x00\xff", "\x00Z\xff", 1},
+	{
+		"many patterns",
+		[]string{"alpha1", "bravo22", "charlie333", "delta4444", "echo55555", "foxtrot6"},
+		[]string{"A", "B", "C", "D", "E", "F"},
+		"xx alpha1 bravo22charlie333 delta444 echo55555foxtrot6",
+		"xx A BC delta444 EF",
+		5,
+	},
+	{
+		"long patterns",
+		[]string{strings.Repeat("q", 100) + "1", strings.Repeat("q", 100) + "2"},
+		[]string{"<<ONE>>", "<<TWO>>"},
+		strings.Repeat("q", 150) + "2" + strings.Repeat("q", 99) + "1",
+		strings.Repeat("q", 50) + "<<TWO>>" + strings.Repeat("q", 99) + "1",
+		1,
+	},
+}
+
+func TestReplace(t *testing.T) {
+	for _, tc := range replaceTests {
+		for engine, r := range engines(tc.find, tc.repl) {
+			t.Run(tc.name+"/"+engine, func(t *testing.T) {
+				got, n := r.Replace(nil, []byte(tc.in))
+				if string(got) != tc.want || n != tc.wantCount {
+					t.Errorf("got %q, %d, want %q, %d", got, n, tc.want, tc.wantCount)
+				}
+				ref, _ := naive(tc.find, tc.repl, []byte(tc.in))
+				if string(ref) != tc.want {
+					t.Errorf("reference: got %q, want %q", ref, tc.want)
+				}
+				s, n := r.ReplaceString(tc.in)
+				if s != tc.want || n != tc.wantCount {
+					t.Errorf("ReplaceString: got %q, %d, want %q, %d", s, n, tc.want, tc.wantCount)
+				}
+			})
+		}
+	}
+}
+
+// TestReplaceAppends checks that Replace appends to dst.
+func TestReplaceAppends(t *testing.T) {
+	r := NewPairs([]Pair{{"b", "B"}})
+	got, n := r.Replace([]byte("pre:"), []byte("abc"))
+	if string(got) != "pre:aBc" || n != 1 {
+		t.Errorf("got %q, %d, want %q, %d", got, n, "pre:aBc", 1)
+	}
+}
+
+func TestCompile(t *testing.T) {
+	secrets := []Secret{
+		{Name: "EMPTY", Value: secret.FromString("")},
+		{Name: "AWS", Value: secret.FromString("wJal/rXU+tnFE")},
+		{Name: "PW", Value: secret.FromString(`p<a"ss`)},
+		{Name: "DUP", Value: secret.FromString("wJal/rXU+tnFE")},
+	}
+	r := Compile(secrets)
+	if got, want := r.Len(), 5+5; got != want {
+		t.Errorf("Len: got %d, want %d", got, want)
+	}
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"raw", "k=wJal/rXU+tnFE;", "k=<<AWS>>;"},
+		{"query escaped", "k=wJal%2FrXU%2BtnFE&", "k=<<AWS>>&"},
+		{"query escaped lower", "k=wJal%2frXU%2btnFE&", "k=<<AWS>>&"},
+		{"path escaped", "/wJal%2FrXU+tnFE/", "/<<AWS>>/"},
+		{"json html escaped", `{"p":"p\u003ca\"ss"}`, `{"p":"<<PW>>"}`},
+		{"json plain", `{"p":"p<a\"ss"}`, `{"p":"<<PW>>"}`},
+		{"raw inside json", `p<a"ss`, `<<PW>>`},
+		{"percent", "p%3Ca%22ss", "<<PW>>"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, n := r.ReplaceString(tc.in)
+			if got != tc.want || n != 1 {
+				t.Errorf("got %q, %d, want %q, 1", got, n, tc.want)
+			}
+		})
+	}
+}
+
+func TestNilAndEmpty(t *testing.T) {
+	for name, r := range map[string]*Replacer{"nil": nil, "empty": Compile(nil), "empty pairs": NewPairs([]Pair{{"", "x"}})} {
+		t.Run(name, func(t *testing.T) {
+			if got := r.Len(); got != 0 {
+				t.Errorf("Len: got %d, want 0", got)
+			}
+			got, n := r.Replace(nil, []byte("abc"))
+			if string(got) != "abc" || n != 0 {
+				t.Errorf("got %q, %d, want %q, 0", got, n, "abc")
+			}
+			out, err := readAllSized(r.NewReader(strings.NewReader("abc")), 2)
+			if string(out) != "abc" || err != nil {
+				t.Errorf("reader: got %q, %v, want %q, nil", out, err, "abc")
+			}
+		})
+	}
+}
+
+func TestChain(t *testing.T) {
+	global := Compile([]Secret{{Name: "PW", Value: secret.FromString("hunter2")}})
+	// The proxy sent base64("u:hunter2"); the agent sent base64("u:<<PW>>").
+	pairs := NewPairs([]Pair{{Find: "dTpodW50ZXIy", Replace: "dTo8PFBXPj4="}})
+	r := Chain(global, nil, pairs)
+	if got, want := r.Len(), 2; got != want {
+		t.Errorf("Len: got %d, want %d", got, want)
+	}
+	in := "auth=Basic dTpodW50ZXIy pw=hunter2"
+	want := "auth=Basic dTo8PFBXPj4= pw=<<PW>>"
+	got, n := r.ReplaceString(in)
+	if got != want || n != 2 {
+		t.Errorf("got %q, %d, want %q, 2", got, n, want)
+	}
+	for size := 1; size <= len(in); size++ {
+		rd := r.NewReader(&chunkReader{data: []byte(in), sizes: []int{size}})
+		out, err := readAllSized(rd, 7)
+		if string(out) != want || err != nil || rd.Count() != 2 {
+			t.Errorf("chunks of %d: got %q, %v, count %d, want %q, nil, 2", size, out, err, rd.Count(), want)
+		}
+	}
+}
+
+func TestReplaceStringNoAlloc(t *testing.T) {
+	r := Compile([]Secret{
+		{Name: "A", Value: secret.FromString("sk_live_0123456789abcdef")},
+		{Name: "B", Value: secret.FromString("ghp_0123456789abcdefABCDEF")},
+	})
+	in := strings.Repeat("nothing to see here ", 20)
+	if n := testing.AllocsPerRun(100, func() { r.ReplaceString(in) }); n != 0 {
+		t.Errorf("got %v allocations, want 0", n)
+	}
+	small := NewPairs([]Pair{{"abc", "x"}})
+	if n := testing.AllocsPerRun(100, func() { small.ReplaceString(in) }); n != 0 {
+		t.Errorf("pairs: got %v allocations, want 0", n)
+	}
+}
+
+func TestReplaceMatchesReference(t *testing.T) {
+	// Patterns that share prefixes and overlap, on input made of their
+	// pieces, so that many candidate positions are near misses.
+	find := []string{"ab", "abab", "aba", "bab", "abba", "b\x00b", "\x00", "ba\x00ab"}
+	repl := []string{"1", "22", "333", "4", "5", "6", "<<7>>", "8"}
+	alphabet := []byte("ab\x00")
+	for n := 0; n < 4000; n++ {
+		in := make([]byte, n%23)
+		x := n
+		for i := range in {
+			in[i] = alphabet[x%3]
+			x = x/3 + i*7 + n
+		}
+		want, _ := naive(find, repl, in)
+		for engine, r := range engines(find, repl) {
+			got, _ := r.Replace(nil, in)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: input %q: got %q, want %q", engine, in, got, want)
+			}
+		}
+	}
+}
