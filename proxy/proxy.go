@@ -24,7 +24,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -120,7 +119,7 @@ type Proxy struct {
 	mitm      *goproxy.ProxyHttpServer
 	conns     *conns
 
-	inflight sync.WaitGroup
+	inflight atomic.Int64 // exchanges started and not yet finished
 	draining atomic.Bool
 }
 
@@ -235,7 +234,13 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	done := make(chan struct{})
 	go func() {
 		_ = srv.Shutdown(sctx)
-		p.inflight.Wait()
+		// Hijacked tunnels are invisible to Shutdown: wait for their
+		// requests too.
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for p.inflight.Load() > 0 && sctx.Err() == nil {
+			<-tick.C
+		}
 		close(done)
 	}()
 	select {

@@ -68,7 +68,7 @@ func (x *exchange) finish() {
 	x.done = true
 	x.rec.Duration = time.Since(x.rec.Time)
 	x.p.writeAudit(&x.rec)
-	x.p.inflight.Done()
+	x.p.inflight.Add(-1)
 }
 
 // auditedBody counts the bytes delivered and calls finish once, at EOF, on
