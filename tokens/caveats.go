@@ -81,13 +81,18 @@ func interpretOne(rc rawCaveat) (caveat, error) {
 		if len(l) == 0 {
 			return c, errors.New("empty list")
 		}
+		if rc.kind == kindHosts {
+			c.hosts = make([]rules.HostPattern, len(l))
+		}
 		for i, s := range l {
-			if err := checkItem(rc.kind, s); err != nil {
-				return c, fmt.Errorf("item %d is not valid", i)
-			}
+			var err error
 			if rc.kind == kindHosts {
-				p, _ := rules.ParseHostPattern(s) // checked by checkItem
-				c.hosts = append(c.hosts, p)
+				c.hosts[i], err = rules.ParseHostPattern(s)
+			} else {
+				_, err = checkItem(rc.kind, s)
+			}
+			if err != nil {
+				return c, fmt.Errorf("item %d is not valid", i)
 			}
 		}
 		c.names = l
@@ -97,18 +102,19 @@ func interpretOne(rc rawCaveat) (caveat, error) {
 	return c, nil
 }
 
-// checkItem checks one entry of a secrets, hosts or methods list.
-func checkItem(k kind, s string) error {
+// checkItem checks one entry of a secrets, hosts or methods list and
+// returns it in canonical form.
+func checkItem(k kind, s string) (string, error) {
 	switch k {
 	case kindSecrets:
-		return checkSecretName(s)
+		return s, checkSecretName(s)
 	case kindHosts:
-		_, err := rules.ParseHostPattern(s)
-		return err
+		p, err := rules.ParseHostPattern(s)
+		return p.String(), err
 	case kindMethods:
-		return checkMethod(s)
+		return s, checkMethod(s)
 	}
-	return errors.New("not a list")
+	return "", errors.New("not a list")
 }
 
 // checkAgent accepts what a proxy user name can carry: 1 to 128 bytes of

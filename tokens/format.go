@@ -103,7 +103,7 @@ func decode(token string) (rawToken, error) {
 	if len(payload) < tagSize {
 		return rawToken{}, fmt.Errorf("%w: too short", ErrMalformed)
 	}
-	var t rawToken
+	t := rawToken{caveats: make([]rawCaveat, 0, 8)}
 	rest := payload[:len(payload)-tagSize]
 	t.tag = payload[len(payload)-tagSize:]
 	for len(rest) > 0 {

@@ -37,8 +37,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"keyhole/rules"
 )
 
 // Errors that Verify, Attenuate and Inspect wrap. ErrMalformed wraps
@@ -111,13 +109,9 @@ func (r Restriction) caveats(now time.Time) ([][]byte, error) {
 		}
 		items := make([]string, len(l.items))
 		for i, s := range l.items {
-			if err := checkItem(l.kind, s); err != nil {
+			var err error
+			if items[i], err = checkItem(l.kind, s); err != nil {
 				return nil, fmt.Errorf("%s[%d]: %w", l.kind, i, err)
-			}
-			items[i] = s
-			if l.kind == kindHosts {
-				p, _ := rules.ParseHostPattern(s) // checked above
-				items[i] = p.String()
 			}
 		}
 		out = append(out, appendCaveat(nil, l.kind, appendList(nil, uniqueSorted(items))))
