@@ -28,6 +28,11 @@ const Prefix = "kh1_"
 // Mint and Attenuate produce.
 const MaxTokenLen = 4096
 
+// MaxCaveats is the most caveats a token may hold: a mint adds at most five
+// and each attenuation at most five, so this allows a dozen generations.
+// The bound keeps Verify's work on a hostile token small.
+const MaxCaveats = 64
+
 const tagSize = sha256.Size
 
 // kind is a caveat's type. The values are part of the wire format: never
@@ -113,6 +118,9 @@ func decode(token string) (rawToken, error) {
 		n, w, err := readUvarint(rest[1:])
 		if err != nil || n > uint64(len(rest)-1-w) {
 			return rawToken{}, fmt.Errorf("%w: caveat %d has a bad length", ErrMalformed, len(t.caveats))
+		}
+		if len(t.caveats) == MaxCaveats {
+			return rawToken{}, fmt.Errorf("%w: more than %d caveats", ErrMalformed, MaxCaveats)
 		}
 		end := 1 + w + int(n)
 		t.caveats = append(t.caveats, rawCaveat{kind: kind(rest[0]), body: rest[1+w : end], enc: rest[:end]})

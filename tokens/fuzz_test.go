@@ -101,12 +101,26 @@ func BenchmarkVerify(b *testing.B) {
 			Restriction{Methods: []string{"GET"}, TTL: time.Minute}), "c3",
 			Restriction{Hosts: []string{"api.stripe.com"}})},
 	}
+	// The worst a client can send: as many caveats as decode accepts, with
+	// a tag that does not match.
+	hostile, err := decode(tokens[1].token)
+	if err != nil {
+		b.Fatal(err)
+	}
+	caveats := hostile.encodedCaveats()
+	for len(caveats) < MaxCaveats {
+		caveats = append(caveats, appendCaveat(nil, kindID, []byte("i")))
+	}
+	tokens = append(tokens, struct {
+		name  string
+		token string
+	}{"hostile-max-caveats", encode(caveats, hostile.tag)})
 	for _, tc := range tokens {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.token)))
 			for b.Loop() {
-				if _, err := Verify(key, tc.token, now); err != nil {
+				if _, err := Verify(key, tc.token, now); err != nil && tc.name != "hostile-max-caveats" {
 					b.Fatal(err)
 				}
 			}

@@ -20,8 +20,9 @@
 // The first caveat binds the agent's name and the root id; each attenuation
 // adds its own id, so that revoking an id (see [Revoke]) ends that token and
 // every token attenuated from it. Decoding fails closed: an unknown caveat, a
-// second agent caveat, an empty list, a bad length, stray bytes or a token
-// longer than [MaxTokenLen] make the token invalid.
+// second agent caveat, an empty list, a bad length, stray bytes, more than
+// [MaxCaveats] caveats or a token longer than [MaxTokenLen] make the token
+// invalid.
 //
 // A token is [Prefix] followed by unpadded base64url, so it is safe as the
 // password of a URL's userinfo (http://NAME:TOKEN@host:port) without
@@ -191,6 +192,9 @@ func attenuate(token, id string, r Restriction, now time.Time) (string, error) {
 	tag := t.tag
 	for _, c := range added {
 		tag = chain(tag, c)
+	}
+	if n := len(t.caveats) + len(added); n > MaxCaveats {
+		return "", fmt.Errorf("attenuate token %s: %d caveats, more than %d", s.ids[len(s.ids)-1], n, MaxCaveats)
 	}
 	tok := encode(append(t.encodedCaveats(), added...), tag)
 	if len(tok) > MaxTokenLen {

@@ -25,6 +25,13 @@ func TestVerify(t *testing.T) {
 	agent := appendCaveat(nil, kindAgent, appendList(nil, []string{"billing", "x"}))
 	expires := appendCaveat(nil, kindExpires, binary.AppendUvarint(nil, uint64(now.Add(time.Hour).Unix())))
 	payload, _ := b64.DecodeString(strings.TrimPrefix(tok, Prefix))
+	ids := func(n int) [][]byte { // n id caveats
+		out := make([][]byte, n)
+		for i := range out {
+			out[i] = appendCaveat(nil, kindID, []byte("i"))
+		}
+		return out
+	}
 
 	cases := []struct {
 		name  string
@@ -48,6 +55,8 @@ func TestVerify(t *testing.T) {
 		{name: "oversize", token: tok + strings.Repeat("A", MaxTokenLen), key: key, now: now, want: ErrMalformed},
 		{name: "trailing bytes", token: Prefix + b64.EncodeToString(append(slices.Clone(payload), 0)), key: key, now: now, want: ErrInvalid},
 		{name: "non-minimal length", token: forge(key.b[:], append([]byte{byte(kindAgent), 0x80 | byte(len(agent)-2), 0}, agent[2:]...), expires), key: key, now: now, want: ErrMalformed},
+		{name: "most caveats", token: extend(t, tok, ids(MaxCaveats-len(parentRaw.caveats))...), key: key, now: now},
+		{name: "too many caveats", token: extend(t, tok, ids(MaxCaveats-len(parentRaw.caveats)+1)...), key: key, now: now, want: ErrMalformed},
 		{name: "unknown caveat", token: extend(t, tok, appendCaveat(nil, 99, []byte("x"))), key: key, now: now, want: ErrInvalid},
 		{name: "second agent caveat", token: extend(t, tok, appendCaveat(nil, kindAgent, appendList(nil, []string{"admin", "y"}))), key: key, now: now, want: ErrInvalid},
 		{name: "empty secrets list", token: extend(t, tok, appendCaveat(nil, kindSecrets, nil)), key: key, now: now, want: ErrInvalid},
@@ -189,6 +198,7 @@ func TestAttenuateErrors(t *testing.T) {
 		{name: "not a token", token: "static", now: now, want: ErrMalformed},
 		{name: "unknown caveat", token: extend(t, tok, appendCaveat(nil, 42, nil)), now: now, want: ErrInvalid},
 		{name: "expired parent", token: tok, now: now.Add(time.Hour), want: ErrExpired},
+		{name: "too many caveats", token: extend(t, tok, slices.Repeat([][]byte{appendCaveat(nil, kindID, []byte("i"))}, MaxCaveats-len(mustRaw(t, tok).caveats))...), now: now},
 		{name: "negative ttl", token: tok, r: Restriction{TTL: -1}, now: now},
 		{name: "empty hosts", token: tok, r: Restriction{Hosts: []string{}}, now: now},
 	}
@@ -196,7 +206,7 @@ func TestAttenuateErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			child, err := Attenuate(tc.token, tc.r, tc.now)
 			if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
-				t.Fatalf("got child of %d bytes and error %v, want error %v", len(child), err, tc.want)
+				t.Fatalf("got child of %d bytes and error %v, want an error (%v)", len(child), err, tc.want)
 			}
 			checkNoToken(t, err.Error(), tc.token)
 		})
