@@ -92,7 +92,7 @@ func TestInjectsOnlyTowardAllowedHost(t *testing.T) {
 				Header: [][2]string{{"Authorization", "Bearer <<STRIPE>>"}},
 			})
 			if resp.Status != http.StatusOK {
-				t.Fatalf("got status %d, want 200; body: %s", resp.Status, resp.Body)
+				t.Fatalf("got status %d, want 200; body: %s%s", resp.Status, resp.Body, resp.Err)
 			}
 			if got := w.stripe.Hits() - before; got != 1 {
 				t.Fatalf("upstream got %d requests, want 1", got)
@@ -127,7 +127,7 @@ func TestBasicAuthPlaceholder(t *testing.T) {
 		t.Run(c.Name(), func(t *testing.T) {
 			resp := c.Do(t, w.k, request{URL: "https://api.stripe.test/v1/basic", BasicUser: "me", BasicPass: "<<BASIC>>"})
 			if resp.Status != http.StatusOK {
-				t.Fatalf("got status %d, want 200; body: %s", resp.Status, resp.Body)
+				t.Fatalf("got status %d, want 200; body: %s%s", resp.Status, resp.Body, resp.Err)
 			}
 			user, pass, ok := w.stripe.Last(t).BasicAuth()
 			if !ok || user != "me" || pass != basicValue {
@@ -212,7 +212,7 @@ func TestRefusalsSendNothingUpstream(t *testing.T) {
 func assertRefusal(t *testing.T, resp response, status int, reason, secret string) {
 	t.Helper()
 	if resp.Status != status {
-		t.Fatalf("got status %d, want %d; body: %s", resp.Status, status, resp.Body)
+		t.Fatalf("got status %d, want %d; body: %s%s", resp.Status, status, resp.Body, resp.Err)
 	}
 	m := resp.refusal(t)
 	if m["reason"] != reason {
@@ -305,7 +305,7 @@ func TestPlainHTTPInjection(t *testing.T) {
 		t.Run(c.Name(), func(t *testing.T) {
 			resp := c.Do(t, w.k, request{URL: "http://plain.test/hook", Header: [][2]string{{"X-Token", "<<PLAIN>>"}}})
 			if resp.Status != http.StatusOK {
-				t.Fatalf("got status %d, want 200; body: %s", resp.Status, resp.Body)
+				t.Fatalf("got status %d, want 200; body: %s%s", resp.Status, resp.Body, resp.Err)
 			}
 			if got := w.plain.Last(t).Header.Get("X-Token"); got != plainValue {
 				t.Errorf("plain upstream did not receive the real secret")
@@ -316,4 +316,8 @@ func TestPlainHTTPInjection(t *testing.T) {
 			assertNoSecretIn(t, "response", resp.Body)
 		})
 	}
+}
+
+func basicAuth(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 }

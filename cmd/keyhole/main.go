@@ -37,8 +37,10 @@ usage:
   keyhole ca cert                    print the CA certificate (PEM)
   keyhole env [--agent NAME]         print the exports an agent's shell needs
   keyhole audit tail|summary [...]   read the audit log
-  keyhole token mint|attenuate|revoke|inspect [...]
-                                     per-task agent tokens
+  keyhole token mint --agent NAME --ttl 15m [--secrets A,B] [--hosts H,..] [--methods GET,..] [--id ID]
+  keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
+  keyhole token revoke ID|TOKEN
+  keyhole token inspect TOKEN        per-task agent tokens
   keyhole help [COMMAND]             show help (flags: keyhole COMMAND -h)
 
 Settings come from KEYHOLE_* environment variables; a flag of the same name
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(rest, stdout, stderr)
 	case "ca":
 		return caCommand(rest, stdout, stderr)
+	case "token":
+		return tokenCommand(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -13,6 +13,7 @@ import (
 	"keyhole/certs"
 	"keyhole/proxy"
 	"keyhole/rules"
+	"keyhole/tokens"
 )
 
 // serve runs the proxy until SIGINT or SIGTERM.
@@ -38,6 +39,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	key, err := tokens.LoadOrCreateKey(s.StateDir)
+	if err != nil {
+		return err
+	}
+	revoked, err := tokens.OpenRevocations(s.StateDir)
+	if err != nil {
+		return err
+	}
 	auditLog, closeAudit, err := audit.Open(s.AuditLog, os.Stdout)
 	if err != nil {
 		return err
@@ -49,6 +58,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Authority: authority,
 		Audit:     auditLog,
 		Log:       log,
+		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 	})
 	if err != nil {
 		return err
@@ -59,6 +69,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
 	log.Info("keyhole is listening", "addr", ln.Addr().String(), "rules", s.Rules, "state_dir", s.StateDir)
 	err = p.Serve(ctx, ln)
 	log.Info("keyhole stopped")

@@ -34,8 +34,10 @@ func flagName(key string) string {
 
 // parseSettings reads settings from the environment and args. Flags win
 // over variables; both go through the same parser, so a value means the
-// same whichever way it is given. It returns the positional arguments.
-func parseSettings(name string, args []string, stderr io.Writer) (settings, []string, error) {
+// same whichever way it is given. extra, when not nil, registers the
+// command's own flags. Flags and positional arguments may be mixed; it
+// returns the positional arguments.
+func parseSettings(name string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (settings, []string, error) {
 	var s settings
 	params, err := env.GetFieldParams(&s)
 	if err != nil {
@@ -55,7 +57,11 @@ func parseSettings(name string, args []string, stderr io.Writer) (settings, []st
 			return nil
 		})
 	}
-	if err := fs.Parse(args); err != nil {
+	for _, f := range extra {
+		f(fs)
+	}
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return s, nil, err
 		}
@@ -73,7 +79,28 @@ func parseSettings(name string, args []string, stderr io.Writer) (settings, []st
 			return s, nil, err
 		}
 	}
-	return s, fs.Args(), nil
+	return s, positional, nil
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments ("token attenuate TOKEN --secrets A"). "--" ends the
+// flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }
 
 // defaultStateDir is $XDG_STATE_HOME/keyhole, else ~/.local/state/keyhole.
