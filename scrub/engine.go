@@ -5,13 +5,16 @@ import (
 	"slices"
 )
 
-// maxSmall is the largest pattern set searched with bytes.Index, one
-// pattern at a time, instead of a shift table. Past a few patterns, or for
-// patterns longer than the SIMD search handles (63 bytes on amd64), the
-// shift table wins.
+// The shift table advances by up to the shortest pattern's length per
+// lookup, a few nanoseconds each, so it is fast for long patterns and slow
+// for short ones. A set of at most maxSmall patterns, each no longer than
+// the SIMD substring search of package bytes handles (63 bytes on amd64)
+// and one of them shorter than minShiftLen, is searched with bytes.Index,
+// one pattern at a time, instead.
 const (
 	maxSmall    = 4
 	maxSmallLen = 63
+	minShiftLen = 16
 )
 
 // stage is one single-pass matcher: a set of patterns, the replacement of
@@ -26,6 +29,10 @@ type stage struct {
 	// bytes at the end of a buffer.
 	sorted []string
 	first  [256]bool
+	// pairs, when not nil, marks the first two bytes of every pattern
+	// (bit b[0]<<8|b[1]), so that holdStart rarely needs the search;
+	// patterns of one byte are marked for every second byte.
+	pairs *[1 << 16 / 64]uint64
 	// growNum/growDen is the largest len(repl)/len(find), at least 1: no
 	// input of n bytes scrubs into more than n*growNum/growDen bytes.
 	growNum, growDen int
@@ -34,7 +41,7 @@ type stage struct {
 
 func newStage(find, repl []string) *stage {
 	s := &stage{find: find, repl: repl, growNum: 1, growDen: 1}
-	small := len(find) <= maxSmall
+	minLen := len(find[0])
 	for i, f := range find {
 		s.maxLen = max(s.maxLen, len(f))
 		s.first[f[0]] = true
@@ -42,13 +49,23 @@ func newStage(find, repl []string) *stage {
 		if len(repl[i])*s.growDen > s.growNum*len(f) {
 			s.growNum, s.growDen = len(repl[i]), len(f)
 		}
-		if len(f) > maxSmallLen {
-			small = false
-		}
+		minLen = min(minLen, len(f))
 	}
 	s.sorted = slices.Clone(find)
 	slices.Sort(s.sorted)
-	if !small {
+	if len(find) > maxSmall {
+		s.pairs = new([1 << 16 / 64]uint64)
+		for _, f := range find {
+			if len(f) == 1 {
+				for c := range 256 {
+					s.setPair(f[0], byte(c))
+				}
+				continue
+			}
+			s.setPair(f[0], f[1])
+		}
+	}
+	if len(find) > maxSmall || s.maxLen > maxSmallLen || minLen >= minShiftLen {
 		s.wm = newWuManber(find)
 	}
 	return s
@@ -136,12 +153,30 @@ func (s *stage) run(dst, b []byte, final bool) ([]byte, int, int) {
 // holdStart returns the first position at or after from where the rest of
 // b is a proper prefix of some pattern, or len(b).
 func (s *stage) holdStart(b []byte, from int) int {
-	for i := max(from, len(b)-s.maxLen+1); i < len(b); i++ {
+	i := max(from, len(b)-s.maxLen+1)
+	if s.pairs != nil {
+		for ; i < len(b)-1; i++ {
+			if s.hasPair(b[i], b[i+1]) && s.isProperPrefix(b[i:]) {
+				return i
+			}
+		}
+	}
+	for ; i < len(b); i++ {
 		if s.first[b[i]] && s.isProperPrefix(b[i:]) {
 			return i
 		}
 	}
 	return len(b)
+}
+
+func (s *stage) setPair(a, b byte) {
+	i := uint(a)<<8 | uint(b)
+	s.pairs[i>>6] |= 1 << (i & 63)
+}
+
+func (s *stage) hasPair(a, b byte) bool {
+	i := uint(a)<<8 | uint(b)
+	return s.pairs[i>>6]&(1<<(i&63)) != 0
 }
 
 // isProperPrefix reports whether t is a prefix of a longer pattern. The

@@ -12,7 +12,8 @@ import (
 // every case runs on the shift table and, where it applies, on bytes.Index.
 func engines(find, repl []string) map[string]*Replacer {
 	out := map[string]*Replacer{"wumanber": {stages: []*stage{forceWuManber(find, repl)}}}
-	if s := newStage(find, repl); s.wm == nil {
+	if s := newStage(find, repl); len(find) <= maxSmall && s.maxLen <= maxSmallLen {
+		s.wm = nil
 		out["index"] = &Replacer{stages: []*stage{s}}
 	}
 	return out

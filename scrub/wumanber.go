@@ -83,41 +83,95 @@ func (w *wuManber) hash(v uint32) uint32 {
 	return (v * 0x9E3779B1) >> (32 - w.bits)
 }
 
+// minLanes is the shortest input scanned in two lanes.
+const minLanes = 1024
+
 // next returns the start and pattern index of the leftmost-longest match
 // in b at or after from, or -1, -1.
+//
+// Each step of a scan waits for the table lookup of the step before, so a
+// single scan is bound by memory latency, not by the processor's width.
+// Long inputs are therefore scanned in two interleaved lanes, one over each
+// half of the window starts; a match in the first lane is returned at once,
+// one in the second only after the first lane has found none.
 func (w *wuManber) next(b []byte, from int) (int, int) {
-	m, n := w.m, len(b)
-	e := from + m - 1 // the window's last byte
+	end := len(b) - w.m + 1 // window starts are below end
 	if w.block == 1 {
-		for e < n {
-			h := uint32(b[e])
-			if s := w.shift[h]; s != 0 {
-				e += int(s)
-				continue
-			}
-			if k := w.verify(b, e-m+1, h); k >= 0 {
-				return e - m + 1, k
-			}
-			e++
-		}
-		return -1, -1
+		return w.scan1(b, from, end)
 	}
-	// The window is at least 4 bytes long, so e-3 >= from >= 0. Loading
-	// the four bytes that end at e and dropping the low ones leaves the
-	// block.
-	drop := 8 * uint(4-w.block)
-	hs := 32 - w.bits
+	if end-from < minLanes {
+		return w.scan(b, from, end)
+	}
+	mid := from + (end-from)/2
+	s0, s1 := from, mid // the next window start of each lane
+	hit, hitK := -1, -1
+	m, drop, hs := w.m, 8*uint(4-w.block), 32-w.bits
 	shift := w.shift
-	for e < n {
-		h := ((binary.LittleEndian.Uint32(b[e-3:]) >> drop) * 0x9E3779B1) >> hs
-		if s := shift[h&uint32(len(shift)-1)]; s != 0 {
-			e += int(s)
+	mask := uint32(len(shift) - 1)
+	for s0 < mid && s1 < end {
+		// The window is at least 4 bytes long, so its last 4 bytes
+		// are in b; dropping the low ones of them leaves the block.
+		h0 := ((binary.LittleEndian.Uint32(b[s0+m-4:]) >> drop) * 0x9E3779B1) >> hs & mask
+		h1 := ((binary.LittleEndian.Uint32(b[s1+m-4:]) >> drop) * 0x9E3779B1) >> hs & mask
+		d0, d1 := int(shift[h0]), int(shift[h1])
+		if d0 == 0 {
+			if k := w.verify(b, s0, h0); k >= 0 {
+				return s0, k
+			}
+			d0 = 1
+		}
+		if d1 == 0 {
+			if k := w.verify(b, s1, h1); k >= 0 {
+				hit, hitK = s1, k
+				break
+			}
+			d1 = 1
+		}
+		s0 += d0
+		s1 += d1
+	}
+	if at, k := w.scan(b, s0, mid); at >= 0 {
+		return at, k
+	}
+	if hit >= 0 {
+		return hit, hitK
+	}
+	return w.scan(b, s1, end)
+}
+
+// scan returns the leftmost-longest match whose start is in [s, end), or
+// -1, -1. The block is 2 to 4 bytes long.
+func (w *wuManber) scan(b []byte, s, end int) (int, int) {
+	m, drop, hs := w.m, 8*uint(4-w.block), 32-w.bits
+	shift := w.shift
+	mask := uint32(len(shift) - 1)
+	for s < end {
+		h := ((binary.LittleEndian.Uint32(b[s+m-4:]) >> drop) * 0x9E3779B1) >> hs & mask
+		if d := shift[h]; d != 0 {
+			s += int(d)
 			continue
 		}
-		if k := w.verify(b, e-m+1, h); k >= 0 {
-			return e - m + 1, k
+		if k := w.verify(b, s, h); k >= 0 {
+			return s, k
 		}
-		e++
+		s++
+	}
+	return -1, -1
+}
+
+// scan1 is scan for a block of one byte.
+func (w *wuManber) scan1(b []byte, s, end int) (int, int) {
+	m := w.m
+	for s < end {
+		h := uint32(b[s+m-1])
+		if d := w.shift[h]; d != 0 {
+			s += int(d)
+			continue
+		}
+		if k := w.verify(b, s, h); k >= 0 {
+			return s, k
+		}
+		s++
 	}
 	return -1, -1
 }

@@ -1,0 +1,76 @@
+package scrub
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"testing"
+)
+
+const benchSize = 1 << 20
+
+// BenchmarkReplacer measures one-shot Replace on a 1 MiB JSON-lines body
+// with a few matches, for 1, 10 and 100 realistic secrets.
+func BenchmarkReplacer(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		body, secrets := benchBody(benchSize, n, 8)
+		r := Compile(secrets)
+		b.Run(fmt.Sprintf("secrets=%d", n), func(b *testing.B) {
+			b.ReportMetric(float64(r.Len()), "patterns")
+			dst := make([]byte, 0, 2*len(body))
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				dst, _ = r.Replace(dst[:0], body)
+			}
+		})
+	}
+}
+
+// BenchmarkReader streams the same body through a Reader with 32 KiB
+// reads, as io.Copy does.
+func BenchmarkReader(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		body, secrets := benchBody(benchSize, n, 8)
+		r := Compile(secrets)
+		b.Run(fmt.Sprintf("secrets=%d", n), func(b *testing.B) {
+			benchCopy(b, body, func(src io.Reader) io.Reader { return r.NewReader(src) })
+		})
+	}
+	body, secrets := benchBody(benchSize, 10, 8)
+	chain := Chain(Compile(secrets), NewPairs([]Pair{{"dTpodW50ZXIy", "dTo8PFBXPj4="}}))
+	b.Run("secrets=10+pair", func(b *testing.B) {
+		benchCopy(b, body, func(src io.Reader) io.Reader { return chain.NewReader(src) })
+	})
+}
+
+// BenchmarkReaderNoPatterns measures the passthrough of a Replacer with
+// nothing to replace.
+func BenchmarkReaderNoPatterns(b *testing.B) {
+	body, _ := benchBody(benchSize, 0, 0)
+	r := Compile(nil)
+	benchCopy(b, body, func(src io.Reader) io.Reader { return r.NewReader(src) })
+}
+
+// BenchmarkCopy is the baseline: io.Copy of the same bytes, unscrubbed.
+func BenchmarkCopy(b *testing.B) {
+	body, _ := benchBody(benchSize, 0, 0)
+	benchCopy(b, body, func(src io.Reader) io.Reader { return src })
+}
+
+// benchCopy copies body through wrap with 32 KiB reads.
+func benchCopy(b *testing.B, body []byte, wrap func(io.Reader) io.Reader) {
+	buf := make([]byte, 32<<10)
+	src := bytes.NewReader(body)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		src.Reset(body)
+		if _, err := io.CopyBuffer(io.Discard, onlyReader{wrap(src)}, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// onlyReader hides WriteTo so that io.CopyBuffer uses the buffer.
+type onlyReader struct{ io.Reader }
