@@ -141,6 +141,9 @@ func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) fu
 
 // writeAudit writes a record and reports a failure to write it.
 func (p *Proxy) writeAudit(rec *audit.Record) {
+	if p.observer != nil {
+		p.observer.Observe(rec)
+	}
 	if err := p.audit.Log(rec); err != nil {
 		p.log.Error("audit record not written", "request_id", rec.RequestID, "error", err)
 	}

@@ -101,6 +101,14 @@ type Deps struct {
 	Log *slog.Logger
 	// Tokens verifies minted agent tokens; nil accepts static tokens only.
 	Tokens *Tokens
+	// Observer sees every audit record as it is written, for metrics; nil
+	// means none.
+	Observer Observer
+}
+
+// Observer is told about every audit record the proxy writes.
+type Observer interface {
+	Observe(rec *audit.Record)
 }
 
 // Proxy is keyhole's proxy server. Create it with New and run it with Serve;
@@ -111,6 +119,7 @@ type Proxy struct {
 	audit     *audit.Logger
 	log       *slog.Logger
 	tokens    *Tokens
+	observer  Observer
 	ids       *audit.IDs
 
 	policy    atomic.Pointer[policy]
@@ -144,6 +153,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		audit:     deps.Audit,
 		log:       log,
 		tokens:    deps.Tokens,
+		observer:  deps.Observer,
 		ids:       audit.NewIDs(),
 		conns:     newConns(),
 	}
@@ -184,10 +194,14 @@ func (p *Proxy) SetRules(set *rules.Set) {
 // Rules returns the rules in force.
 func (p *Proxy) Rules() *rules.Set { return p.policy.Load().set }
 
-// Stats reports the client connections and tunnels open now.
-func (p *Proxy) Stats() (conns, tunnels int64) {
-	return p.conns.open.Load(), p.conns.tunnels.Load()
+// Stats reports the client connections and tunnels open now, and the
+// requests in flight.
+func (p *Proxy) Stats() (conns, tunnels, inflight int64) {
+	return p.conns.open.Load(), p.conns.tunnels.Load(), p.inflight.Load()
 }
+
+// Draining reports whether the proxy is shutting down.
+func (p *Proxy) Draining() bool { return p.draining.Load() }
 
 // ServeHTTP implements http.Handler: CONNECT requests open intercepted
 // tunnels, absolute-form requests are proxied as plain HTTP.

@@ -35,7 +35,8 @@ usage:
   keyhole check [RULES]              validate a rules file
   keyhole ca init                    create the CA in the state dir if missing
   keyhole ca cert                    print the CA certificate (PEM)
-  keyhole env [--agent NAME]         print the exports an agent's shell needs
+  keyhole env [--agent NAME] [--proxy URL] [--ttl D]
+                                     print the exports an agent's shell needs
   keyhole audit tail|summary [...]   read the audit log
   keyhole token mint --agent NAME --ttl 15m [--secrets A,B] [--hosts H,..] [--methods GET,..] [--id ID]
   keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(rest, stdout, stderr)
 	case "ca":
 		return caCommand(rest, stdout, stderr)
+	case "env":
+		return envCommand(rest, stdout, stderr)
 	case "token":
 		return tokenCommand(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":

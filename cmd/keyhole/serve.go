@@ -2,21 +2,28 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"keyhole/audit"
 	"keyhole/certs"
+	"keyhole/metrics"
 	"keyhole/proxy"
 	"keyhole/rules"
 	"keyhole/tokens"
 )
 
-// serve runs the proxy until SIGINT or SIGTERM.
+// serve runs the proxy until SIGINT or SIGTERM, reloading the rules on
+// SIGHUP and whenever the rules file or a file: source changes.
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	s, rest, err := parseSettings("serve", args, stderr)
 	if err != nil {
@@ -52,6 +59,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeAudit.Close()
+	m := metrics.New()
 
 	p, err := proxy.New(s.Proxy, proxy.Deps{
 		Rules:     set,
@@ -59,19 +67,148 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Audit:     auditLog,
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
+		Observer:  m,
 	})
 	if err != nil {
 		return err
 	}
+	registerGauges(m, p, authority, auditLog)
 	ln, err := p.Listen()
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+
 	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
+	watcher := &rules.Watcher{
+		Path:    s.Rules,
+		OnLoad:  func(set *rules.Set) { reloaded(p, set, log, auditLog, m) },
+		OnError: func(err error) { reloadFailed(err, log, auditLog, m) },
+	}
+	go watcher.Run(ctx, set, hangups(ctx))
+	if s.AdminListen != "" {
+		if err := serveAdmin(ctx, s.AdminListen, s.Proxy.Listen, ln, m, p, log); err != nil {
+			return err
+		}
+	}
 	log.Info("keyhole is listening", "addr", ln.Addr().String(), "rules", s.Rules, "state_dir", s.StateDir)
 	err = p.Serve(ctx, ln)
 	log.Info("keyhole stopped")
 	return err
+}
+
+// hangups turns SIGHUP into reload requests.
+func hangups(ctx context.Context) <-chan struct{} {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	out := make(chan struct{}, 1)
+	go func() {
+		defer signal.Stop(sig)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// reloaded puts a newly loaded rules set in force and records it.
+func reloaded(p *proxy.Proxy, set *rules.Set, log *slog.Logger, a *audit.Logger, m *metrics.Metrics) {
+	p.SetRules(set)
+	for _, w := range set.Warnings {
+		log.Warn(w)
+	}
+	log.Info("rules reloaded", "summary", set.Summary())
+	m.Reloaded(true)
+	_ = a.Event(time.Now(), "reload", slog.Bool("ok", true), slog.String("file", set.File), slog.String("summary", set.Summary()))
+}
+
+// reloadFailed reports a rules file that did not load; the old rules stay.
+func reloadFailed(err error, log *slog.Logger, a *audit.Logger, m *metrics.Metrics) {
+	var lines []string
+	var collect func(error)
+	collect = func(e error) {
+		if joined, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, inner := range joined.Unwrap() {
+				collect(inner)
+			}
+			return
+		}
+		lines = append(lines, e.Error())
+	}
+	collect(err)
+	for _, l := range lines {
+		log.Error("rules reload failed; the previous rules stay in force: " + l)
+	}
+	m.Reloaded(false)
+	_ = a.Event(time.Now(), "reload", slog.Bool("ok", false), slog.Any("errors", lines))
+}
+
+// registerGauges exposes the proxy's and the authority's live counts.
+func registerGauges(m *metrics.Metrics, p *proxy.Proxy, a *certs.Authority, al *audit.Logger) {
+	m.Gauge("keyhole_open_tunnels", "CONNECT tunnels (and upgraded connections) open now.", func() float64 {
+		_, tunnels, _ := p.Stats()
+		return float64(tunnels)
+	})
+	m.Gauge("keyhole_open_connections", "Client connections open now.", func() float64 {
+		conns, _, _ := p.Stats()
+		return float64(conns)
+	})
+	m.Gauge("keyhole_requests_in_flight", "Requests started and not yet finished.", func() float64 {
+		_, _, n := p.Stats()
+		return float64(n)
+	})
+	m.Counter("keyhole_leaf_cache_hits_total", "Leaf certificates served from the cache.", func() float64 {
+		hits, _ := a.CacheStats()
+		return float64(hits)
+	})
+	m.Counter("keyhole_leaf_cache_misses_total", "Leaf certificates minted.", func() float64 {
+		_, misses := a.CacheStats()
+		return float64(misses)
+	})
+	m.Counter("keyhole_audit_write_failures_total", "Audit records that could not be written.", func() float64 {
+		return float64(al.Failures())
+	})
+}
+
+// serveAdmin starts the admin listener (/healthz, /readyz, /metrics). It
+// refuses the proxy's own address: the admin endpoints must not be reachable
+// as a proxy destination by agents.
+func serveAdmin(ctx context.Context, addr, proxyAddr string, proxyLn net.Listener, m *metrics.Metrics, p *proxy.Proxy, log *slog.Logger) error {
+	if addr == proxyAddr || addr == proxyLn.Addr().String() {
+		return fmt.Errorf("serve: KEYHOLE_ADMIN_LISTEN %s must differ from the proxy's address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("serve: admin listen: %w", err)
+	}
+	ready := func() error {
+		if p.Draining() {
+			return errors.New("shutting down")
+		}
+		if p.Rules() == nil {
+			return errors.New("no rules loaded")
+		}
+		return nil
+	}
+	srv := &http.Server{Handler: m.Admin(ready), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener stopped", "error", err)
+		}
+	}()
+	log.Info("admin endpoints", "admin_addr", ln.Addr().String(), "paths", strings.Join([]string{"/healthz", "/readyz", "/metrics"}, " "))
+	return nil
 }

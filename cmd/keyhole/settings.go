@@ -24,6 +24,9 @@ type settings struct {
 	StateDir string     `env:"KEYHOLE_STATE_DIR"`
 	AuditLog string     `env:"KEYHOLE_AUDIT_LOG" envDefault:"-"`
 	LogLevel slog.Level `env:"KEYHOLE_LOG_LEVEL" envDefault:"info"`
+	// AdminListen is the address of /healthz, /readyz and /metrics; empty
+	// (the default) turns the admin listener off.
+	AdminListen string `env:"KEYHOLE_ADMIN_LISTEN"`
 }
 
 // flagName is the flag for an environment variable: KEYHOLE_AUDIT_LOG is

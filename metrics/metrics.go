@@ -1,0 +1,113 @@
+// Package metrics exposes keyhole's Prometheus metrics and its admin
+// endpoints (/healthz, /readyz, /metrics).
+//
+// Request metrics are derived from audit records, the one canonical event of
+// a request, so the metrics and the audit log always agree. Label values are
+// decisions, reasons, agent and secret names from the rules: a bounded set
+// that never holds a value, a host or a path.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"keyhole/audit"
+)
+
+// Metrics holds keyhole's collectors in their own registry.
+type Metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	injections *prometheus.CounterVec
+	scrubbed   prometheus.Counter
+	duration   prometheus.Histogram
+	reloads    *prometheus.CounterVec
+}
+
+// New returns a registry with keyhole's collectors and the Go runtime and
+// process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyhole_requests_total",
+			Help: "Requests from agents by decision (allow, deny) and refusal reason (empty when allowed); refused CONNECTs included.",
+		}, []string{"decision", "reason"}),
+		injections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyhole_injections_total",
+			Help: "Secrets injected into allowed requests, by secret and agent.",
+		}, []string{"secret", "agent"}),
+		scrubbed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyhole_scrubbed_values_total",
+			Help: "Secret values replaced by their placeholders in responses.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyhole_request_duration_seconds",
+			Help:    "Time from a request's arrival to the end of its response body.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyhole_reloads_total",
+			Help: "Rules reloads by result (ok, error).",
+		}, []string{"result"}),
+	}
+	m.reg.MustRegister(m.requests, m.injections, m.scrubbed, m.duration, m.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Observe counts one audit record.
+func (m *Metrics) Observe(rec *audit.Record) {
+	m.requests.WithLabelValues(rec.Decision, rec.Reason).Inc()
+	if rec.Decision == audit.Allow {
+		for _, s := range rec.Secrets {
+			m.injections.WithLabelValues(s, rec.Agent).Inc()
+		}
+	}
+	if rec.Scrubbed > 0 {
+		m.scrubbed.Add(float64(rec.Scrubbed))
+	}
+	m.duration.Observe(rec.Duration.Seconds())
+}
+
+// Reloaded counts a rules reload.
+func (m *Metrics) Reloaded(ok bool) {
+	result := "ok"
+	if !ok {
+		result = "error"
+	}
+	m.reloads.WithLabelValues(result).Inc()
+}
+
+// Gauge registers a gauge read from f at every scrape.
+func (m *Metrics) Gauge(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+// Counter registers a counter read from f at every scrape.
+func (m *Metrics) Counter(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
+// Admin returns the admin listener's handler: /healthz answers 200 while the
+// process serves, /readyz answers 200 when ready returns nil and 503 with
+// its error otherwise, and /metrics serves the registry.
+func (m *Metrics) Admin(ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Timeout: 10 * time.Second}))
+	return mux
+}

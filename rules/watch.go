@@ -1,0 +1,126 @@
+package rules
+
+import (
+	"context"
+	"os"
+	"syscall"
+	"time"
+)
+
+// DefaultWatchInterval is how often a Watcher looks at its files when its
+// Interval is not positive: often enough that a change takes effect within a
+// second.
+const DefaultWatchInterval = 250 * time.Millisecond
+
+// Watcher reloads a rules file when it changes, when one of its file:
+// sources changes (so that a rotated secret takes effect without a restart),
+// or when asked to. It polls the files' metadata rather than relying on
+// filesystem notifications, so editors that replace files, configuration
+// management that swaps symlinks, and files that appear after start (a
+// source that was missing) are all seen.
+type Watcher struct {
+	// Path is the rules file.
+	Path string
+	// Interval is how often the files are looked at; 0 means
+	// DefaultWatchInterval.
+	Interval time.Duration
+	// OnLoad is called with every newly loaded set.
+	OnLoad func(*Set)
+	// OnError is called with the error of a load that failed; the old set
+	// stays in force.
+	OnError func(error)
+
+	seen map[string]fileStamp
+}
+
+// fileStamp identifies a version of a file.
+type fileStamp struct {
+	exists bool
+	size   int64
+	mtime  time.Time
+	ino    uint64
+	dev    uint64
+}
+
+func stamp(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	s := fileStamp{exists: true, size: fi.Size(), mtime: fi.ModTime()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.ino, s.dev = st.Ino, uint64(st.Dev)
+	}
+	return s
+}
+
+// Run watches until ctx ends. current is the set in force (its source files
+// are watched from the start); a value on reload triggers a reload at once
+// (keyhole sends one on SIGHUP).
+func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{}) {
+	interval := w.Interval
+	if interval <= 0 {
+		interval = DefaultWatchInterval
+	}
+	w.seen = w.stamps(current)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+			current = w.load(current)
+		case <-tick.C:
+			if w.changed() {
+				current = w.load(current)
+			}
+		}
+	}
+}
+
+// stamps returns the stamps of the rules file and of set's sources.
+func (w *Watcher) stamps(set *Set) map[string]fileStamp {
+	m := map[string]fileStamp{w.Path: stamp(w.Path)}
+	if set != nil {
+		for _, p := range set.SourceFiles() {
+			m[p] = stamp(p)
+		}
+	}
+	return m
+}
+
+// changed reports whether any watched file differs from its stamp.
+func (w *Watcher) changed() bool {
+	for p, old := range w.seen {
+		if stamp(p) != old {
+			return true
+		}
+	}
+	return false
+}
+
+// load reloads the rules and returns the set now in force. The stamps are
+// taken before reading, so a change made while loading is seen at the next
+// tick; a failed load is reported once, not at every tick.
+func (w *Watcher) load(current *Set) *Set {
+	before := w.stamps(current)
+	set, err := Load(w.Path)
+	if err != nil {
+		w.seen = before
+		if w.OnError != nil {
+			w.OnError(err)
+		}
+		return current
+	}
+	for p, st := range w.stamps(set) {
+		if _, ok := before[p]; !ok {
+			before[p] = st
+		}
+	}
+	w.seen = before
+	if w.OnLoad != nil {
+		w.OnLoad(set)
+	}
+	return set
+}
