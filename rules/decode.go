@@ -54,8 +54,8 @@ func (l *loader) decode(data []byte) *yaml.Node {
 		return nil
 	}
 	root := doc.Content[0]
-	if root.Kind == yaml.ScalarNode && root.ShortTag() == nullTag && root.Style&yaml.TaggedStyle == 0 {
-		return nil // a bare "---", or only comments
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == nullTag && root.Value == "" && root.Style&yaml.TaggedStyle == 0 {
+		return nil // a bare "---": empty, unlike a written null or ~
 	}
 	return root
 }

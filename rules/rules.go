@@ -39,14 +39,21 @@ type Set struct {
 	// a secret whose source cannot be read yet. They never hold a value.
 	Warnings []string
 
-	secretHosts []HostPattern // every secret's hosts, for CheckEgress
+	// admitted holds the allow entries and every secret's hosts, for
+	// CheckEgress. A Set built by hand has none, which fails closed.
+	admitted hostTable
 }
 
 // compile derives the set's lookup tables; Load calls it once.
 func (s *Set) compile() {
-	s.secretHosts = s.secretHosts[:0]
+	s.admitted = hostTable{}
+	for _, p := range s.Egress.Allow {
+		s.admitted.add(p)
+	}
 	for _, sec := range s.Secrets {
-		s.secretHosts = append(s.secretHosts, sec.Hosts...)
+		for _, p := range sec.Hosts {
+			s.admitted.add(p)
+		}
 	}
 }
 
@@ -203,15 +210,8 @@ func (s *Set) CheckEgress(host string, port, defaultPort int) EgressVerdict {
 			return EgressDenied
 		}
 	}
-	for _, p := range s.Egress.Allow {
-		if p.Match(host, port, defaultPort) {
-			return EgressAllowed
-		}
-	}
-	for _, p := range s.secretHosts {
-		if p.Match(host, port, defaultPort) {
-			return EgressAllowed
-		}
+	if s.admitted.match(host, port, defaultPort) {
+		return EgressAllowed
 	}
 	if s.Egress.DefaultDeny {
 		return EgressNotAllowed
