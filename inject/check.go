@@ -39,9 +39,11 @@ func (a *applier) check(name, header string) (string, *Refusal) {
 		return "", Refuse(HeaderNotAllowed, name, t.Host,
 			"secret %s may only be sent in the %s header, not in %s", name, list(sec.Headers), header)
 	}
-	if t.Method == "TRACE" || t.Method == "TRACK" {
+	// Case-insensitively: a server that upper-cases methods would echo a
+	// "trace" request too.
+	if strings.EqualFold(t.Method, "TRACE") || strings.EqualFold(t.Method, "TRACK") {
 		return "", Refuse(MethodNotAllowed, name, t.Host,
-			"secrets are never sent with %s, which echoes the request back", t.Method)
+			"secret %s is never sent with %s, which echoes the request back", name, t.Method)
 	}
 	if !sec.AllowsMethod(t.Method) {
 		return "", Refuse(MethodNotAllowed, name, t.Host,
@@ -88,6 +90,9 @@ func canonicalPath(p, escaped string) bool {
 		return false
 	}
 	for _, seg := range strings.Split(p[1:], "/") {
+		// Servers such as Tomcat drop a ";parameter" before resolving dot
+		// segments, so "/v1/..;/admin" reaches /admin.
+		seg, _, _ = strings.Cut(seg, ";")
 		if seg == "." || seg == ".." {
 			return false
 		}
