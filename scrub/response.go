@@ -1,0 +1,207 @@
+package scrub
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// ErrUnscrubbableEncoding is returned by Response when the body is encoded
+// in a way this package cannot decode (an unknown Content-Encoding, or an
+// upgrade to a protocol other than uncompressed WebSocket), so that a
+// secret in it could not be found.
+var ErrUnscrubbableEncoding = errors.New("scrub: response encoding cannot be scrubbed")
+
+// smallBody is the largest identity-encoded body of known length that
+// Response reads whole, so that the agent gets an exact Content-Length.
+const smallBody = 64 << 10
+
+// Response scrubs resp in place and returns its new body, which it also
+// stores in resp.Body.
+//
+// Every header value is scrubbed at once, trailers when the upstream body
+// ends. The body is decoded from its Content-Encoding (gzip, x-gzip,
+// deflate, br, zstd, or several of them stacked) and scrubbed as it
+// streams; Content-Encoding is then dropped, since the agent gets the body
+// uncompressed. An identity-encoded body with a Content-Length of at most
+// 64 KiB is read whole and gets its exact new Content-Length; any other
+// body streams with ContentLength -1 and no Content-Length header, so that
+// the proxy sends it chunked. Responses to HEAD and with status 1xx, 204 or
+// 304 have no body to scrub and keep their Content-Length; a 101 upgrade
+// to WebSocket gets a body that scrubs server frames (see WebSocket).
+//
+// strict says the request carried a secret. Then a body this package
+// cannot decode is an error wrapping ErrUnscrubbableEncoding, resp.Body is
+// left as it was and the caller must not forward the response. When strict
+// is false such a body passes unchanged; its headers are still scrubbed.
+// With no patterns, bodies pass unchanged and stay compressed.
+//
+// An upstream read error, or a body shorter than its Content-Length, is
+// returned by the body's Read, never turned into a clean end.
+func (r *Replacer) Response(resp *http.Response, reqMethod string, strict bool) (*Body, error) {
+	n := r.scrubHeader(resp.Header) + r.scrubHeader(resp.Trailer)
+	up := resp.Body
+	if up == nil {
+		up = http.NoBody
+	}
+	b := &Body{rep: r, trailer: resp.Trailer, src: up, closers: []io.Closer{up}}
+	b.headers.Store(int64(n))
+	switch {
+	case resp.StatusCode == http.StatusSwitchingProtocols:
+		if err := b.upgrade(resp, strict); err != nil {
+			return nil, err
+		}
+	case r.Len() == 0 || bodiless(resp, reqMethod):
+	default:
+		encs, bad := parseEncodings(resp.Header.Values("Content-Encoding"))
+		if bad != "" {
+			if strict {
+				return nil, fmt.Errorf("scrub response: content-encoding %q: %w", clip(bad), ErrUnscrubbableEncoding)
+			}
+			break
+		}
+		b.scrubBody(resp, up, encs)
+	}
+	resp.Body = b
+	return b, nil
+}
+
+// scrubBody sets b up to read the decoded, scrubbed body of resp.
+func (b *Body) scrubBody(resp *http.Response, up io.Reader, encs []string) {
+	src := up
+	if len(encs) == 0 && resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
+		buf := make([]byte, resp.ContentLength+1)
+		n, err := io.ReadFull(up, buf)
+		exact := err == io.ErrUnexpectedEOF && int64(n) == resp.ContentLength ||
+			err == io.EOF && resp.ContentLength == 0
+		if exact {
+			b.scrubTrailer()
+			out, c := b.rep.Replace(make([]byte, 0, n), buf[:n])
+			b.bodyCount = c
+			b.src = bytes.NewReader(out)
+			resp.ContentLength = int64(len(out))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+			return
+		}
+		switch {
+		case err == nil: // longer than declared: stream all of it
+			src = io.MultiReader(bytes.NewReader(buf), up)
+		case err == io.EOF:
+			src = io.MultiReader(bytes.NewReader(buf[:n]), errReader{io.ErrUnexpectedEOF})
+		default:
+			src = io.MultiReader(bytes.NewReader(buf[:n]), errReader{err})
+		}
+	}
+	if resp.Trailer != nil {
+		src = &eofHook{r: src, fn: b.scrubTrailer}
+	}
+	for i := len(encs) - 1; i >= 0; i-- {
+		d := newDecoder(encs[i], src)
+		b.closers = append([]io.Closer{d}, b.closers...)
+		src = d
+	}
+	sr := b.rep.NewReader(src)
+	b.src, b.scrub = sr, sr
+	resp.ContentLength = -1
+	resp.Header.Del("Content-Length")
+	if len(encs) > 0 {
+		resp.Header.Del("Content-Encoding")
+	}
+}
+
+// upgrade sets b up for a 101 response: a WebSocket's server frames are
+// scrubbed, any other protocol is unscrubbable.
+func (b *Body) upgrade(resp *http.Response, strict bool) error {
+	rwc, ok := b.src.(io.ReadWriteCloser)
+	if ok {
+		b.w = rwc
+	}
+	if b.rep.Len() == 0 {
+		return nil
+	}
+	var why string
+	switch {
+	case !headerHasToken(resp.Header, "Upgrade", "websocket"):
+		why = "upgrade to " + strconv.Quote(clip(resp.Header.Get("Upgrade")))
+	case resp.Header.Get("Sec-WebSocket-Extensions") != "":
+		why = "websocket extensions"
+	case !ok:
+		why = "websocket body is not writable"
+	default:
+		ws := b.rep.WebSocket(rwc)
+		b.src, b.w, b.scrub = ws, ws, ws
+		b.closers = []io.Closer{ws}
+		return nil
+	}
+	if strict {
+		return fmt.Errorf("scrub response: %s: %w", why, ErrUnscrubbableEncoding)
+	}
+	return nil
+}
+
+// bodiless reports whether resp has no body by definition (RFC 9110,
+// section 6.4.1).
+func bodiless(resp *http.Response, reqMethod string) bool {
+	s := resp.StatusCode
+	return reqMethod == http.MethodHead || s >= 100 && s < 200 || s == http.StatusNoContent || s == http.StatusNotModified
+}
+
+// scrubHeader scrubs every value of h in place and returns the number of
+// replacements.
+func (r *Replacer) scrubHeader(h http.Header) int {
+	if r.Len() == 0 {
+		return 0
+	}
+	n := 0
+	for _, vs := range h {
+		for i, v := range vs {
+			if s, c := r.ReplaceString(v); c > 0 {
+				vs[i] = s
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// clip shortens an upstream value for an error message.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// eofHook calls fn once, when r reaches EOF.
+type eofHook struct {
+	r  io.Reader
+	fn func()
+}
+
+func (h *eofHook) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if err == io.EOF && h.fn != nil {
+		h.fn()
+		h.fn = nil
+	}
+	return n, err
+}
