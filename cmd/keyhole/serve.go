@@ -88,7 +88,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	go watcher.Run(ctx, set, hangups(ctx))
 	if s.AdminListen != "" {
-		if err := serveAdmin(ctx, s.AdminListen, s.Proxy.Listen, ln, m, p, log); err != nil {
+		if err := serveAdmin(ctx, s.AdminListen, s.Proxy.Listen, m, p, log); err != nil {
 			return err
 		}
 	}
@@ -182,8 +182,8 @@ func registerGauges(m *metrics.Metrics, p *proxy.Proxy, a *certs.Authority, al *
 // serveAdmin starts the admin listener (/healthz, /readyz, /metrics). It
 // refuses the proxy's own address: the admin endpoints must not be reachable
 // as a proxy destination by agents.
-func serveAdmin(ctx context.Context, addr, proxyAddr string, proxyLn net.Listener, m *metrics.Metrics, p *proxy.Proxy, log *slog.Logger) error {
-	if addr == proxyAddr || addr == proxyLn.Addr().String() {
+func serveAdmin(ctx context.Context, addr, proxyAddr string, m *metrics.Metrics, p *proxy.Proxy, log *slog.Logger) error {
+	if addr == proxyAddr && !strings.HasSuffix(addr, ":0") {
 		return fmt.Errorf("serve: KEYHOLE_ADMIN_LISTEN %s must differ from the proxy's address", addr)
 	}
 	ln, err := net.Listen("tcp", addr)

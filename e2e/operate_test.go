@@ -1,0 +1,306 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Values a rotated file: source takes.
+const (
+	rotatedValue1 = "rotated-SECRET-one-1111aaaa"
+	rotatedValue2 = "rotated-SECRET-two-2222bbbb"
+)
+
+func init() {
+	allSecretValues = append(allSecretValues, rotatedValue1, rotatedValue2)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReloadAndRotationUnderTraffic(t *testing.T) {
+	up := newUpstream(t, []string{"api.rot.test", "other.test"}, nil)
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "rot-secret")
+	writeFile(t, secretFile, rotatedValue1+"\n")
+	rulesFor := func(extraHost string) string {
+		return fmt.Sprintf(`
+secrets:
+  ROT:
+    source: file:%s
+    hosts: [api.rot.test%s]
+resolve:
+  api.rot.test: %s
+  other.test: %s
+`, secretFile, extraHost, up.Addr(), up.Addr())
+	}
+	k := startKeyhole(t, rulesFor(""))
+	c := k.GoClient(t, "", "")
+	get := func(url string) (int, error) {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer <<ROT>>")
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+
+	// Traffic throughout: not one request may fail.
+	var failures atomic.Int64
+	var sent atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	defer halt()
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				status, err := get("https://api.rot.test/x")
+				sent.Add(1)
+				if err != nil || status != 200 {
+					failures.Add(1)
+					t.Logf("request failed during reload: %d %v", status, err)
+				}
+			}
+		}()
+	}
+
+	waitUpstream := func(what, want string) {
+		t.Helper()
+		deadline := time.Now().Add(1500 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			if up.Hits() > 0 && up.Last(t).Header.Get("Authorization") == "Bearer "+want {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("%s: the upstream did not get the new value within 1.5s", what)
+	}
+	waitUpstream("start", rotatedValue1)
+
+	// Rotation: the source file changes.
+	writeFile(t, secretFile, rotatedValue2+"\n")
+	waitUpstream("rotation", rotatedValue2)
+	k.WaitAudit(t, func(r map[string]any) bool { return r["event"] == "reload" && r["ok"] == true })
+
+	// A broken rules file keeps the old rules in force.
+	writeFile(t, k.Rules, "secrets:\n  ROT:\n    hosts: 42\n")
+	rec := k.WaitAudit(t, func(r map[string]any) bool { return r["event"] == "reload" && r["ok"] == false })
+	if errs := fmt.Sprint(rec["errors"]); !strings.Contains(errs, k.Rules+":3:") {
+		t.Errorf("reload errors %s lack FILE:LINE", errs)
+	}
+	if !strings.Contains(k.stderr.String(), k.Rules+":3:") {
+		t.Error("the operational log lacks the reload error with FILE:LINE")
+	}
+	// A half-written file, too.
+	full := rulesFor(", other.test")
+	os.WriteFile(k.Rules, []byte(full[:len(full)/2]), 0o600)
+	time.Sleep(600 * time.Millisecond)
+	if status, _ := get("https://other.test/x"); status != 403 {
+		t.Errorf("other.test: got %d, want 403 under the old rules", status)
+	}
+
+	// A good file takes effect; so does SIGHUP.
+	writeFile(t, k.Rules, full)
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for {
+		if status, _ := get("https://other.test/x"); status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the fixed rules file did not take effect within 1.5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	reloads := strings.Count(k.stdout.String(), `"event":"reload","ok":true`)
+	k.cmd.Process.Signal(syscall.SIGHUP)
+	deadline = time.Now().Add(time.Second)
+	for strings.Count(k.stdout.String(), `"event":"reload","ok":true`) == reloads {
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP did not reload the rules")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	halt()
+	if n := failures.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed during reloads", n, sent.Load())
+	}
+	t.Logf("%d requests, none failed, across rotation, a broken file, a half-written file, a fix and SIGHUP", sent.Load())
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	w := newWorld(t, "", "KEYHOLE_ADMIN_LISTEN=127.0.0.1:0")
+	m := regexp.MustCompile(`admin_addr=(\S+)`).FindStringSubmatch(w.k.stderr.String())
+	if m == nil {
+		t.Fatal("no admin address in the log")
+	}
+	admin := "http://" + m[1]
+	c := goClient{}
+	for i := 0; i < 2; i++ {
+		if resp := c.Do(t, w.k, stripeReq); resp.Status != 200 {
+			t.Fatalf("got %d", resp.Status)
+		}
+	}
+	c.Do(t, w.k, request{URL: "https://evil.test/", Header: [][2]string{{"Authorization", "Bearer <<STRIPE>>"}}})
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(admin + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		`keyhole_requests_total{decision="allow",reason=""} 2`,
+		`keyhole_requests_total{decision="deny",reason="host_not_allowed"} 1`,
+		`keyhole_injections_total{agent="anonymous",secret="STRIPE"} 2`,
+		`keyhole_scrubbed_values_total 4`,
+		`keyhole_request_duration_seconds_count 3`,
+		`keyhole_leaf_cache_misses_total 2`,
+		`keyhole_open_tunnels`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	assertNoSecretIn(t, "metrics", text)
+}
+
+func TestEnvThenClientsWorkWithNoOtherSetting(t *testing.T) {
+	need(t, "git")
+	repoRoot := t.TempDir()
+	run := func(dir string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(baseEnv(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	src := filepath.Join(repoRoot, "src")
+	os.MkdirAll(src, 0o755)
+	run(src, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(src, "README"), []byte("hello through keyhole\n"), 0o644)
+	run(src, "add", ".")
+	run(src, "commit", "-q", "-m", "first")
+	run(repoRoot, "clone", "-q", "--bare", src, "repo.git")
+
+	gitPath, _ := exec.LookPath("git")
+	backend := &cgi.Handler{
+		Path: gitPath,
+		Args: []string{"http-backend"},
+		Env:  []string{"GIT_PROJECT_ROOT=" + repoRoot, "GIT_HTTP_EXPORT_ALL=1"},
+	}
+	// The git server wants the real token as the Basic password.
+	gitServer := newUpstream(t, []string{"git.test"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pass, ok := r.BasicAuth(); !ok || pass != githubValue {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "auth required", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	echoUp := newUpstream(t, []string{"api.stripe.test"}, nil)
+	k := startKeyhole(t, fmt.Sprintf(`
+secrets:
+  STRIPE:
+    source: env:STRIPE_KEY
+    hosts: [api.stripe.test]
+    env: STRIPE_API_KEY
+  GITHUB:
+    source: env:GITHUB_KEY
+    hosts: [git.test]
+resolve:
+  git.test: %s
+  api.stripe.test: %s
+`, gitServer.Addr(), echoUp.Addr()))
+
+	envOut, stderr, code := runKeyhole(t, []string{"KEYHOLE_STATE_DIR=" + k.StateDir, "KEYHOLE_RULES=" + k.Rules, "KEYHOLE_LISTEN=" + k.Addr}, "env")
+	if code != 0 {
+		t.Fatalf("keyhole env: %s", stderr)
+	}
+	for _, want := range []string{"HTTPS_PROXY=", "https_proxy=", "SSL_CERT_FILE=", "REQUESTS_CA_BUNDLE=", "CURL_CA_BUNDLE=",
+		"NODE_EXTRA_CA_CERTS=", "GIT_SSL_CAINFO=", "PIP_CERT=", "NPM_CONFIG_CAFILE=", "NO_PROXY=",
+		"export STRIPE_API_KEY='<<STRIPE>>'", "export GITHUB='<<GITHUB>>'"} {
+		if !strings.Contains(envOut, want) {
+			t.Errorf("keyhole env lacks %q", want)
+		}
+	}
+	envFile := filepath.Join(t.TempDir(), "env.sh")
+	os.WriteFile(envFile, []byte(envOut), 0o600)
+	clone := filepath.Join(t.TempDir(), "clone")
+	script := `set -e
+eval "$(cat "$ENV_FILE")"
+curl -sS -f -H "Authorization: Bearer $STRIPE_API_KEY" https://api.stripe.test/v1/env-curl
+python3 -c 'import os, requests; print(requests.get("https://api.stripe.test/v1/env-python", headers={"Authorization": "Bearer " + os.environ["STRIPE_API_KEY"]}).status_code)'
+git -c credential.helper= clone -q "https://agent:$GITHUB@git.test/repo.git" "$CLONE"
+cat "$CLONE/README"
+`
+	for _, tool := range []string{"curl", "python3"} {
+		need(t, tool)
+	}
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(baseEnv(), "ENV_FILE="+envFile, "CLONE="+clone, "GIT_TERMINAL_PROMPT=0",
+		"REQUESTS_CA_BUNDLE=", "CURL_CA_BUNDLE=", "SSL_CERT_FILE=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("clients after eval $(keyhole env): %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "hello through keyhole") || !strings.Contains(string(out), "200") {
+		t.Fatalf("unexpected output:\n%s", out)
+	}
+	assertNoSecretIn(t, "client output", string(out))
+	for _, p := range []string{"/v1/env-curl", "/v1/env-python"} {
+		found := false
+		echoUp.mu.Lock()
+		for _, r := range echoUp.reqs {
+			found = found || (r.URL.Path == p && r.Header.Get("Authorization") == "Bearer "+stripeValue)
+		}
+		echoUp.mu.Unlock()
+		if !found {
+			t.Errorf("%s: the upstream did not receive the injected secret", p)
+		}
+	}
+	if remote, _ := exec.Command("git", "-C", clone, "remote", "get-url", "origin").Output(); strings.Contains(string(remote), githubValue) {
+		t.Error("the clone's remote URL holds the real token")
+	}
+}
