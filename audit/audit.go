@@ -23,7 +23,7 @@ import (
 
 // Record is one audit line for one request.
 type Record struct {
-	Time      time.Time
+	Time      time.Time // when the request arrived; zero means when Log is called
 	RequestID string
 	Agent     string
 	TokenID   string // id of the minted token the agent used; "" for a static token
@@ -110,8 +110,8 @@ func (l *Logger) Log(r *Record) error {
 	return l.handle(rec)
 }
 
-// Event writes a record that is not about a request, such as a reload. Its
-// attributes must hold no secret.
+// Event writes a record that is not about a request, such as a reload, at
+// time t (zero means now). Its attributes must hold no secret.
 func (l *Logger) Event(t time.Time, event string, attrs ...slog.Attr) error {
 	if l == nil {
 		return nil
@@ -123,6 +123,10 @@ func (l *Logger) Event(t time.Time, event string, attrs ...slog.Attr) error {
 }
 
 func (l *Logger) handle(rec slog.Record) error {
+	if rec.Time.IsZero() {
+		// slog would leave the time out, but every line must have one.
+		rec.Time = time.Now()
+	}
 	err := l.h.Handle(context.Background(), rec)
 	if err != nil {
 		l.failed.Add(1)
