@@ -37,7 +37,7 @@ func (l *loader) decode(data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := safeDecode(dec, &doc); err != nil {
 		if !errors.Is(err, io.EOF) {
-			l.syntaxError(data, err)
+			l.syntaxError(err)
 		}
 		return nil
 	}
@@ -47,7 +47,7 @@ func (l *loader) decode(data []byte) *yaml.Node {
 		l.errorf(next.Line, "", "the file holds more than one YAML document (a second \"---\")")
 		return nil
 	case !errors.Is(err, io.EOF):
-		l.syntaxError(data, err)
+		l.syntaxError(err)
 		return nil
 	}
 	if len(doc.Content) == 0 {
@@ -73,24 +73,21 @@ func safeDecode(dec *yaml.Decoder, n *yaml.Node) (err error) {
 }
 
 // syntaxError records a parser error, "yaml: line N: msg", at its line.
-func (l *loader) syntaxError(data []byte, err error) {
+func (l *loader) syntaxError(err error) {
 	msg, _ := strings.CutPrefix(err.Error(), "yaml: ")
-	line := 1
+	line, hasLine := 1, false
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if num, tail, ok := strings.Cut(rest, ": "); ok {
 			if n, err := strconv.Atoi(num); err == nil {
-				line, msg = n, tail
+				line, msg, hasLine = n, tail, true
 			}
 		}
 	}
-	if parserProblem(msg) {
-		// yaml.v3 adds one to the 0-based line of scanner errors only; a
-		// parser error without a line is on the first.
-		if line++; !strings.HasPrefix(err.Error(), "yaml: line ") {
-			line = 1
-		}
+	if hasLine && parserProblem(msg) {
+		// yaml.v3 adds one to the 0-based line of scanner errors only (and
+		// leaves out line 0, so the default of 1 stands).
+		line++
 	}
-	line = max(1, min(line, countLines(data)))
 	l.errorf(line, "", "YAML syntax error: %s", msg)
 }
 

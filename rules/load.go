@@ -2,6 +2,7 @@ package rules
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -42,7 +43,7 @@ func Load(path string) (*Set, error) {
 // names the file in messages, and relative file: sources are taken relative
 // to its directory.
 func Parse(path string, data []byte) (*Set, error) {
-	l := &loader{file: path, dir: filepath.Dir(path), set: &Set{File: path}}
+	l := &loader{file: path, dir: filepath.Dir(path), set: &Set{File: path}, lines: countLines(data)}
 	if root := l.decode(data); root != nil && l.scan(root) {
 		l.root(root)
 	}
@@ -65,6 +66,7 @@ func byLine(a, b *Error) int { return cmp.Compare(a.Line, b.Line) }
 type loader struct {
 	file  string
 	dir   string
+	lines int // in the file, for keeping error lines within it
 	set   *Set
 	errs  Errors
 	warns Errors
@@ -79,7 +81,10 @@ type pendingRead struct {
 	store func(secret.Value, error)
 }
 
+// errorf records an error. The line is kept within the file: yaml.v3 puts
+// an implicit empty value at the end of input on the line after it.
 func (l *loader) errorf(line int, field, format string, args ...any) {
+	line = max(1, min(line, l.lines))
 	l.errs = append(l.errs, &Error{File: l.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -248,8 +253,12 @@ func (l *loader) agent(e pair, defined map[string]bool) *Agent {
 	}
 	if p, ok := f["secrets"]; ok {
 		a.Secrets, _ = parseList(l, p, func(s string) (string, string, error) {
-			if !defined[s] {
-				return "", "", fmt.Errorf("secret %s is not defined in secrets", brief(s))
+			switch {
+			case defined[s]:
+			case validEnvName(s) && len(s) <= 64:
+				return "", "", fmt.Errorf("secret %s is not defined in secrets", s)
+			default:
+				return "", "", errors.New("not the name of a secret defined in secrets")
 			}
 			return s, s, nil
 		})

@@ -3,7 +3,10 @@
 // The rules file is YAML (see the README and ../shared/CONTRACT.md). [Load]
 // decodes it strictly: an unknown field, a duplicate name, an empty host list,
 // a malformed source, glob or address is an error that names the file, the
-// line and the field, and every error in the file is reported at once.
+// line and the field, and every error in the file is reported at once (see
+// [Errors]). YAML anchors, aliases and explicit tags are refused, so that no
+// small file expands into a huge one, and the file is bounded in size
+// ([MaxFileSize]) and nesting.
 //
 // A loaded [Set] is compiled and immutable: host patterns, path globs and
 // method sets are built once, and every secret source is read once, at load.

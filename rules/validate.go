@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,7 +33,8 @@ func forbiddenHeader(canonical string) bool {
 
 func parseHeader(s string) (string, string, error) {
 	if !validToken(s) {
-		return "", "", fmt.Errorf("%q is not a valid header name", s)
+		// Not quoted: it may be a whole "Authorization: Bearer ..." line.
+		return "", "", errors.New("not a valid header name (want a name such as Authorization)")
 	}
 	c := http.CanonicalHeaderKey(s)
 	if forbiddenHeader(c) {
@@ -43,7 +45,7 @@ func parseHeader(s string) (string, string, error) {
 
 func parseMethod(s string) (string, string, error) {
 	if !validToken(s) {
-		return "", "", fmt.Errorf("%q is not a valid method", s)
+		return "", "", fmt.Errorf("%s is not a valid method", brief(s))
 	}
 	m := strings.ToUpper(s)
 	return m, m, nil
