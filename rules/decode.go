@@ -180,7 +180,7 @@ func (l *loader) scan(root *yaml.Node) bool {
 			}
 		case n.Style&yaml.TaggedStyle != 0:
 			if tags++; tags == 1 {
-				l.errorf(n.Line, it.field, "explicit YAML tags such as %s are not supported", n.Tag)
+				l.errorf(n.Line, it.field, "explicit YAML tags such as %q are not supported", n.Tag)
 			}
 		}
 		// Push children last first, so that they are visited in file order.

@@ -81,15 +81,20 @@ type pendingRead struct {
 	store func(secret.Value, error)
 }
 
-// errorf records an error. The line is kept within the file: yaml.v3 puts
-// an implicit empty value at the end of input on the line after it.
 func (l *loader) errorf(line int, field, format string, args ...any) {
-	line = max(1, min(line, l.lines))
-	l.errs = append(l.errs, &Error{File: l.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	l.errs = append(l.errs, l.newError(line, field, format, args...))
 }
 
 func (l *loader) warnf(line int, field, format string, args ...any) {
-	l.warns = append(l.warns, &Error{File: l.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	l.warns = append(l.warns, l.newError(line, field, format, args...))
+}
+
+// newError makes an Error that prints as one line within the file: yaml.v3
+// puts an implicit empty value at the end of input on the line after it,
+// and a message must not break the "FILE:LINE: message" form.
+func (l *loader) newError(line int, field, format string, args ...any) *Error {
+	msg := strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(fmt.Sprintf(format, args...))
+	return &Error{File: l.file, Line: max(1, min(line, l.lines)), Field: field, Msg: msg}
 }
 
 func (l *loader) root(n *yaml.Node) {

@@ -31,7 +31,7 @@ func TestParseEdges(t *testing.T) {
 		{"CR lines", "egress:\r  default: allow\r  deny: [\"\"]\r", "x.yaml:3: egress.deny[0]: empty host"},
 		{"explicit null root", "null\n", "x.yaml:1: must be a mapping, got null"},
 		{"tilde root", "~\n", "x.yaml:1: must be a mapping, got null"},
-		{"tagged null root", "!!null\n", "x.yaml:1: explicit YAML tags such as !!null are not supported\nx.yaml:1: must be a mapping, got null"},
+		{"tagged null root", "!!null\n", "x.yaml:1: explicit YAML tags such as \"!!null\" are not supported\nx.yaml:1: must be a mapping, got null"},
 		{"number root", "42\n", "x.yaml:1: must be a mapping, got a number"},
 		{"list root", "- a\n", "x.yaml:1: must be a mapping, got a list"},
 		{"second document", "{}\n---\n{}\n", "x.yaml:2: the file holds more than one YAML document (a second \"---\")"},

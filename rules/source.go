@@ -42,6 +42,9 @@ func ParseSource(ref, dir string) (Source, error) {
 		if arg == "" {
 			return nil, errors.New("file: must be followed by a path")
 		}
+		if strings.ContainsFunc(arg, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, errors.New("the file path has a control character")
+		}
 		if !filepath.IsAbs(arg) {
 			arg = filepath.Join(dir, arg)
 		}

@@ -21,6 +21,7 @@ func TestParseSource(t *testing.T) {
 		{"env empty", "env:", ".", ""},
 		{"env dash", "env:A-B", ".", ""},
 		{"file empty", "file:", ".", ""},
+		{"file with a newline", "file:/a\nb", ".", ""},
 		{"no kind", "sk_live_abc", ".", ""},
 		{"unknown kind", "vault:x", ".", ""},
 		{"upper kind", "ENV:X", ".", ""},
