@@ -179,8 +179,9 @@ func (a *Authority) fly(host string, f *flight) {
 	}
 }
 
-// cached returns the cached leaf for host if it is still valid. A leaf
-// outlives its cache entry only when capped at the CA's NotAfter.
+// cached returns the cached leaf for host if it is still valid. A cache
+// entry can outlive its leaf only when the leaf was capped at the CA's
+// NotAfter.
 func (a *Authority) cached(host string) (*tls.Certificate, bool) {
 	cert, ok := a.cache.Get(host)
 	if !ok || !time.Now().Before(cert.Leaf.NotAfter) {
