@@ -34,8 +34,8 @@ type EventCount struct {
 // most first, then by name, and are empty, not nil, when there is nothing
 // to count, so that its JSON always has every key.
 type Summary struct {
-	From     time.Time    `json:"from"` // the earliest entry's time; zero when there is none
-	To       time.Time    `json:"to"`   // the latest entry's time; zero when there is none
+	From     time.Time    `json:"from,omitzero"` // the earliest entry's time; zero (and not in JSON) when there is none
+	To       time.Time    `json:"to,omitzero"`   // the latest entry's time; zero (and not in JSON) when there is none
 	Requests int          `json:"requests"`
 	Allowed  int          `json:"allowed"`
 	Denied   int          `json:"denied"`
@@ -168,7 +168,7 @@ func (s Summary) Write(w io.Writer) error {
 	} else {
 		fmt.Fprintf(&b, "from %s to %s (%s)\n", s.From.UTC().Format(timeLayout), s.To.UTC().Format(timeLayout), s.To.Sub(s.From))
 	}
-	fmt.Fprintf(&b, "requests %d: allowed %d, denied %d; %d secret values scrubbed from responses\n",
+	fmt.Fprintf(&b, "requests %d: allowed %d, denied %d; secret values scrubbed from responses: %d\n",
 		s.Requests, s.Allowed, s.Denied, s.Scrubbed)
 	table(&b, "AGENT", s.Agents)
 	table(&b, "HOST", s.Hosts)
