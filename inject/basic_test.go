@@ -171,8 +171,11 @@ func FuzzBasic(f *testing.F) {
 			return
 		}
 		out := res.Header.Get("Authorization")
-		decoded, _ := decodeBasic(out)
-		for _, s := range []string{out, decoded} {
+		exposed := []string{out}
+		if decoded, ok := decodeBasic(out); ok {
+			exposed = append(exposed, decoded)
+		}
+		for _, s := range exposed {
 			for _, p := range FindPlaceholders(s) {
 				if _, known := testValues[p.Name]; known {
 					t.Fatalf("sent a value holding placeholder %s", p.Name)
