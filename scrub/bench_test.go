@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
+	"strconv"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 const benchSize = 1 << 20
@@ -74,3 +78,34 @@ func benchCopy(b *testing.B, body []byte, wrap func(io.Reader) io.Reader) {
 
 // onlyReader hides WriteTo so that io.CopyBuffer uses the buffer.
 type onlyReader struct{ io.Reader }
+
+// BenchmarkResponse scrubs a gzip-compressed 1 MiB response with ten
+// secrets, decompression included.
+func BenchmarkResponse(b *testing.B) {
+	body, secrets := benchBody(benchSize, 10, 8)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(body)
+	_ = zw.Close()
+	r := Compile(secrets)
+	buf := make([]byte, 32<<10)
+	b.ReportMetric(float64(gz.Len()), "gzip-bytes")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		resp := &http.Response{
+			StatusCode:    200,
+			Header:        http.Header{"Content-Encoding": {"gzip"}, "Content-Length": {strconv.Itoa(gz.Len())}},
+			ContentLength: int64(gz.Len()),
+			Body:          io.NopCloser(bytes.NewReader(gz.Bytes())),
+		}
+		sb, err := r.Response(resp, http.MethodGet, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(io.Discard, onlyReader{resp.Body}, buf); err != nil {
+			b.Fatal(err)
+		}
+		_ = sb.Close()
+	}
+}

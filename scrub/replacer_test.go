@@ -211,3 +211,32 @@ func TestReplaceMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaceLong plants patterns densely and sparsely in inputs long
+// enough for the two-lane scan, including across the lanes' boundary.
+func TestReplaceLong(t *testing.T) {
+	find := []string{"0123456789abcdef", "0123456789abcdefXYZ", "fedcba9876543210", "ab", "bcd"}
+	repl := []string{"<<A>>", "<<B>>", "<<C>>", "<<D>>", "<<E>>"}
+	filler := []byte(strings.Repeat("the quick brown fox, ", 200))
+	for _, gap := range []int{0, 1, 17, 500, 1500, 3000} {
+		var in []byte
+		for i := 0; len(in) < 8000; i++ {
+			in = append(in, filler[:gap]...)
+			in = append(in, find[i%len(find)]...)
+		}
+		want, _ := naive(find, repl, in)
+		for name, r := range engines(find, repl) {
+			for _, from := range []int{0, 3, len(in) / 2} {
+				got, _ := r.Replace(nil, in[from:])
+				ref, _ := naive(find, repl, in[from:])
+				if !bytes.Equal(got, ref) {
+					t.Fatalf("%s, gap %d, from %d: %s", name, gap, from, describeDiff(got, ref))
+				}
+			}
+			got, _ := r.Replace(nil, in)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s, gap %d: %s", name, gap, describeDiff(got, want))
+			}
+		}
+	}
+}
