@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"keyhole/audit"
@@ -22,28 +20,23 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 		}
 		rep = scrub.Chain(rep, scrub.NewPairs(pairs))
 	}
-	scrubbed := 0
-	for k, vs := range resp.Header {
-		for i, v := range vs {
-			nv, n := rep.ReplaceString(v)
-			if n > 0 {
-				vs[i] = nv
-				scrubbed += n
-			}
-		}
-		resp.Header[k] = vs
+	body, err := rep.Response(resp, x.req.Method, len(res.Secrets) > 0)
+	if err != nil {
+		resp.Body.Close()
+		return x.refuse(inject.Refuse(inject.UnscrubbableEncoding, "", x.rec.Host,
+			"the response from %s uses an encoding keyhole cannot decode to remove secrets, so it was not passed on; ask without Accept-Encoding", x.rec.Host))
 	}
 	removeHopHeaders(resp.Header, resp.StatusCode == http.StatusSwitchingProtocols)
 	x.rec.Status = resp.StatusCode
 	x.rec.Decision = audit.Allow
-	r := rep.NewReader(resp.Body)
-	resp.Header.Del("Content-Length")
-	resp.ContentLength = -1
-	resp.Body = &auditedBody{r: r, finish: func(n int64, err error) {
-		x.rec.BytesOut = n
-		x.rec.Scrubbed = scrubbed + r.Count()
+	body.OnDone(func(st scrub.BodyStats) {
+		x.rec.Scrubbed = st.Scrubbed
+		x.rec.BytesOut = st.Bytes
+		if st.Err != nil {
+			x.rec.Error = "upstream body: " + describeUpstreamError(st.Err)
+		}
 		x.finish()
-	}}
+	})
 	return resp
 }
 
@@ -69,28 +62,4 @@ func (x *exchange) finish() {
 	x.rec.Duration = time.Since(x.rec.Time)
 	x.p.writeAudit(&x.rec)
 	x.p.inflight.Add(-1)
-}
-
-// auditedBody counts the bytes delivered and calls finish once, at EOF, on
-// a read error or on Close, whichever comes first.
-type auditedBody struct {
-	r      io.ReadCloser
-	n      int64
-	once   sync.Once
-	finish func(n int64, err error)
-}
-
-func (b *auditedBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if err != nil {
-		b.once.Do(func() { b.finish(b.n, err) })
-	}
-	return n, err
-}
-
-func (b *auditedBody) Close() error {
-	err := b.r.Close()
-	b.once.Do(func() { b.finish(b.n, nil) })
-	return err
 }
