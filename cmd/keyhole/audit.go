@@ -205,14 +205,16 @@ func (p *linePrinter) print(e *audit.Entry) error {
 	return nil
 }
 
-// appendLine formats e: for a request
+// appendLine formats e: for a request, columns two spaces apart (time,
+// agent, decision, status and the reason of a refusal, method, host and
+// path, secrets, values scrubbed unless refused, duration, error), as in
 //
 //	10:30:00.123  billing     allow  200  POST     api.stripe.com/v1/charges         STRIPE_LIVE   scrubbed=0  41.2ms
-//	10:30:00.456  billing     deny   403 host_not_allowed  POST     evil.example/    STRIPE_LIVE   0.21ms
+//	10:30:00.124  billing     deny   403 host_not_allowed  POST     evil.example/v1/charges           STRIPE_LIVE   0.21ms
 //
 // and for an event "10:30:01.000  reload ok" or "reload FAILED: error".
 // Every field from the log is escaped so that it cannot move the cursor
-// or forge a line on the auditor's terminal.
+// or forge a line on the auditor's terminal. Times are in p.loc.
 func (p *linePrinter) appendLine(b []byte, e *audit.Entry) []byte {
 	b = e.Time.In(p.loc).AppendFormat(b, "15:04:05.000")
 	if e.Event != "" {
