@@ -257,3 +257,30 @@ func TestScanRawIsCopied(t *testing.T) {
 		t.Errorf("got %q, want %q", raws, []string{a, b})
 	}
 }
+
+// BenchmarkScan reads a log of typical request lines; bytes/s is the
+// reading speed of "audit tail" and "audit summary".
+func BenchmarkScan(b *testing.B) {
+	var buf bytes.Buffer
+	l := audit.New(&buf)
+	for i := range 10_000 {
+		if err := l.Log(&audit.Record{
+			Time: readerT0, RequestID: fmt.Sprintf("3f9a0c12be47-%x", i), Agent: "billing", Method: "POST",
+			Scheme: "https", Host: "api.stripe.com", Port: 443, Path: "/v1/charges", Status: 200,
+			Decision: audit.Allow, Secrets: []string{"STRIPE_LIVE"}, Duration: 41200 * time.Microsecond, BytesOut: 1532,
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	log := buf.Bytes()
+	b.SetBytes(int64(len(log)))
+	for b.Loop() {
+		var s audit.Summarizer
+		if _, err := audit.Scan(bytes.NewReader(log), func(e audit.Entry) error {
+			s.Add(&e)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
