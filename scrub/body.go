@@ -24,15 +24,19 @@ type BodyStats struct {
 	Err error
 }
 
-// Body is a response body returned by Replacer.Response. Read and Close
-// may be called from different goroutines; Read itself is not safe for
-// concurrent use.
+// Body is a response body returned by Replacer.Response. Close may be
+// called while a Read is in progress on another goroutine, as net/http
+// allows for response bodies; Read itself is not safe for concurrent use.
 type Body struct {
-	rep     *Replacer
-	src     io.Reader
-	w       io.Writer   // the upgraded connection of a 101 response
-	closers []io.Closer // closed in order: decoders, then the upstream body
-	scrub   interface{ Count() int }
+	rep      *Replacer
+	src      io.Reader
+	w        io.Writer // the upgraded connection of a 101 response
+	up       io.Closer // the upstream body, or the WebSocket over it
+	decoders []io.Closer
+	scrub    interface{ Count() int }
+	// readMu is held by Read, so that Close does not free a decoder
+	// while a Read uses it.
+	readMu sync.Mutex
 
 	headers   atomic.Int64 // header and trailer replacements
 	bodyCount int          // replacements in a body scrubbed whole
@@ -52,11 +56,15 @@ type Body struct {
 // Read implements io.Reader. An upstream or decoding error is returned as
 // is (wrapped), after the scrubbed bytes before it.
 func (b *Body) Read(p []byte) (int, error) {
+	b.readMu.Lock()
 	n, err := b.src.Read(p)
 	b.bytes.Add(int64(n))
+	if err == io.EOF {
+		b.scrubTrailer()
+	}
+	b.readMu.Unlock()
 	switch {
 	case err == io.EOF:
-		b.scrubTrailer()
 		b.finish(nil, true)
 	case err != nil:
 		b.finish(err, false)
@@ -73,16 +81,18 @@ func (b *Body) Write(p []byte) (int, error) {
 	return b.w.Write(p)
 }
 
-// Close closes the decoders and the upstream body, and runs the OnDone
-// callback if the body had not ended yet. Calls after the first return the
-// first one's result.
+// Close closes the upstream body, which ends a Read in progress, then the
+// decoders, and runs the OnDone callback if the body had not ended yet.
+// Calls after the first return the first one's result.
 func (b *Body) Close() error {
 	b.closeOnce.Do(func() {
-		for _, c := range b.closers {
-			if err := c.Close(); err != nil && b.closeErr == nil {
-				b.closeErr = err
-			}
+		b.closeErr = b.up.Close()
+		b.readMu.Lock()
+		for _, d := range b.decoders {
+			// A decoder's Close only frees its state.
+			_ = d.Close()
 		}
+		b.readMu.Unlock()
 		b.finish(nil, false)
 	})
 	return b.closeErr

@@ -133,6 +133,23 @@ func TestBodyOnDone(t *testing.T) {
 	}
 }
 
+// TestBodyCloseInCallback checks that the callback may close the body.
+func TestBodyCloseInCallback(t *testing.T) {
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1, Body: io.NopCloser(strings.NewReader("abc"))}
+	b, err := testReplacer().Response(resp, http.MethodGet, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	b.OnDone(func(BodyStats) { calls++; _ = b.Close() })
+	if _, err := io.ReadAll(b); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("got %d calls, want 1", calls)
+	}
+}
+
 // TestResponseOverHTTP runs a real server that streams gzip-compressed
 // server-sent events with a trailer, and checks that events arrive one at a
 // time, scrubbed, and that the trailer is scrubbed at the end.
@@ -195,5 +212,53 @@ func TestResponseOverHTTP(t *testing.T) {
 	}
 	if got, want := b.Scrubbed(), 5; got != want {
 		t.Errorf("Scrubbed: got %d, want %d", got, want)
+	}
+}
+
+// TestBodyCloseDuringRead closes a gzip body while a Read waits on a
+// stalled upstream; the Read must end with an error and the callback run
+// once.
+func TestBodyCloseDuringRead(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		fmt.Fprintf(zw, "start %s\n", testKey)
+		_ = zw.Flush()
+		w.(http.Flusher).Flush()
+		<-release
+	}))
+	defer srv.Close()
+	defer close(release)
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := testReplacer().Response(resp, http.MethodGet, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	b.OnDone(func(BodyStats) { calls.Add(1) })
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(b)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := b.Close(); err != nil {
+		t.Errorf("Close: got %v, want nil", err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("got nil, want a read error after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read did not return after Close")
+	}
+	if calls.Load() != 1 {
+		t.Errorf("got %d callbacks, want 1", calls.Load())
 	}
 }

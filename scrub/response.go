@@ -43,12 +43,15 @@ const smallBody = 64 << 10
 // An upstream read error, or a body shorter than its Content-Length, is
 // returned by the body's Read, never turned into a clean end.
 func (r *Replacer) Response(resp *http.Response, reqMethod string, strict bool) (*Body, error) {
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
 	n := r.scrubHeader(resp.Header) + r.scrubHeader(resp.Trailer)
 	up := resp.Body
 	if up == nil {
 		up = http.NoBody
 	}
-	b := &Body{rep: r, trailer: resp.Trailer, src: up, closers: []io.Closer{up}}
+	b := &Body{rep: r, trailer: resp.Trailer, src: up, up: up}
 	b.headers.Store(int64(n))
 	switch {
 	case resp.StatusCode == http.StatusSwitchingProtocols:
@@ -101,7 +104,7 @@ func (b *Body) scrubBody(resp *http.Response, up io.Reader, encs []string) {
 	}
 	for i := len(encs) - 1; i >= 0; i-- {
 		d := newDecoder(encs[i], src)
-		b.closers = append([]io.Closer{d}, b.closers...)
+		b.decoders = append(b.decoders, d)
 		src = d
 	}
 	sr := b.rep.NewReader(src)
@@ -134,7 +137,7 @@ func (b *Body) upgrade(resp *http.Response, strict bool) error {
 	default:
 		ws := b.rep.WebSocket(rwc)
 		b.src, b.w, b.scrub = ws, ws, ws
-		b.closers = []io.Closer{ws}
+		b.up = ws
 		return nil
 	}
 	if strict {
