@@ -202,6 +202,58 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 	}
 	assertNoSecretIn(t, "metrics", text)
+
+	if out, stderr, code := runKeyhole(t, []string{"KEYHOLE_ADMIN_LISTEN=" + m[1]}, "health"); code != 0 || out != "ok\n" {
+		t.Errorf("keyhole health: exit %d %q %s", code, out, stderr)
+	}
+	if _, _, code := runKeyhole(t, []string{"KEYHOLE_ADMIN_LISTEN=" + closedPort(t)}, "health"); code == 0 {
+		t.Error("keyhole health succeeded against a closed port")
+	}
+}
+
+func TestEnvForContainers(t *testing.T) {
+	k := startKeyhole(t, `
+secrets:
+  STRIPE:
+    source: env:STRIPE_KEY
+    hosts: [api.stripe.test]
+agents:
+  bot:
+    token: env:BOT_TOKEN
+    secrets: [STRIPE]
+`, "BOT_TOKEN=bot-static-token")
+	public := filepath.Join(t.TempDir(), "public")
+	out := filepath.Join(public, "agent.env")
+	env := []string{"KEYHOLE_STATE_DIR=" + k.StateDir, "KEYHOLE_RULES=" + k.Rules, "BOT_TOKEN=bot-static-token"}
+	if _, stderr, code := runKeyhole(t, env, "env"); code == 0 || !strings.Contains(stderr, "--agent") {
+		t.Errorf("env without --agent on rules with agents: exit %d %s", code, stderr)
+	}
+	os.MkdirAll(public, 0o755)
+	if _, stderr, code := runKeyhole(t, env, "env", "--agent", "bot", "--proxy", "http://keyhole:8080", "--ca-dir", public, "--output", out); code != 0 {
+		t.Fatalf("env: %s", stderr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, want := range []string{
+		"export HTTPS_PROXY='http://bot:bot-static-token@keyhole:8080'",
+		"export SSL_CERT_FILE='" + filepath.Join(public, "ca-bundle.pem") + "'",
+		"export NODE_EXTRA_CA_CERTS='" + filepath.Join(public, "ca.pem") + "'",
+		"export STRIPE='<<STRIPE>>'",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("exports lack %q:\n%s", want, text)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(public, "ca-key.pem")); err == nil {
+		t.Error("the CA key was written to the public directory")
+	}
+	minted, stderr, code := runKeyhole(t, env, "env", "--agent", "bot", "--ttl", "5m")
+	if code != 0 || !strings.Contains(minted, "bot:kh1_") {
+		t.Errorf("env --ttl did not export a minted token: %s", stderr)
+	}
 }
 
 func TestEnvThenClientsWorkWithNoOtherSetting(t *testing.T) {

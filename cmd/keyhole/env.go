@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,12 +24,14 @@ const bundleFile = "ca-bundle.pem"
 // envCommand prints the export lines an agent's shell needs: the proxy, the
 // CA for every common client, and one placeholder variable per secret.
 func envCommand(args []string, stdout, stderr io.Writer) error {
-	var agent, proxyURL string
+	var agent, proxyURL, caDir, output string
 	var ttl time.Duration
 	s, rest, err := parseSettings("env", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&agent, "agent", "", "the agent whose credentials and secrets to export")
 		fs.StringVar(&proxyURL, "proxy", "", "the proxy URL agents use (default: http:// + KEYHOLE_LISTEN)")
 		fs.DurationVar(&ttl, "ttl", 0, "mint a token with this lifetime instead of exporting the agent's static token")
+		fs.StringVar(&output, "output", "", "write the exports to this file (mode 0600) instead of stdout")
+		fs.StringVar(&caDir, "ca-dir", "", "write ca.pem and "+bundleFile+" here and point the exports at them (default: the state dir); for a directory agents can read, unlike the state dir")
 	})
 	if err != nil {
 		return err
@@ -60,9 +63,11 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	caFile := filepath.Join(s.StateDir, "ca.pem")
-	bundle := filepath.Join(s.StateDir, bundleFile)
-	if err := authority.WriteTrustBundle(bundle); err != nil {
+	if caDir == "" {
+		caDir = s.StateDir
+	}
+	caFile, bundle, err := writeTrust(authority, caDir)
+	if err != nil {
 		return err
 	}
 
@@ -89,8 +94,33 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 	for _, sec := range secrets {
 		export(sec.Env, sec.Placeholder())
 	}
+	if output != "" {
+		if err := os.WriteFile(output, []byte(b.String()), 0o600); err != nil {
+			return fmt.Errorf("env: %w", err)
+		}
+		return nil
+	}
 	_, err = io.WriteString(stdout, b.String())
 	return err
+}
+
+// writeTrust writes the CA certificate and the trust bundle into dir and
+// returns their paths.
+func writeTrust(a *certs.Authority, dir string) (caFile, bundle string, err error) {
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", fmt.Errorf("env: %w", err)
+	}
+	caFile, bundle = filepath.Join(dir, "ca.pem"), filepath.Join(dir, bundleFile)
+	if err := os.WriteFile(caFile, a.CertPEM(), 0o644); err != nil {
+		return "", "", fmt.Errorf("env: %w", err)
+	}
+	if err := a.WriteTrustBundle(bundle); err != nil {
+		return "", "", err
+	}
+	return caFile, bundle, nil
 }
 
 // agentProxyURL is the proxy URL agents use: the --proxy flag, else the

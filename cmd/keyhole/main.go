@@ -42,7 +42,8 @@ usage:
   keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
   keyhole token revoke ID|TOKEN
   keyhole token inspect TOKEN        per-task agent tokens
-  keyhole help [COMMAND]             show help (flags: keyhole COMMAND -h)
+  keyhole health                     exit 0 if the admin listener's /healthz answers
+  keyhole help                       show this help (flags: keyhole COMMAND -h)
 
 Settings come from KEYHOLE_* environment variables; a flag of the same name
 (--listen for KEYHOLE_LISTEN, ...) overrides each. See the README.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return envCommand(rest, stdout, stderr)
 	case "token":
 		return tokenCommand(rest, stdout, stderr)
+	case "health":
+		return health(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
