@@ -46,6 +46,9 @@ func globMatch(pattern, s string) bool {
 			pi++
 			si++
 		case pi < len(pattern) && pattern[pi] == '*':
+			if pi == len(pattern)-1 {
+				return true // a final "*" takes the rest, the common "/v1/*"
+			}
 			star, mark = pi, si
 			pi++
 		case star >= 0:

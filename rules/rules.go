@@ -109,10 +109,13 @@ func (s *Secret) AllowsHost(host string, port, defaultPort int) bool {
 	return false
 }
 
-// AllowsHeader reports whether the secret may travel in the header with the
-// canonical name name.
+// AllowsHeader reports whether the secret may travel in the header named
+// name, in any case.
 func (s *Secret) AllowsHeader(name string) bool {
-	return s.Headers == nil || slices.Contains(s.Headers, http.CanonicalHeaderKey(name))
+	// Names from an http.Header are canonical already: try them as they are
+	// before paying for canonicalization.
+	return s.Headers == nil || slices.Contains(s.Headers, name) ||
+		slices.Contains(s.Headers, http.CanonicalHeaderKey(name))
 }
 
 // AllowsMethod reports whether the secret may be sent with method.
