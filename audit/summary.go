@@ -226,16 +226,3 @@ func writeTable(b *strings.Builder, head []string, rows [][]string) {
 	}
 }
 
-// printable returns s if every character in it is printable and not a
-// space, "-" if it is empty, and else s quoted with Go escapes.
-func printable(s string) string {
-	if s == "" {
-		return "-"
-	}
-	for _, r := range s {
-		if r == ' ' || r == '"' || r == '\\' || r == 0xFFFD || !strconv.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}

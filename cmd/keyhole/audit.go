@@ -7,14 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"keyhole/audit"
 )
@@ -100,16 +96,16 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sub == "summary" {
 		return summarizeLog(path, o, stdout, stderr)
 	}
-	p := &linePrinter{json: o.json, color: !o.json && colorful(stdout), loc: time.Local}
+	p := &audit.Printer{W: stdout, JSON: o.json, Color: !o.json && colorful(stdout), Loc: time.Local}
 	show := func(e audit.Entry) error {
 		if !o.filter.Match(&e) {
 			return nil
 		}
-		return p.print(&e)
+		return p.Print(&e)
 	}
 	if !o.follow {
 		bw := bufio.NewWriter(stdout)
-		p.w = bw
+		p.W = bw
 		err := readLog(path, stderr, "tail", show)
 		if ferr := bw.Flush(); err == nil && ferr != nil {
 			err = fmt.Errorf("audit tail: write output: %w", ferr)
@@ -121,7 +117,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !fromStart {
 		fw.Backlog = tailBacklog
 	}
-	p.w = stdout // one write a line, as lines arrive
+	p.W = stdout // one write a line, as lines arrive
 	err = fw.Follow(ctx, path, fromStart, show)
 	reportSkipped(stderr, "tail", int(fw.Skipped()))
 	return err
@@ -173,193 +169,4 @@ func colorful(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// ANSI colours.
-const (
-	green  = "\x1b[32m"
-	red    = "\x1b[31m"
-	yellow = "\x1b[33m"
-	reset  = "\x1b[0m"
-)
-
-// linePrinter writes entries as aligned text lines or as their raw JSON.
-type linePrinter struct {
-	w     io.Writer
-	json  bool
-	color bool
-	loc   *time.Location // the time column's zone
-	buf   []byte
-}
-
-// print writes e as one line in one Write.
-func (p *linePrinter) print(e *audit.Entry) error {
-	if p.json {
-		p.buf = append(append(p.buf[:0], e.Raw...), '\n')
-	} else {
-		p.buf = p.appendLine(p.buf[:0], e)
-	}
-	if _, err := p.w.Write(p.buf); err != nil {
-		return fmt.Errorf("audit tail: write output: %w", err)
-	}
-	return nil
-}
-
-// appendLine formats e: for a request, columns two spaces apart (time,
-// agent, decision, status and the reason of a refusal, method, host and
-// path, secrets, values scrubbed unless refused, duration, error), as in
-//
-//	10:30:00.123  billing     allow  200  POST     api.stripe.com/v1/charges         STRIPE_LIVE   scrubbed=0  41.2ms
-//	10:30:00.124  billing     deny   403 host_not_allowed  POST     evil.example/v1/charges           STRIPE_LIVE   0.21ms
-//
-// and for an event "10:30:01.000  reload ok" or "reload FAILED: error".
-// Every field from the log is escaped so that it cannot move the cursor
-// or forge a line on the auditor's terminal. Times are in p.loc.
-func (p *linePrinter) appendLine(b []byte, e *audit.Entry) []byte {
-	b = e.Time.In(p.loc).AppendFormat(b, "15:04:05.000")
-	if e.Event != "" {
-		return append(p.paint(append(b, "  "...), yellow, eventText(e)), '\n')
-	}
-	b = appendCol(b, printable(e.Agent), 10)
-	colour := red
-	if e.Decision == audit.Allow {
-		colour = green
-	}
-	b = p.paint(append(b, "  "...), colour, fmt.Sprintf("%-5s", printable(e.Decision)))
-	b = strconv.AppendInt(append(b, "  "...), int64(e.Status), 10)
-	if e.Reason != "" {
-		b = append(append(b, ' '), printable(e.Reason)...)
-	}
-	b = appendCol(b, printable(e.Method), 7)
-	b = appendCol(b, target(e), 32)
-	b = appendCol(b, secretsText(e.Secrets), 12)
-	if e.Decision != audit.Deny || e.Scrubbed != 0 {
-		b = append(append(b, "  scrubbed="...), strconv.Itoa(e.Scrubbed)...)
-	}
-	b = append(append(b, "  "...), formatDuration(e.Duration)...)
-	if e.Error != "" {
-		b = append(append(b, "  error="...), printable(e.Error)...)
-	}
-	return append(b, '\n')
-}
-
-// appendCol appends two spaces and s padded to width characters.
-func appendCol(b []byte, s string, width int) []byte {
-	b = append(append(b, "  "...), s...)
-	for n := utf8.RuneCountInString(s); n < width; n++ {
-		b = append(b, ' ')
-	}
-	return b
-}
-
-// paint appends s in colour when p colours its output.
-func (p *linePrinter) paint(b []byte, colour, s string) []byte {
-	if !p.color {
-		return append(b, s...)
-	}
-	return append(append(append(b, colour...), s...), reset...)
-}
-
-// eventText is "reload", "reload ok" or "reload FAILED: first error (and
-// N more)".
-func eventText(e *audit.Entry) string {
-	s := printable(e.Event)
-	switch {
-	case e.OK == nil:
-	case *e.OK:
-		s += " ok"
-	default:
-		s += " FAILED"
-	}
-	if len(e.Errors) > 0 {
-		s += ": " + escape(e.Errors[0])
-		if len(e.Errors) > 1 {
-			s += fmt.Sprintf(" (and %d more)", len(e.Errors)-1)
-		}
-	}
-	return s
-}
-
-// target is where a request went: host, a port other than the scheme's
-// own, and the path; "http://" first for plain HTTP; host:port for a
-// CONNECT.
-func target(e *audit.Entry) string {
-	host := e.Host
-	switch {
-	case e.Method == "CONNECT" || (e.Port != 0 && e.Port != defaultPort(e.Scheme)):
-		host = net.JoinHostPort(host, strconv.Itoa(e.Port))
-	case strings.Contains(host, ":"):
-		host = "[" + host + "]"
-	}
-	if e.Method == "CONNECT" {
-		return printable(host)
-	}
-	t := host + e.Path
-	if e.Scheme == "http" {
-		t = "http://" + t
-	}
-	return printable(t)
-}
-
-func defaultPort(scheme string) int {
-	if scheme == "http" {
-		return 80
-	}
-	return 443
-}
-
-func secretsText(names []string) string {
-	if len(names) == 0 {
-		return "-"
-	}
-	return printable(strings.Join(names, ","))
-}
-
-// formatDuration writes d in milliseconds like the log's duration_ms
-// (41.2ms, 0.21ms), or in seconds from one second up.
-func formatDuration(d time.Duration) string {
-	ms := float64(d) / float64(time.Millisecond)
-	switch {
-	case ms >= 1000:
-		return strconv.FormatFloat(ms/1000, 'f', 2, 64) + "s"
-	case ms >= 1:
-		return strconv.FormatFloat(ms, 'f', 1, 64) + "ms"
-	}
-	return strconv.FormatFloat(ms, 'f', 2, 64) + "ms"
-}
-
-// printable returns s if every character in it is printable and not a
-// space, "-" if it is empty, and else s quoted with Go escapes, so that a
-// column stays one word.
-func printable(s string) string {
-	if s == "" {
-		return "-"
-	}
-	for _, r := range s {
-		if r == ' ' || r == '"' || r == '\\' || r == utf8.RuneError || !strconv.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
-
-// escape returns s with every character that is not printable (control
-// characters, bidi overrides, invalid UTF-8) written as a Go escape;
-// spaces stay.
-func escape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == '\\' || !strconv.IsPrint(r):
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteRune(r)
-		}
-		i += n
-	}
-	return b.String()
 }

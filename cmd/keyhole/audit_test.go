@@ -86,13 +86,13 @@ func TestAuditLineFormat(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			p := &linePrinter{w: &out, color: color, loc: time.UTC}
+			p := &audit.Printer{W: &out, Color: color, Loc: time.UTC}
 			f, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			if _, err := audit.Scan(f, func(e audit.Entry) error { return p.print(&e) }); err != nil {
+			if _, err := audit.Scan(f, func(e audit.Entry) error { return p.Print(&e) }); err != nil {
 				t.Fatal(err)
 			}
 			if !color && bytes.Contains(out.Bytes(), []byte("\x1b")) {
@@ -123,26 +123,6 @@ func auditGolden(t *testing.T, name string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s: got\n%s\nwant\n%s", name, got, want)
-	}
-}
-
-func TestFormatDuration(t *testing.T) {
-	tests := []struct {
-		d    time.Duration
-		want string
-	}{
-		{0, "0.00ms"},
-		{210 * time.Microsecond, "0.21ms"},
-		{41200 * time.Microsecond, "41.2ms"},
-		{999900 * time.Microsecond, "999.9ms"},
-		{1500 * time.Millisecond, "1.50s"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.want, func(t *testing.T) {
-			if got := formatDuration(tc.d); got != tc.want {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
 	}
 }
 

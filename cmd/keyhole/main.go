@@ -37,7 +37,9 @@ usage:
   keyhole ca cert                    print the CA certificate (PEM)
   keyhole env [--agent NAME] [--proxy URL] [--ttl D]
                                      print the exports an agent's shell needs
-  keyhole audit tail|summary [...]   read the audit log
+  keyhole audit tail [-f] [--agent A] [--host H] [--secret S] [--denied] [--since 10m] [--json] [FILE]
+  keyhole audit summary [--since 1h] [--json] [FILE]
+                                     read the audit log
   keyhole token mint --agent NAME --ttl 15m [--secrets A,B] [--hosts H,..] [--methods GET,..] [--id ID]
   keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
   keyhole token revoke ID|TOKEN
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return envCommand(rest, stdout, stderr)
 	case "token":
 		return tokenCommand(rest, stdout, stderr)
+	case "audit":
+		return auditCommand(rest, stdout, stderr)
 	case "health":
 		return health(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
