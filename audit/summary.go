@@ -225,4 +225,3 @@ func writeTable(b *strings.Builder, head []string, rows [][]string) {
 		b.WriteByte('\n')
 	}
 }
-
