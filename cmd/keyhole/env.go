@@ -92,6 +92,11 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 		b.WriteString("# placeholders: keyhole swaps each for its secret where the rules allow\n")
 	}
 	for _, sec := range secrets {
+		if strings.Contains(b.String(), "export "+sec.Env+"=") {
+			return fmt.Errorf("env: secret %s would export %s, which keyhole env already sets; give the secret another env: name", sec.Name, sec.Env)
+		}
+	}
+	for _, sec := range secrets {
 		export(sec.Env, sec.Placeholder())
 	}
 	if output != "" {

@@ -54,11 +54,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	auditLog, closeAudit, err := audit.Open(s.AuditLog, os.Stdout)
+	auditLog, auditFile, err := audit.Open(s.AuditLog, os.Stdout)
 	if err != nil {
 		return err
 	}
-	defer closeAudit.Close()
+	defer auditFile.Close()
 	m := metrics.New()
 
 	p, err := proxy.New(s.Proxy, proxy.Deps{
@@ -86,7 +86,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		OnLoad:  func(set *rules.Set) { reloaded(p, set, log, auditLog, m) },
 		OnError: func(err error) { reloadFailed(err, log, auditLog, m) },
 	}
-	go watcher.Run(ctx, set, hangups(ctx))
+	go watcher.Run(ctx, set, hangups(ctx, func() {
+		if err := auditFile.Reopen(); err != nil {
+			log.Error("audit log not reopened", "error", err)
+		}
+	}))
 	if s.AdminListen != "" {
 		if err := serveAdmin(ctx, s.AdminListen, s.Proxy.Listen, m, p, log); err != nil {
 			return err
@@ -98,8 +102,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return err
 }
 
-// hangups turns SIGHUP into reload requests.
-func hangups(ctx context.Context) <-chan struct{} {
+// hangups turns SIGHUP into reload requests, calling also first: SIGHUP
+// reopens the audit log (after logrotate moved it) and reloads the rules.
+func hangups(ctx context.Context, also func()) <-chan struct{} {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP)
 	out := make(chan struct{}, 1)
@@ -110,6 +115,7 @@ func hangups(ctx context.Context) <-chan struct{} {
 			case <-ctx.Done():
 				return
 			case <-sig:
+				also()
 				select {
 				case out <- struct{}{}:
 				default:
