@@ -5,8 +5,8 @@
 // real credentials on the way out. Whatever comes back — a header, a JSON
 // body, a gzip-compressed stream of server-sent events, a WebSocket message —
 // may echo a credential, so before the agent sees it every known value, and
-// the forms it takes when a server escapes it for JSON or a URL, is replaced
-// by its placeholder.
+// the forms it takes when a server escapes it for JSON or a URL or encodes it
+// in base64, is replaced by its placeholder.
 //
 // # The engine
 //
@@ -21,9 +21,9 @@
 // Matching is leftmost-longest and non-overlapping, and a replacement is
 // never scanned again: a secret whose value contains "<<OTHER>>" is not
 // substituted twice. [Chain] runs replacers one after the other, each over
-// the previous one's output; keyhole chains the global replacer with a tiny
-// per-request one that swaps the Authorization: Basic credential it sent
-// back to the one the agent sent.
+// the previous one's output; keyhole chains a tiny per-request replacer, which
+// swaps the Authorization: Basic credential it sent back to the one the agent
+// sent, before the global one.
 //
 // # Streams
 //

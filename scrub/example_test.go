@@ -1,6 +1,7 @@
 package scrub_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,15 +35,19 @@ func ExampleReplacer_NewReader() {
 }
 
 func ExampleChain() {
-	global := scrub.Compile([]scrub.Secret{{Name: "PW", Value: secret.FromString("hunter2")}})
-	// The proxy sent Basic base64("bob:hunter2") where the agent had sent
-	// base64("bob:<<PW>>"); swap it back in the response.
-	perRequest := scrub.NewPairs([]scrub.Pair{{Find: "Ym9iOmh1bnRlcjI=", Replace: "Ym9iOjw8UFc+Pg=="}})
-	r := scrub.Chain(global, perRequest)
-	s, n := r.ReplaceString("echo: Basic Ym9iOmh1bnRlcjI= pw=hunter2")
+	global := scrub.Compile([]scrub.Secret{{Name: "PW", Value: secret.FromString("correct-horse-battery")}})
+	// The proxy sent Basic base64("bob:correct-horse-battery") where the
+	// agent had sent base64("bob:<<PW>>"); swap it back in the response,
+	// before the global replacer sees it.
+	sent := base64.StdEncoding.EncodeToString([]byte("bob:correct-horse-battery"))
+	agent := base64.StdEncoding.EncodeToString([]byte("bob:<<PW>>"))
+	r := scrub.Chain(scrub.NewPairs([]scrub.Pair{{Find: sent, Replace: agent}}), global)
+
+	echo := `{"authorization":"Basic ` + sent + `","pw":"correct-horse-battery"}`
+	s, n := r.ReplaceString(echo)
 	fmt.Println(s, n)
 	// Output:
-	// echo: Basic Ym9iOjw8UFc+Pg== pw=<<PW>> 2
+	// {"authorization":"Basic Ym9iOjw8UFc+Pg==","pw":"<<PW>>"} 2
 }
 
 func ExampleReplacer_Response() {

@@ -2,6 +2,7 @@ package scrub
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -31,7 +32,35 @@ func forms(v string) []string {
 		add(f)
 		add(lowerHex(f))
 	}
+	if len(v) >= minBase64Secret {
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			for align := range 3 {
+				add(base64Inner(enc, v, align))
+			}
+		}
+	}
 	return out
+}
+
+// minBase64Secret is the shortest value whose base64 forms are scrubbed:
+// the part of an encoding that a value fixes must be long enough not to
+// occur by chance in unrelated base64 text.
+const minBase64Secret = 12
+
+// base64Inner returns the characters of enc's encoding of v that v alone
+// determines when v follows align bytes of a 3-byte group inside larger
+// base64 text: each character carries 6 bits, so the characters that mix
+// bits of v with bits of its unknown neighbours, at either end, are left
+// out (RFC 4648, section 4).
+func base64Inner(enc *base64.Encoding, v string, align int) string {
+	b := make([]byte, align, align+len(v))
+	s := enc.EncodeToString(append(b, v...))
+	n := align + len(v)
+	// A full group gives 4 whole characters; a trailing group of 1 or 2
+	// bytes fixes 1 or 2 characters.
+	end := 4*(n/3) + n%3
+	lead := [3]int{0, 2, 3}[align]
+	return s[lead:end]
 }
 
 // jsonString returns v as encoding/json writes it inside a string literal,

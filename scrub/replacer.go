@@ -36,9 +36,14 @@ type Replacer struct {
 // Compile returns a Replacer for secrets. Each secret's raw value, its JSON
 // string escapes (with and without the \u003c-style HTML escapes) and its
 // percent-encodings (url.QueryEscape and url.PathEscape, with upper- and
-// lower-case hex) are all replaced by <<Name>>. Secrets with an empty value
-// are skipped. When two secrets share a form, the first in secrets wins.
-// Compile is meant to run once per rules load, not per request.
+// lower-case hex) are all replaced by <<Name>>. So is, for values of at
+// least 12 bytes, its standard or URL-safe base64 encoding inside larger
+// base64 text, at each of the three byte alignments: the characters that
+// the value alone determines become <<Name>>, which breaks the surrounding
+// base64 but leaves at most a few bits of the value in the characters at
+// either end. Secrets with an empty value are skipped. When two secrets
+// share a form, the first in secrets wins. Compile is meant to run once per
+// rules load, not per request.
 func Compile(secrets []Secret) *Replacer {
 	var find, repl []string
 	seen := make(map[string]bool)
@@ -84,9 +89,14 @@ func newReplacer(find, repl []string) *Replacer {
 }
 
 // Chain returns a Replacer that applies rs in order, each over the output
-// of the one before; nil elements are skipped. Keyhole chains its global
-// Replacer with a per-request NewPairs, so that the request-time swap costs
-// no automaton. The result shares the compiled state of rs.
+// of the one before; nil elements are skipped. The result shares the
+// compiled state of rs, so chaining costs no automaton.
+//
+// Keyhole chains a per-request NewPairs, which swaps the exact base64
+// credential it sent in Authorization: Basic back to the agent's, before
+// its global Replacer: the other order would let the global one replace
+// the secret's base64 form inside that credential first, and the swap
+// would no longer find it.
 func Chain(rs ...*Replacer) *Replacer {
 	var stages []*stage
 	for _, r := range rs {
