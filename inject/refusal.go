@@ -36,18 +36,16 @@ const (
 
 // Status returns the HTTP status of a refusal with this reason: 400 for a
 // malformed request, 403 for a policy refusal, 407 for missing or stale
-// proxy credentials, 502 when the upstream or a secret source failed, 503
-// while shutting down, 504 when the upstream timed out.
+// proxy credentials, 502 when the upstream (timeouts included) or a secret
+// source failed, 503 while shutting down.
 func (r Reason) Status() int {
 	switch r {
 	case BadRequest:
 		return http.StatusBadRequest
 	case ProxyAuthRequired, TokenExpired, TokenRevoked:
 		return http.StatusProxyAuthRequired
-	case SecretUnavailable, UpstreamTLS, UpstreamUnreachable, UnscrubbableEncoding:
+	case SecretUnavailable, UpstreamTLS, UpstreamUnreachable, UpstreamTimeout, UnscrubbableEncoding:
 		return http.StatusBadGateway
-	case UpstreamTimeout:
-		return http.StatusGatewayTimeout
 	case ShuttingDown:
 		return http.StatusServiceUnavailable
 	default:

@@ -162,7 +162,7 @@ func TestApplyRefusalStatus(t *testing.T) {
 		{BadRequest, 400},
 		{ProxyAuthRequired, 407}, {TokenExpired, 407}, {TokenRevoked, 407},
 		{SecretUnavailable, 502}, {UpstreamTLS, 502}, {UpstreamUnreachable, 502}, {UnscrubbableEncoding, 502},
-		{UpstreamTimeout, 504},
+		{UpstreamTimeout, 502},
 		{ShuttingDown, 503},
 	}
 	for _, tc := range tests {
