@@ -27,6 +27,9 @@ import (
 // control characters) does not fail the load: the secret's Value, or the
 // agent's TokenValue, returns the reason, and Set.Warnings says it.
 func Load(path string) (*Set, error) {
+	// Stamp the files before reading them, so that a Watcher started
+	// later still sees a change made after this read.
+	rulesStamp := stamp(path)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
@@ -36,7 +39,15 @@ func Load(path string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
-	return Parse(path, data)
+	set, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	set.stamps = map[string]fileStamp{path: rulesStamp}
+	for _, p := range set.SourceFiles() {
+		set.stamps[p] = stamp(p)
+	}
+	return set, nil
 }
 
 // Parse is Load for the contents data of the rules file at path. The path

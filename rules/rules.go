@@ -45,6 +45,9 @@ type Set struct {
 	// admitted holds the allow entries and every secret's hosts, for
 	// CheckEgress. A Set built by hand has none, which fails closed.
 	admitted hostTable
+	// stamps are the rules file and file: sources as Load found them, for
+	// Watcher.
+	stamps map[string]fileStamp
 }
 
 // compile derives the set's lookup tables; Load calls it once.

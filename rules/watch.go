@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"maps"
 	"os"
 	"syscall"
 	"time"
@@ -79,8 +80,12 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 	}
 }
 
-// stamps returns the stamps of the rules file and of set's sources.
+// stamps returns the stamps of the rules file and of set's sources: as
+// Load found them when it loaded set, else as they are now.
 func (w *Watcher) stamps(set *Set) map[string]fileStamp {
+	if set != nil && set.stamps != nil && set.File == w.Path {
+		return maps.Clone(set.stamps)
+	}
 	m := map[string]fileStamp{w.Path: stamp(w.Path)}
 	if set != nil {
 		for _, p := range set.SourceFiles() {
@@ -100,25 +105,21 @@ func (w *Watcher) changed() bool {
 	return false
 }
 
-// load reloads the rules and returns the set now in force. The stamps are
-// taken before reading, so a change made while loading is seen at the next
-// tick; a failed load is reported once, not at every tick.
+// load reloads the rules and returns the set now in force. Load stamps the
+// files before reading them, so a change made while loading is seen at the
+// next tick; a failed load is reported once, not at every tick.
 func (w *Watcher) load(current *Set) *Set {
-	before := w.stamps(current)
+	before := stamp(w.Path)
 	set, err := Load(w.Path)
 	if err != nil {
-		w.seen = before
+		w.seen = w.stamps(current)
+		w.seen[w.Path] = before
 		if w.OnError != nil {
 			w.OnError(err)
 		}
 		return current
 	}
-	for p, st := range w.stamps(set) {
-		if _, ok := before[p]; !ok {
-			before[p] = st
-		}
-	}
-	w.seen = before
+	w.seen = w.stamps(set)
 	if w.OnLoad != nil {
 		w.OnLoad(set)
 	}

@@ -40,7 +40,7 @@ func TestWatcher(t *testing.T) {
 	go func() { w.Run(ctx, set, reload); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	wait := func(what string) *Set {
+	wait := func(t *testing.T, what string) *Set {
 		t.Helper()
 		select {
 		case s := <-loads:
@@ -62,7 +62,7 @@ func TestWatcher(t *testing.T) {
 
 	t.Run("source rotation", func(t *testing.T) {
 		write(src, "value-two-654321\n")
-		if got := value(wait("rotation")); got != "value-two-654321" {
+		if got := value(wait(t, "rotation")); got != "value-two-654321" {
 			t.Errorf("got %q after rotation", got)
 		}
 	})
@@ -86,19 +86,19 @@ func TestWatcher(t *testing.T) {
 	})
 	t.Run("fixed file loads", func(t *testing.T) {
 		write(path, good)
-		wait("fix")
+		wait(t, "fix")
 	})
 	t.Run("reload on request", func(t *testing.T) {
 		reload <- struct{}{}
-		wait("SIGHUP")
+		wait(t, "SIGHUP")
 	})
 	t.Run("a source that appears", func(t *testing.T) {
 		os.Remove(src)
-		if got := value(wait("removal")); got != "unavailable" {
+		if got := value(wait(t, "removal")); got != "unavailable" {
 			t.Errorf("got %q after the source was removed", got)
 		}
 		write(src, "value-three-999999\n")
-		if got := value(wait("return")); got != "value-three-999999" {
+		if got := value(wait(t, "return")); got != "value-three-999999" {
 			t.Errorf("got %q after the source came back", got)
 		}
 	})
