@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// cpuTicks returns the CPU time (utime+stime, in clock ticks) that process
+// pid has used, from /proc/PID/stat.
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu: %w", err)
+	}
+	return parseStat(b)
+}
+
+// parseStat returns utime+stime from the contents of /proc/PID/stat. The
+// command name (field 2) is in parentheses and may itself hold spaces and
+// parentheses, so fields are counted from the last ')' (proc(5)).
+func parseStat(b []byte) (uint64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("parse stat: no ')' after the command name")
+	}
+	// After ')' come field 3 (state) onwards: utime is field 14 and stime
+	// field 15, so indexes 11 and 12 here.
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse stat: got %d fields after the command name, want at least 13", len(f))
+	}
+	utime, err := strconv.ParseUint(f[11], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse stat: utime: %w", err)
+	}
+	stime, err := strconv.ParseUint(f[12], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse stat: stime: %w", err)
+	}
+	return utime + stime, nil
+}
+
+// memory is a process's resident set, from /proc/PID/status.
+type memory struct {
+	RSSKiB  uint64 // VmRSS: resident now
+	PeakKiB uint64 // VmHWM: highest resident since the process started
+}
+
+// readMemory returns process pid's VmRSS and VmHWM.
+func readMemory(pid int) (memory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return memory{}, fmt.Errorf("read memory: %w", err)
+	}
+	return parseStatus(b)
+}
+
+// parseStatus reads VmRSS and VmHWM (both "NNN kB") from the contents of
+// /proc/PID/status.
+func parseStatus(b []byte) (memory, error) {
+	var m memory
+	var seen int
+	for line := range strings.SplitSeq(string(b), "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || (key != "VmRSS" && key != "VmHWM") {
+			continue
+		}
+		num, unit, _ := strings.Cut(strings.TrimSpace(val), " ")
+		if unit != "kB" {
+			return memory{}, fmt.Errorf("parse status: %s: got unit %q, want kB", key, unit)
+		}
+		n, err := strconv.ParseUint(num, 10, 64)
+		if err != nil {
+			return memory{}, fmt.Errorf("parse status: %s: %w", key, err)
+		}
+		if key == "VmRSS" {
+			m.RSSKiB = n
+		} else {
+			m.PeakKiB = n
+		}
+		seen++
+	}
+	if seen != 2 {
+		return memory{}, errors.New("parse status: VmRSS or VmHWM missing")
+	}
+	return m, nil
+}
+
+// openFiles returns how many file descriptors process pid holds.
+func openFiles(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, fmt.Errorf("count open files: %w", err)
+	}
+	return len(ents), nil
+}
+
+// clockTicks returns the kernel's clock ticks per second (CLK_TCK), the
+// unit of /proc/PID/stat times, from getconf; 100 if getconf fails (the
+// value on every common Linux build).
+func clockTicks(ctx context.Context) float64 {
+	out, err := exec.CommandContext(ctx, "getconf", "CLK_TCK").Output()
+	if err != nil {
+		return 100
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil || n <= 0 {
+		return 100
+	}
+	return n
+}
