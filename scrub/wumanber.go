@@ -21,9 +21,10 @@ type wuManber struct {
 	block int  // bytes hashed per step, 1 to 4
 	bits  uint // the table has 1<<bits entries
 	shift []uint8
-	// cands maps the hash of a window's last block to the patterns whose
-	// first m bytes end in that block, longest first.
-	cands map[uint32][]int32
+	// For a hash h with a zero shift, cands[slot[h]-1] lists the patterns
+	// whose first m bytes end in a block of that hash, longest first.
+	slot  []uint32
+	cands [][]int32
 }
 
 func newWuManber(find []string) *wuManber {
@@ -49,15 +50,20 @@ func newWuManber(find []string) *wuManber {
 	for i := range w.shift {
 		w.shift[i] = uint8(w.m - w.block + 1)
 	}
-	w.cands = make(map[uint32][]int32)
+	w.slot = make([]uint32, len(w.shift))
 	for k, f := range find {
 		for j := w.block - 1; j < w.m; j++ {
 			h := w.hash(blockValue(f[j-w.block+1 : j+1]))
 			d := uint8(w.m - 1 - j)
 			w.shift[h] = min(w.shift[h], d)
-			if d == 0 {
-				w.cands[h] = append(w.cands[h], int32(k))
+			if d != 0 {
+				continue
 			}
+			if w.slot[h] == 0 {
+				w.cands = append(w.cands, nil)
+				w.slot[h] = uint32(len(w.cands))
+			}
+			w.cands[w.slot[h]-1] = append(w.cands[w.slot[h]-1], int32(k))
 		}
 	}
 	for _, c := range w.cands {
@@ -178,7 +184,7 @@ func (w *wuManber) scan1(b []byte, s, end int) (int, int) {
 
 // verify returns the longest pattern that starts at b[s:], or -1.
 func (w *wuManber) verify(b []byte, s int, h uint32) int {
-	for _, k := range w.cands[h] {
+	for _, k := range w.cands[w.slot[h]-1] {
 		f := w.find[k]
 		if len(b)-s >= len(f) && string(b[s:s+len(f)]) == f {
 			return int(k)
