@@ -152,3 +152,5 @@ func (b *Body) scrubTrailer() {
 	}
 	b.headers.Add(int64(b.rep.scrubHeader(b.trailer)))
 }
+
+var _ io.ReadWriteCloser = (*Body)(nil)

@@ -14,9 +14,12 @@
 // load. It finds every pattern in a single pass over the bytes, whatever the
 // number of secrets: a Wu–Manber shift table on short blocks of input skips
 // ahead by up to the shortest pattern's length, so a body with no secret in
-// it costs a table lookup every dozen bytes or so. Sets of at most four short
-// patterns, such as the per-request pairs of [NewPairs], use the SIMD
-// substring search of package bytes instead.
+// it costs one table lookup per twenty bytes or so when the shortest form is
+// two dozen bytes long. Throughput therefore grows with the shortest secret:
+// on one core, about 2 GB/s for realistic API keys, about 1 GB/s when one
+// secret is 12 bytes long, and half that for a 7-byte password. A set of at
+// most four patterns, one of them shorter than 16 bytes, is searched with
+// the SIMD substring search of package bytes instead.
 //
 // Matching is leftmost-longest and non-overlapping, and a replacement is
 // never scanned again: a secret whose value contains "<<OTHER>>" is not

@@ -184,3 +184,5 @@ func (p *pipeline) drop() {
 		p.bufs[i] = p.bufs[i][:0]
 	}
 }
+
+var _ io.ReadCloser = (*Reader)(nil)

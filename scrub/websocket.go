@@ -273,3 +273,5 @@ func appendFrameHeader(dst []byte, fin bool, op byte, n int) []byte {
 		return binary.BigEndian.AppendUint64(append(dst, b0, 127), uint64(n))
 	}
 }
+
+var _ io.ReadWriteCloser = (*WebSocketConn)(nil)

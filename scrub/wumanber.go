@@ -18,7 +18,7 @@ const maxWindow = 128
 type wuManber struct {
 	find  []string
 	m     int  // window length: the shortest pattern's length, capped
-	block int  // bytes hashed per step, 1 to 4
+	block int  // bytes hashed per step, 1 to 3
 	bits  uint // the table has 1<<bits entries
 	shift []uint8
 	// For a hash h with a zero shift, cands[slot[h]-1] lists the patterns
@@ -146,7 +146,7 @@ func (w *wuManber) next(b []byte, from int) (int, int) {
 }
 
 // scan returns the leftmost-longest match whose start is in [s, end), or
-// -1, -1. The block is 2 to 4 bytes long.
+// -1, -1. The block is 2 or 3 bytes long.
 func (w *wuManber) scan(b []byte, s, end int) (int, int) {
 	m, drop, hs := w.m, 8*uint(4-w.block), 32-w.bits
 	shift := w.shift
