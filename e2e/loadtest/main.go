@@ -7,6 +7,12 @@
 //	go run ./e2e/loadtest -quick             # 1 round of 2 s, under a minute
 //	go run ./e2e/loadtest -json results.json # also write every number as JSON
 //
+// Other flags: -keyhole PATH tests a built binary instead of building
+// ./cmd/keyhole; -audit-log PATH sets keyhole's audit log (default a file in
+// the run's temporary directory, like production; /dev/null measures
+// without it); -rounds N and -duration D override the rounds and the
+// length of a throughput round; -only a,b runs some scenarios only.
+//
 // One run builds keyhole (or takes -keyhole PATH), starts an in-process
 // HTTPS upstream on 127.0.0.1 with a certificate for upstream.test, and
 // starts two proxies as child processes so that their CPU time and memory
@@ -15,12 +21,16 @@
 // TLSConfigFromCA and a cached CertStore, no injection, no scrubbing) and
 // keyhole serve, with one secret BENCH for upstream.test and an audit log
 // file. Every client request carries "Authorization: Bearer <<BENCH>>", so
-// keyhole injects on every request and scrubs every response.
+// keyhole injects on every request and scrubs every response. Both proxies
+// verify the upstream against the tool's CA and keep up to 1024 idle
+// upstream connections per host (keyhole's pool size; net/http's default
+// of 2 would starve the baseline under 32 clients).
 //
-// The scenarios run one after another, alternating the proxies round by
-// round (baseline, keyhole, baseline, keyhole, ...) so that both meet the
-// same machine conditions; the table shows the median of the rounds and
-// the ratio keyhole/baseline:
+// The scenarios run one after another; the throughput ones alternate the
+// proxies round by round (baseline, keyhole, baseline, keyhole, ...) so
+// that both meet the same machine conditions. The table shows the median
+// of the rounds (peak RSS and idle tunnels are measured once) and the
+// ratio keyhole/baseline:
 //
 //   - keepalive_small: 32 keep-alive clients GET a 1 KiB body: requests/s,
 //     latency p50/p99, proxy CPU per request (utime+stime from
@@ -31,9 +41,11 @@
 //     proxy CPU per connection, and the upstream connections the proxy
 //     opened per 1000 requests (the upstream counts accepted connections).
 //   - large_download: 6 keep-alive clients GET 1 MiB bodies: MB/s.
-//   - sse: 8 streams of 20 server-sent events 50 ms apart, each stamped with
-//     its write time; the delay to the client's read, directly and through
-//     each proxy, and each proxy's delay added over direct.
+//   - sse: 32 streams of 20 server-sent events 50 ms apart (640 events per
+//     round and target), each stamped with its write time; the delay to the
+//     client's read directly and through each proxy, all three at once with
+//     their events interleaved, and each proxy's percentile minus direct's
+//     in the same round.
 //   - idle_tunnels: on freshly restarted proxies, 500 MITM tunnels that each
 //     made one request and stay idle: (RSS with them − RSS before)/500, and
 //     the proxy's open files before, with, and after closing them.
@@ -58,6 +70,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -100,6 +114,7 @@ type options struct {
 	auditLog string
 	rounds   int
 	duration time.Duration
+	only     string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -112,6 +127,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.auditLog, "audit-log", "", "keyhole's audit log (default: a file in the temporary directory; /dev/null to measure without it)")
 	fs.IntVar(&o.rounds, "rounds", 0, "rounds per scenario (default 3, or 1 with -quick)")
 	fs.DurationVar(&o.duration, "duration", 0, "length of one throughput round (default 5s, or 2s with -quick)")
+	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarioNames(), ",")+" (default: all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -124,7 +140,17 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if o.rounds < 0 || o.duration < 0 {
 		return o, errors.New("-rounds and -duration must not be negative")
 	}
+	for name := range strings.SplitSeq(o.only, ",") {
+		if name != "" && !slices.Contains(scenarioNames(), name) {
+			return o, fmt.Errorf("-only: unknown scenario %q (want some of %s)", name, strings.Join(scenarioNames(), ","))
+		}
+	}
 	return o, nil
+}
+
+// scenarioNames lists the scenarios in the order they run.
+func scenarioNames() []string {
+	return []string{sKeepAlive, sClose, sHangUp, sLarge, sSSE, sIdle}
 }
 
 // plan is how much load one run applies.
@@ -138,10 +164,16 @@ type plan struct {
 	Streams      int           `json:"sse_streams"`
 	Tunnels      int           `json:"idle_tunnels"`
 	AuditLog     string        `json:"audit_log"`
+	Only         []string      `json:"only,omitempty"` // scenarios to run; empty: all
+}
+
+// runs reports whether the plan includes scenario name.
+func (p plan) runs(name string) bool {
+	return len(p.Only) == 0 || slices.Contains(p.Only, name)
 }
 
 func newPlan(o options) plan {
-	p := plan{Quick: o.quick, Rounds: 3, Duration: 5 * time.Second, Workers: 32, ConnWorkers: 12, LargeWorkers: 6, Streams: 8, Tunnels: 500, AuditLog: o.auditLog}
+	p := plan{Quick: o.quick, Rounds: 3, Duration: 5 * time.Second, Workers: 32, ConnWorkers: 12, LargeWorkers: 6, Streams: 32, Tunnels: 500, AuditLog: o.auditLog}
 	if o.quick {
 		p.Rounds, p.Duration = 1, 2*time.Second
 	}
@@ -150,6 +182,11 @@ func newPlan(o options) plan {
 	}
 	if o.duration > 0 {
 		p.Duration = o.duration
+	}
+	for name := range strings.SplitSeq(o.only, ",") {
+		if name != "" {
+			p.Only = append(p.Only, name)
+		}
 	}
 	return p
 }

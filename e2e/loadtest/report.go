@@ -79,7 +79,7 @@ type row struct {
 	Key      string   `json:"key"`
 	Baseline *float64 `json:"baseline"`
 	Keyhole  *float64 `json:"keyhole"`
-	Ratio    *float64 `json:"ratio"` // keyhole / baseline
+	Ratio    *float64 `json:"ratio"` // keyhole / baseline; null when the baseline is not positive or keyhole is negative
 	Goal     string   `json:"goal,omitempty"`
 	Pass     *bool    `json:"pass,omitempty"`
 }
@@ -89,7 +89,10 @@ func (b *bench) rows() []row {
 	var out []row
 	for _, d := range rowDefs() {
 		base, kh := b.median(d.scn, "baseline", d.key), b.median(d.scn, "keyhole", d.key)
-		r := row{Scenario: d.scn, Metric: d.label, Key: d.key, Baseline: num(base), Keyhole: num(kh), Ratio: num(kh / base), Goal: d.goal.text}
+		r := row{Scenario: d.scn, Metric: d.label, Key: d.key, Baseline: num(base), Keyhole: num(kh), Goal: d.goal.text}
+		if base > 0 && kh >= 0 {
+			r.Ratio = num(kh / base)
+		}
 		if d.goal.check != nil && !math.IsNaN(base) && !math.IsNaN(kh) {
 			ok := d.goal.check(base, kh)
 			r.Pass = &ok

@@ -161,6 +161,10 @@ func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
 	b.stop(proxies...)
 	requests := kh.requests.Load()
 
+	if !b.plan.runs(sIdle) {
+		b.noteResults()
+		return requests, nil
+	}
 	// Idle tunnels are measured on fresh processes: after the load above,
 	// their heaps would have free space that tunnels could fill unseen.
 	base, kh, err = s.start(ctx)
@@ -185,28 +189,43 @@ func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
 	return requests + kh.requests.Load(), nil
 }
 
-// throughputScenarios runs the scenarios that compare speed, in order.
+// throughputScenarios runs the selected scenarios that compare speed, in
+// order.
 func (b *bench) throughputScenarios(ctx context.Context, direct *target, proxies []*target) error {
 	if err := b.warmUp(ctx, proxies); err != nil {
 		return err
 	}
 	p := b.plan
-	if err := b.rounds(ctx, sKeepAlive, proxies, b.throughput(load{keepAlive, "/small", smallSize, p.Workers})); err != nil {
-		return err
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{sKeepAlive, func() error {
+			if err := b.rounds(ctx, sKeepAlive, proxies, b.throughput(load{keepAlive, "/small", smallSize, p.Workers})); err != nil {
+				return err
+			}
+			return b.peakRSS(proxies)
+		}},
+		{sClose, func() error {
+			return b.rounds(ctx, sClose, proxies, b.throughput(load{connClose, "/small", smallSize, p.ConnWorkers}))
+		}},
+		{sHangUp, func() error {
+			return b.rounds(ctx, sHangUp, proxies, b.throughput(load{hangUp, "/small", smallSize, p.ConnWorkers}))
+		}},
+		{sLarge, func() error {
+			return b.rounds(ctx, sLarge, proxies, b.throughput(load{keepAlive, "/large", largeSize, p.LargeWorkers}))
+		}},
+		{sSSE, func() error { return b.sseRounds(ctx, direct, proxies) }},
 	}
-	if err := b.peakRSS(proxies); err != nil {
-		return err
+	for _, st := range steps {
+		if !p.runs(st.name) {
+			continue
+		}
+		if err := st.run(); err != nil {
+			return err
+		}
 	}
-	if err := b.rounds(ctx, sClose, proxies, b.throughput(load{connClose, "/small", smallSize, p.ConnWorkers})); err != nil {
-		return err
-	}
-	if err := b.rounds(ctx, sHangUp, proxies, b.throughput(load{hangUp, "/small", smallSize, p.ConnWorkers})); err != nil {
-		return err
-	}
-	if err := b.rounds(ctx, sLarge, proxies, b.throughput(load{keepAlive, "/large", largeSize, p.LargeWorkers})); err != nil {
-		return err
-	}
-	return b.sseRounds(ctx, direct, proxies)
+	return nil
 }
 
 // noteResults adds the notes that explain the table: the direct SSE

@@ -13,41 +13,56 @@ import (
 )
 
 // sseRounds measures, round after round, the delay from the upstream's
-// write of each event to the client's read, for direct (the reference),
-// then each proxy; each proxy's added delay is its percentile minus
-// direct's in the same round.
+// write of each event to the client's read, directly (the reference) and
+// through each proxy. The three run at the same time, their streams
+// interleaved, so that a hiccup of the shared machine lands on all of them
+// alike; each proxy's added delay is its percentile minus direct's in the
+// same round.
 func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target) error {
+	targets := append([]*target{direct}, proxies...)
 	for r := range b.plan.Rounds {
-		var ref sample
-		for _, t := range append([]*target{direct}, proxies...) {
-			s, e, err := b.sse(ctx, t)
-			if err != nil {
-				return fmt.Errorf("%s round %d %s: %w", sSSE, r+1, t.name, err)
+		samples := make([]sample, len(targets))
+		errs := make([]errorLog, len(targets))
+		var wg sync.WaitGroup
+		for j, t := range targets {
+			wg.Go(func() { samples[j], errs[j] = b.sse(ctx, t, j, len(targets)) })
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s round %d: %w", sSSE, r+1, err)
+		}
+		for j, t := range targets {
+			s := samples[j]
+			if j > 0 {
+				s[mAddedP50] = s[mP50] - samples[0][mP50]
+				s[mAddedP99] = s[mP99] - samples[0][mP99]
 			}
-			if t == direct {
-				ref = s
-			} else {
-				s[mAddedP50] = s[mP50] - ref[mP50]
-				s[mAddedP99] = s[mP99] - ref[mP99]
-			}
-			b.record(sSSE, t, s, e)
+			b.record(sSSE, t, s, errs[j])
 			fmt.Fprintf(b.progress, "%-16s round %d/%d  %-8s %s\n", sSSE, r+1, b.plan.Rounds, t.name, brief(s))
 		}
 	}
 	return nil
 }
 
-// sse opens the plan's number of event streams to t at once and collects
-// every event's delay.
-func (b *bench) sse(ctx context.Context, t *target) (sample, errorLog, error) {
+// sse opens the plan's number of event streams to t and collects every
+// event's delay. Stream i of target slot (of slots) starts at offset
+// (i*slots+slot) × interval/(streams*slots), so that across all targets
+// one event arrives at a time, evenly spread: the delay measured is the
+// path's, not a burst's queue.
+func (b *bench) sse(ctx context.Context, t *target, slot, slots int) (sample, errorLog) {
 	var (
 		mu     sync.Mutex
 		delays []time.Duration
 		errs   errorLog
 		wg     sync.WaitGroup
 	)
-	for range b.plan.Streams {
+	n := b.plan.Streams
+	gap := sseInterval / time.Duration(n*slots)
+	for i := range n {
 		wg.Go(func() {
+			if err := sleep(ctx, time.Duration(i*slots+slot)*gap); err != nil {
+				return
+			}
 			t.requests.Add(1)
 			d, err := stream(ctx, t.keepAlive)
 			mu.Lock()
@@ -57,16 +72,13 @@ func (b *bench) sse(ctx context.Context, t *target) (sample, errorLog, error) {
 		})
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, errorLog{}, err
-	}
 	slices.Sort(delays)
 	return sample{
 		mEvents: float64(len(delays)),
 		mErrors: float64(errs.n),
 		mP50:    ms(percentile(delays, 50)),
 		mP99:    ms(percentile(delays, 99)),
-	}, errs, nil
+	}, errs
 }
 
 // stream reads one /sse response and returns, for each event, the time
