@@ -3,8 +3,8 @@
 //
 // Run it from the repository root:
 //
-//	go run ./e2e/loadtest                    # full: 3 rounds of 5 s, about 3 minutes
-//	go run ./e2e/loadtest -quick             # 1 round of 2 s, under a minute
+//	go run ./e2e/loadtest                    # full: 5 rounds of 3 s, under 3 minutes
+//	go run ./e2e/loadtest -quick             # 2 rounds of 1.5 s, under a minute
 //	go run ./e2e/loadtest -json results.json # also write every number as JSON
 //
 // Other flags: -keyhole PATH tests a built binary instead of building
@@ -28,9 +28,10 @@
 //
 // The scenarios run one after another; the throughput ones alternate the
 // proxies round by round (baseline, keyhole, baseline, keyhole, ...) so
-// that both meet the same machine conditions. The table shows the median
-// of the rounds (peak RSS and idle tunnels are measured once) and the
-// ratio keyhole/baseline:
+// that both meet the same machine conditions, and many short rounds make
+// the median robust to bursts of other work on a shared machine. The table
+// shows the median of the rounds (peak RSS and idle tunnels are measured
+// once) and the ratio keyhole/baseline:
 //
 //   - keepalive_small: 32 keep-alive clients GET a 1 KiB body: requests/s,
 //     latency p50/p99, proxy CPU per request (utime+stime from
@@ -121,12 +122,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.BoolVar(&o.quick, "quick", false, "short run: 1 round of 2s per scenario (under a minute)")
+	fs.BoolVar(&o.quick, "quick", false, "short run: 2 rounds of 1.5s per scenario (under a minute)")
 	fs.StringVar(&o.keyhole, "keyhole", "", "keyhole binary to test (default: go build ./cmd/keyhole into a temporary directory)")
 	fs.StringVar(&o.jsonPath, "json", "", "write every measurement as JSON to this file (default: none)")
 	fs.StringVar(&o.auditLog, "audit-log", "", "keyhole's audit log (default: a file in the temporary directory; /dev/null to measure without it)")
-	fs.IntVar(&o.rounds, "rounds", 0, "rounds per scenario (default 3, or 1 with -quick)")
-	fs.DurationVar(&o.duration, "duration", 0, "length of one throughput round (default 5s, or 2s with -quick)")
+	fs.IntVar(&o.rounds, "rounds", 0, "rounds per scenario (default 5, or 2 with -quick)")
+	fs.DurationVar(&o.duration, "duration", 0, "length of one throughput round (default 3s, or 1.5s with -quick)")
 	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarioNames(), ",")+" (default: all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -173,9 +174,9 @@ func (p plan) runs(name string) bool {
 }
 
 func newPlan(o options) plan {
-	p := plan{Quick: o.quick, Rounds: 3, Duration: 5 * time.Second, Workers: 32, ConnWorkers: 12, LargeWorkers: 6, Streams: 32, Tunnels: 500, AuditLog: o.auditLog}
+	p := plan{Quick: o.quick, Rounds: 5, Duration: 3 * time.Second, Workers: 32, ConnWorkers: 12, LargeWorkers: 6, Streams: 32, Tunnels: 500, AuditLog: o.auditLog}
 	if o.quick {
-		p.Rounds, p.Duration = 1, 2*time.Second
+		p.Rounds, p.Duration = 2, 1500*time.Millisecond
 	}
 	if o.rounds > 0 {
 		p.Rounds = o.rounds

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -114,4 +115,19 @@ func clockTicks(ctx context.Context) float64 {
 		return 100
 	}
 	return n
+}
+
+// loadAverage returns the machine's 1-minute load average from
+// /proc/loadavg, or NaN if it cannot be read.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return math.NaN()
+	}
+	first, _, _ := strings.Cut(string(b), " ")
+	v, err := strconv.ParseFloat(first, 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
 }

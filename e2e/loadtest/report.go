@@ -187,6 +187,10 @@ type machine struct {
 	CPUs      int     `json:"cpus"`
 	ClkTck    float64 `json:"clk_tck"`
 	Keyhole   string  `json:"keyhole_binary"`
+	// LoadStart and LoadEnd are the 1-minute load averages when the run
+	// started and ended: above CPUs, other work shared the machine.
+	LoadStart *float64 `json:"load_average_start"`
+	LoadEnd   *float64 `json:"load_average_end"`
 }
 
 // writeJSON writes res to path.

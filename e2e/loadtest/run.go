@@ -102,7 +102,7 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return fmt.Errorf("temporary directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	started := time.Now()
+	started, loadStart := time.Now(), loadAverage()
 	bin := o.keyhole
 	if bin == "" {
 		fmt.Fprintln(stderr, "building ./cmd/keyhole ...")
@@ -127,8 +127,13 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		b.note("%v", err)
 	}
 	b.checkAudit(p.AuditLog, khRequests)
+	loadEnd := loadAverage()
+	if cpus := float64(runtime.NumCPU()); loadStart > cpus || loadEnd > cpus {
+		b.note("other work shared the machine (load average %.1f at the start, %.1f at the end, on %d CPUs): expect noisy rounds", loadStart, loadEnd, runtime.NumCPU())
+	}
 	rows := b.rows()
-	fmt.Fprintf(stdout, "keyhole vs bare goproxy v1.9.3: %d round(s) of %s, median of rounds, %d CPUs, %s\n\n", p.Rounds, p.Duration, runtime.NumCPU(), time.Since(started).Round(time.Second))
+	fmt.Fprintf(stdout, "keyhole vs bare goproxy v1.9.3: %d round(s) of %s, median of rounds, %d CPUs, load average %.1f → %.1f, %s\n\n",
+		p.Rounds, p.Duration, runtime.NumCPU(), loadStart, loadEnd, time.Since(started).Round(time.Second))
 	if err := printTable(stdout, rows, b.notes); err != nil {
 		return err
 	}
@@ -138,7 +143,7 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	return writeJSON(o.jsonPath, results{
 		Started: started,
 		Plan:    p,
-		Machine: machine{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), ClkTck: b.clkTck, Keyhole: bin},
+		Machine: machine{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), ClkTck: b.clkTck, Keyhole: bin, LoadStart: num(loadStart), LoadEnd: num(loadEnd)},
 		Rows:    rows,
 		Rounds:  b.samples,
 		Errors:  b.errorSummary(),
