@@ -126,6 +126,7 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err := s.up.Close(); err != nil {
 		b.note("%v", err)
 	}
+	b.noteResults()
 	b.checkAudit(p.AuditLog, khRequests)
 	loadEnd := loadAverage()
 	if cpus := float64(runtime.NumCPU()); loadStart > cpus || loadEnd > cpus {
@@ -167,7 +168,6 @@ func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
 	requests := kh.requests.Load()
 
 	if !b.plan.runs(sIdle) {
-		b.noteResults()
 		return requests, nil
 	}
 	// Idle tunnels are measured on fresh processes: after the load above,
@@ -190,7 +190,6 @@ func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
 		b.record(sIdle, t, smp, e)
 		fmt.Fprintf(b.progress, "%-16s round 1/1  %-8s %s\n", sIdle, t.name, brief(smp))
 	}
-	b.noteResults()
 	return requests + kh.requests.Load(), nil
 }
 
@@ -236,7 +235,9 @@ func (b *bench) throughputScenarios(ctx context.Context, direct *target, proxies
 // noteResults adds the notes that explain the table: the direct SSE
 // reference, failed requests, upstream connection reuse and fd leaks.
 func (b *bench) noteResults() {
-	b.note("sse direct (no proxy): event delay p50 %.3f ms, p99 %.3f ms", b.median(sSSE, "direct", mP50), b.median(sSSE, "direct", mP99))
+	if b.plan.runs(sSSE) {
+		b.note("sse direct (no proxy): event delay p50 %.3f ms, p99 %.3f ms", b.median(sSSE, "direct", mP50), b.median(sSSE, "direct", mP99))
+	}
 	for _, scn := range []string{sKeepAlive, sClose, sHangUp, sLarge, sSSE, sIdle} {
 		for _, tgt := range []string{"baseline", "keyhole", "direct"} {
 			if e := b.errs[scn][tgt]; e != nil && e.n > 0 {
