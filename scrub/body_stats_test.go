@@ -198,17 +198,17 @@ func TestResponseOverHTTP(t *testing.T) {
 			}
 		}
 		if string(got) != want {
-			t.Fatalf("event %d: got %q, want %q", i, got, want)
+			t.Fatalf("event %d: got %s, want %q", i, redact(string(got), testKey), want)
 		}
 	}
 	if rest, err := io.ReadAll(b); len(rest) != 0 || err != nil {
-		t.Errorf("after the events: got %q, %v, want nothing, nil", rest, err)
+		t.Errorf("after the events: got %s, %v, want nothing, nil", redact(string(rest), testKey), err)
 	}
 	if got := resp.Trailer.Get("X-Sig"); got != "sig-<<STRIPE>>" {
-		t.Errorf("trailer: got %q, want %q", got, "sig-<<STRIPE>>")
+		t.Errorf("trailer: got %s, want %q", redact(got, testKey), "sig-<<STRIPE>>")
 	}
 	if got := resp.Header.Get("Location"); got != "/x?k=<<STRIPE>>" {
-		t.Errorf("Location: got %q, want %q", got, "/x?k=<<STRIPE>>")
+		t.Errorf("Location: got %s, want %q", redact(got, testKey), "/x?k=<<STRIPE>>")
 	}
 	if got, want := b.Scrubbed(), 5; got != want {
 		t.Errorf("Scrubbed: got %d, want %d", got, want)

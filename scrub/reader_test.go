@@ -34,8 +34,8 @@ func TestReaderEverySplit(t *testing.T) {
 							t.Fatalf("chunks %v, buffer %d: got error %v, want nil", sizes, bufSize, err)
 						}
 						if string(got) != tc.want || rd.Count() != tc.wantCount {
-							t.Fatalf("chunks %v, buffer %d: got %q, count %d, want %q, count %d",
-								sizes, bufSize, got, rd.Count(), tc.want, tc.wantCount)
+							t.Fatalf("chunks %v, buffer %d: got %s, count %d, want %q, count %d",
+								sizes, bufSize, redact(string(got), tc.find...), rd.Count(), tc.want, tc.wantCount)
 						}
 					}
 				}
@@ -88,7 +88,7 @@ func TestReaderPassesEventsAtOnce(t *testing.T) {
 		select {
 		case g := <-got:
 			if g != s.want {
-				t.Fatalf("step %d: got %q, want %q", i, g, s.want)
+				t.Fatalf("step %d: got %s, want %q", i, redact(g, "sk_live_0123456789"), s.want)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("step %d: Read did not return what the source yielded", i)
@@ -132,7 +132,7 @@ func TestReaderSourceError(t *testing.T) {
 				wantErr = nil
 			}
 			if string(got) != tc.want || !errors.Is(err, wantErr) || (err == nil) != (wantErr == nil) {
-				t.Errorf("got %q, %v, want %q, %v", got, err, tc.want, wantErr)
+				t.Errorf("got %s, %v, want %q, %v", redact(string(got), "sk_live_0123456789"), err, tc.want, wantErr)
 			}
 		})
 	}

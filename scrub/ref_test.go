@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 	"testing"
 )
 
@@ -103,6 +104,18 @@ func readAllSized(r io.Reader, bufSize int) ([]byte, error) {
 			return out, err
 		}
 	}
+}
+
+// redact quotes s for a failure message with every occurrence of secrets
+// replaced by "[secret N]", N its index, so that a message shows where a
+// secret leaked but never its bytes.
+func redact(s string, secrets ...string) string {
+	names := make([]string, len(secrets))
+	for i := range secrets {
+		names[i] = fmt.Sprintf("[secret %d]", i)
+	}
+	out, _ := naive(secrets, names, []byte(s))
+	return strconv.Quote(string(out))
 }
 
 // describeDiff names the first differing offset without printing bytes

@@ -75,15 +75,15 @@ func TestReplace(t *testing.T) {
 			t.Run(tc.name+"/"+engine, func(t *testing.T) {
 				got, n := r.Replace(nil, []byte(tc.in))
 				if string(got) != tc.want || n != tc.wantCount {
-					t.Errorf("got %q, %d, want %q, %d", got, n, tc.want, tc.wantCount)
+					t.Errorf("got %s, %d, want %q, %d", redact(string(got), tc.find...), n, tc.want, tc.wantCount)
 				}
 				ref, _ := naive(tc.find, tc.repl, []byte(tc.in))
 				if string(ref) != tc.want {
-					t.Errorf("reference: got %q, want %q", ref, tc.want)
+					t.Errorf("reference: got %s, want %q", redact(string(ref), tc.find...), tc.want)
 				}
 				s, n := r.ReplaceString(tc.in)
 				if s != tc.want || n != tc.wantCount {
-					t.Errorf("ReplaceString: got %q, %d, want %q, %d", s, n, tc.want, tc.wantCount)
+					t.Errorf("ReplaceString: got %s, %d, want %q, %d", redact(s, tc.find...), n, tc.want, tc.wantCount)
 				}
 			})
 		}
@@ -126,11 +126,12 @@ func TestCompile(t *testing.T) {
 		{"raw inside json", `p<a"ss`, `<<PW>>`},
 		{"percent", "p%3Ca%22ss", "<<PW>>"},
 	}
+	find, _ := patterns(t, r)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, n := r.ReplaceString(tc.in)
 			if got != tc.want || n != 1 {
-				t.Errorf("got %q, %d, want %q, 1", got, n, tc.want)
+				t.Errorf("got %s, %d, want %q, 1", redact(got, find...), n, tc.want)
 			}
 		})
 	}
@@ -167,13 +168,13 @@ func TestChain(t *testing.T) {
 	want := "auth=Basic " + agent + " pw=<<PW>> b64=eG<<PW>>Q=="
 	got, n := r.ReplaceString(in)
 	if got != want || n != 3 {
-		t.Errorf("got %q, %d, want %q, 3", got, n, want)
+		t.Errorf("got %s, %d, want %q, 3", redact(got, pw, sent), n, want)
 	}
 	for size := 1; size <= len(in); size++ {
 		rd := r.NewReader(&chunkReader{data: []byte(in), sizes: []int{size}})
 		out, err := readAllSized(rd, 7)
 		if string(out) != want || err != nil || rd.Count() != 3 {
-			t.Errorf("chunks of %d: got %q, %v, count %d, want %q, nil, 3", size, out, err, rd.Count(), want)
+			t.Errorf("chunks of %d: got %s, %v, count %d, want %q, nil, 3", size, redact(string(out), pw, sent), err, rd.Count(), want)
 		}
 	}
 }
@@ -210,7 +211,7 @@ func TestReplaceMatchesReference(t *testing.T) {
 		for engine, r := range engines(find, repl) {
 			got, _ := r.Replace(nil, in)
 			if !bytes.Equal(got, want) {
-				t.Fatalf("%s: input %q: got %q, want %q", engine, in, got, want)
+				t.Fatalf("%s: input of %d bytes: %s", engine, len(in), describeDiff(got, want))
 			}
 		}
 	}

@@ -159,7 +159,7 @@ func TestResponseUnknownEncoding(t *testing.T) {
 			orig := resp.Body
 			b, err := testReplacer().Response(resp, http.MethodGet, strict)
 			if got := resp.Header.Get("X-Echo"); got != "<<STRIPE>>" {
-				t.Errorf("header: got %q, want %q", got, "<<STRIPE>>")
+				t.Errorf("header: got %s, want %q", redact(got, testKey), "<<STRIPE>>")
 			}
 			if strict {
 				if !errors.Is(err, ErrUnscrubbableEncoding) || b != nil || resp.Body != orig {
@@ -221,7 +221,7 @@ func TestResponseBodiless(t *testing.T) {
 				t.Errorf("got length %d, header %q, want 1234 kept", resp.ContentLength, h.Get("Content-Length"))
 			}
 			if h.Get("Etag") != "<<STRIPE>>" || b.Scrubbed() != 1 {
-				t.Errorf("got Etag %q, Scrubbed %d, want it scrubbed once", h.Get("Etag"), b.Scrubbed())
+				t.Errorf("got Etag %s, Scrubbed %d, want it scrubbed once", redact(h.Get("Etag"), testKey), b.Scrubbed())
 			}
 		})
 	}
@@ -248,11 +248,11 @@ func TestResponseHeaders(t *testing.T) {
 	}
 	for k, v := range want {
 		if got := h[k]; strings.Join(got, "|") != strings.Join(v, "|") {
-			t.Errorf("%s: got %q, want %q", k, got, v)
+			t.Errorf("%s: got %s, want %q", k, redact(strings.Join(got, "|"), testKey), v)
 		}
 	}
 	if got := resp.Trailer.Get("X-Checksum"); got != "<<STRIPE>>" {
-		t.Errorf("trailer: got %q, want %q", got, "<<STRIPE>>")
+		t.Errorf("trailer: got %s, want %q", redact(got, testKey), "<<STRIPE>>")
 	}
 	if b.Scrubbed() != 4 {
 		t.Errorf("Scrubbed: got %d, want 4", b.Scrubbed())

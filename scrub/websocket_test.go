@@ -148,7 +148,11 @@ func TestWebSocket(t *testing.T) {
 				}
 				got := messages(t, parseFrames(t, out))
 				if strings.Join(got, "|") != strings.Join(tc.want, "|") {
-					t.Errorf("got %d messages %q, want %q", len(got), clipAll(got), clipAll(tc.want))
+					shown := make([]string, len(got))
+					for i, m := range got {
+						shown[i] = strings.ReplaceAll(m, k, "[secret 0]")
+					}
+					t.Errorf("got %d messages %q, want %q", len(got), clipAll(shown), clipAll(tc.want))
 				}
 				if ws.Count() != tc.wantCount {
 					t.Errorf("Count: got %d, want %d", ws.Count(), tc.wantCount)
