@@ -12,12 +12,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -49,8 +46,8 @@ const (
 	Deny  = "deny"
 )
 
-// Logger writes audit records through log/slog's JSON handler. A nil
-// *Logger discards records.
+// Logger writes audit records through log/slog, with a handler that writes
+// each record as one JSON object a line. A nil *Logger discards records.
 type Logger struct {
 	h      slog.Handler
 	failed atomic.Int64
@@ -59,22 +56,7 @@ type Logger struct {
 // New returns a Logger writing JSON lines to w. Writes are serialized; one
 // record is one Write call.
 func New(w io.Writer) *Logger {
-	return &Logger{h: slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: replaceAttr})}
-}
-
-// replaceAttr drops slog's level and message keys, which an audit line does
-// not need, and writes the time in UTC with milliseconds.
-func replaceAttr(groups []string, a slog.Attr) slog.Attr {
-	if len(groups) > 0 {
-		return a
-	}
-	switch a.Key {
-	case slog.LevelKey, slog.MessageKey:
-		return slog.Attr{}
-	case slog.TimeKey:
-		return slog.String(slog.TimeKey, a.Value.Time().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
-	}
-	return a
+	return &Logger{h: newLineHandler(w)}
 }
 
 // Log writes r. It returns the writer's error, if any; callers on the
@@ -84,11 +66,17 @@ func (l *Logger) Log(r *Record) error {
 		return nil
 	}
 	rec := slog.NewRecord(r.Time, slog.LevelInfo, "", 0)
-	secrets := r.Secrets
-	if secrets == nil {
-		secrets = []string{}
-	}
-	rec.AddAttrs(
+	// One attribute whose value is the record: slog inlines a group with
+	// an empty key, and the audit handler encodes it field by field
+	// without boxing each into a slog.Value.
+	rec.AddAttrs(slog.Any("", r))
+	return l.handle(rec)
+}
+
+// LogValue implements slog.LogValuer: the record's fields as an inline
+// group, in the order of an audit line.
+func (r *Record) LogValue() slog.Value {
+	attrs := []slog.Attr{
 		slog.String("request_id", r.RequestID),
 		slog.String("agent", r.Agent),
 		slog.String("token_id", r.TokenID),
@@ -100,16 +88,27 @@ func (l *Logger) Log(r *Record) error {
 		slog.Int("status", r.Status),
 		slog.String("decision", r.Decision),
 		slog.String("reason", r.Reason),
-		slog.Any("secrets", secrets),
+		slog.Any("secrets", r.secrets()),
 		slog.Int("scrubbed", r.Scrubbed),
-		slog.Float64("duration_ms", float64(r.Duration.Microseconds())/1000),
+		slog.Float64("duration_ms", r.durationMS()),
 		slog.Int64("bytes_out", r.BytesOut),
-	)
-	if r.Error != "" {
-		rec.AddAttrs(slog.String("error", r.Error))
 	}
-	return l.handle(rec)
+	if r.Error != "" {
+		attrs = append(attrs, slog.String("error", r.Error))
+	}
+	return slog.GroupValue(attrs...)
 }
+
+// secrets is the secret list as written: [] rather than null.
+func (r *Record) secrets() []string {
+	if r.Secrets == nil {
+		return []string{}
+	}
+	return r.Secrets
+}
+
+// durationMS is the duration in milliseconds with microsecond precision.
+func (r *Record) durationMS() float64 { return float64(r.Duration.Microseconds()) / 1000 }
 
 // Event writes a record that is not about a request, such as a reload, at
 // time t (zero means now). Its attributes must hold no secret.
@@ -161,70 +160,4 @@ func NewIDs() *IDs {
 // Next returns a new request id such as "3f9a0c12be47-1a".
 func (ids *IDs) Next() string {
 	return ids.prefix + strconv.FormatUint(ids.n.Add(1), 36)
-}
-
-// Open returns a Logger for the KEYHOLE_AUDIT_LOG setting: "-" (or "") is
-// stdout, anything else a file that records are appended to, created 0640
-// if missing. The returned *File closes the file (a no-op for stdout) and
-// reopens it after the log was rotated.
-func Open(path string, stdout io.Writer) (*Logger, *File, error) {
-	if path == "" || path == "-" {
-		return New(stdout), &File{}, nil
-	}
-	f := &File{path: path}
-	if err := f.Reopen(); err != nil {
-		return nil, nil, err
-	}
-	return New(f), f, nil
-}
-
-// File is an audit log file that can be reopened, so that logrotate can
-// move it away and signal keyhole (SIGHUP) to start a new one. The zero
-// File is stdout's: Reopen and Close do nothing.
-type File struct {
-	path string
-	mu   sync.Mutex
-	f    *os.File
-}
-
-// Write appends p to the current file.
-func (f *File) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.f == nil {
-		return 0, os.ErrClosed
-	}
-	return f.f.Write(p)
-}
-
-// Reopen opens the path again (creating it if rotation moved it away) and
-// closes the previous file.
-func (f *File) Reopen() error {
-	if f.path == "" {
-		return nil
-	}
-	nf, err := os.OpenFile(f.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return fmt.Errorf("audit: open log: %w", err)
-	}
-	f.mu.Lock()
-	old := f.f
-	f.f = nf
-	f.mu.Unlock()
-	if old != nil {
-		return old.Close()
-	}
-	return nil
-}
-
-// Close closes the file.
-func (f *File) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.f == nil {
-		return nil
-	}
-	err := f.f.Close()
-	f.f = nil
-	return err
 }

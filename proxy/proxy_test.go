@@ -40,7 +40,7 @@ type testUpstream struct {
 	last   atomic.Pointer[http.Request]
 }
 
-func startTestUpstream(t *testing.T, names []string, h http.HandlerFunc) *testUpstream {
+func startTestUpstream(t testing.TB, names []string, h http.HandlerFunc) *testUpstream {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "proxy test CA"},
@@ -102,7 +102,7 @@ func (b *lockedBuffer) String() string {
 
 // startTestProxy runs a proxy on rulesYAML (with %s replaced by the
 // upstream's address when up is not nil).
-func startTestProxy(t *testing.T, up *testUpstream, rulesYAML string, cfg Config) *testProxy {
+func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config) *testProxy {
 	t.Helper()
 	if up != nil {
 		rulesYAML = strings.ReplaceAll(rulesYAML, "UPSTREAM", up.Listener.Addr().String())

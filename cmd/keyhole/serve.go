@@ -72,7 +72,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	registerGauges(m, p, authority, auditLog)
+	registerGauges(m, p, authority, auditLog, auditFile)
 	ln, err := p.Listen()
 	if err != nil {
 		return err
@@ -159,7 +159,7 @@ func reloadFailed(err error, log *slog.Logger, a *audit.Logger, m *metrics.Metri
 }
 
 // registerGauges exposes the proxy's and the authority's live counts.
-func registerGauges(m *metrics.Metrics, p *proxy.Proxy, a *certs.Authority, al *audit.Logger) {
+func registerGauges(m *metrics.Metrics, p *proxy.Proxy, a *certs.Authority, al *audit.Logger, af *audit.File) {
 	m.Gauge("keyhole_open_tunnels", "CONNECT tunnels (and upgraded connections) open now.", func() float64 {
 		_, tunnels, _ := p.Stats()
 		return float64(tunnels)
@@ -181,7 +181,7 @@ func registerGauges(m *metrics.Metrics, p *proxy.Proxy, a *certs.Authority, al *
 		return float64(misses)
 	})
 	m.Counter("keyhole_audit_write_failures_total", "Audit records that could not be written.", func() float64 {
-		return float64(al.Failures())
+		return float64(al.Failures() + af.Failures())
 	})
 }
 

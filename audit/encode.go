@@ -1,0 +1,201 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// lineHandler is the slog.Handler of the audit log: one JSON object a line,
+// "time" first (UTC, milliseconds), then the record's attributes in order,
+// with no level and no message. It encodes the few kinds audit records use
+// (strings, numbers, booleans, string lists) directly into a pooled buffer,
+// which is several times cheaper than slog's generic JSON handler; other
+// values go through encoding/json. Groups are flattened into dotted keys.
+type lineHandler struct {
+	w      io.Writer
+	mu     *sync.Mutex
+	prefix []byte // encoded attributes from WithAttrs, each followed by ','
+	group  string // key prefix from WithGroup
+}
+
+func newLineHandler(w io.Writer) *lineHandler {
+	return &lineHandler{w: w, mu: &sync.Mutex{}}
+}
+
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func (h *lineHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
+	bp := linePool.Get().(*[]byte)
+	b := append((*bp)[:0], `{"time":"`...)
+	b = r.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = append(b, '"')
+	if len(h.prefix) > 0 {
+		b = append(append(b, ','), h.prefix[:len(h.prefix)-1]...)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if rec, ok := a.Value.Any().(*Record); ok && a.Key == "" && h.group == "" {
+			b = appendRecord(append(b, ','), rec)
+		} else {
+			b = h.appendAttr(append(b, ','), a)
+		}
+		return true
+	})
+	b = append(b, "}\n"...)
+	h.mu.Lock()
+	_, err := h.w.Write(b)
+	h.mu.Unlock()
+	*bp = b
+	linePool.Put(bp)
+	return err
+}
+
+func (h *lineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h2 := *h
+	h2.prefix = append([]byte(nil), h.prefix...)
+	for _, a := range attrs {
+		h2.prefix = append(h2.appendAttr(h2.prefix, a), ',')
+	}
+	return &h2
+}
+
+func (h *lineHandler) WithGroup(name string) slog.Handler {
+	h2 := *h
+	h2.group = h.group + name + "."
+	return &h2
+}
+
+func (h *lineHandler) appendAttr(b []byte, a slog.Attr) []byte {
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup && a.Key == "" {
+		// An inline group, such as a Record resolved through LogValue.
+		for i, ga := range v.Group() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = h.appendAttr(b, ga)
+		}
+		return b
+	}
+	b = appendJSONString(b, h.group+a.Key)
+	b = append(b, ':')
+	switch v.Kind() {
+	case slog.KindString:
+		return appendJSONString(b, v.String())
+	case slog.KindInt64:
+		return strconv.AppendInt(b, v.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(b, v.Uint64(), 10)
+	case slog.KindFloat64:
+		return strconv.AppendFloat(b, v.Float64(), 'f', -1, 64)
+	case slog.KindBool:
+		return strconv.AppendBool(b, v.Bool())
+	case slog.KindDuration:
+		return strconv.AppendInt(b, int64(v.Duration()), 10)
+	case slog.KindTime:
+		return appendJSONString(b, v.Time().UTC().Format(time.RFC3339Nano))
+	}
+	if list, ok := v.Any().([]string); ok {
+		b = append(b, '[')
+		for i, s := range list {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, s)
+		}
+		return append(b, ']')
+	}
+	js, err := json.Marshal(v.Any())
+	if err != nil {
+		return appendJSONString(b, "!ERROR:"+err.Error())
+	}
+	return append(b, js...)
+}
+
+// appendRecord encodes r's fields, in the order of Record.LogValue.
+func appendRecord(b []byte, r *Record) []byte {
+	b = appendJSONString(append(b, `"request_id":`...), r.RequestID)
+	b = appendJSONString(append(b, `,"agent":`...), r.Agent)
+	b = appendJSONString(append(b, `,"token_id":`...), r.TokenID)
+	b = appendJSONString(append(b, `,"method":`...), r.Method)
+	b = appendJSONString(append(b, `,"scheme":`...), r.Scheme)
+	b = appendJSONString(append(b, `,"host":`...), r.Host)
+	b = strconv.AppendInt(append(b, `,"port":`...), int64(r.Port), 10)
+	b = appendJSONString(append(b, `,"path":`...), r.Path)
+	b = strconv.AppendInt(append(b, `,"status":`...), int64(r.Status), 10)
+	b = appendJSONString(append(b, `,"decision":`...), r.Decision)
+	b = appendJSONString(append(b, `,"reason":`...), r.Reason)
+	b = append(b, `,"secrets":[`...)
+	for i, s := range r.Secrets {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	b = strconv.AppendInt(append(b, `],"scrubbed":`...), int64(r.Scrubbed), 10)
+	b = strconv.AppendFloat(append(b, `,"duration_ms":`...), r.durationMS(), 'f', -1, 64)
+	b = strconv.AppendInt(append(b, `,"bytes_out":`...), r.BytesOut, 10)
+	if r.Error != "" {
+		b = appendJSONString(append(b, `,"error":`...), r.Error)
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaped as log/slog's JSON
+// handler does: control characters, quotes and backslashes, and
+// U+2028/U+2029; invalid UTF-8 becomes U+FFFD. The output is one line
+// whatever s holds.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(append(b, s[start:i]...), `\u202`...)
+			b = append(b, hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(append(b, s[start:]...), '"')
+}

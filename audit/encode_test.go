@@ -1,0 +1,110 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestAppendJSONString(t *testing.T) {
+	cases := map[string]string{
+		"plain":        `"plain"`,
+		`q"b\`:         `"q\"b\\"`,
+		"a\nb\r\tc":    `"a\nb\r\tc"`,
+		"\x00\x1f":     `"\u0000\u001f"`,
+		"<a&b>":        `"<a&b>"`,
+		"caf\xc3\xa9":  `"café"`,
+		"bad\xffutf8":  `"bad\ufffdutf8"`,
+		"line\u2028x":  `"line\u2028x"`,
+		"para\u2029x":  `"para\u2029x"`,
+		"\u202egnp.xe": "\"\u202egnp.xe\"",
+	}
+	for in, want := range cases {
+		t.Run(want, func(t *testing.T) {
+			if got := string(appendJSONString(nil, in)); got != want {
+				t.Errorf("got %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// FuzzAppendJSONString checks that every string encodes to one line of
+// valid JSON that decodes to the string (invalid UTF-8 as U+FFFD).
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "a", "\"\\", "\n\x00", "\xff\xfe", "\u2028", "é<>&"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := appendJSONString(nil, s)
+		if strings.ContainsAny(string(out), "\n\r") {
+			t.Fatalf("%q encodes to more than one line", s)
+		}
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%q encodes to invalid JSON %s: %v", s, out, err)
+		}
+		want := strings.ToValidUTF8(s, "\ufffd")
+		if !utf8.ValidString(s) {
+			// Each invalid byte becomes its own U+FFFD.
+			var b strings.Builder
+			for i := 0; i < len(s); {
+				r, n := utf8.DecodeRuneInString(s[i:])
+				b.WriteRune(r)
+				i += n
+			}
+			want = b.String()
+		}
+		if back != want {
+			t.Fatalf("%q round-trips to %q, want %q", s, back, want)
+		}
+	})
+}
+
+// TestRecordFastPathMatchesLogValue checks that the direct encoding of a
+// Record says exactly what its LogValue says through slog's own JSON
+// handler.
+func TestRecordFastPathMatchesLogValue(t *testing.T) {
+	recs := []*Record{
+		{Time: time.Date(2026, 11, 26, 10, 30, 0, 123e6, time.UTC), RequestID: "id-1", Agent: "billing", TokenID: "t\"1",
+			Method: "POST", Scheme: "https", Host: "api.stripe.com", Port: 443, Path: "/v1/charges\n", Status: 200,
+			Decision: Allow, Secrets: []string{"A", "B"}, Scrubbed: 3, Duration: 41200 * time.Microsecond, BytesOut: 1532},
+		{Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC), RequestID: "id-2", Decision: Deny, Reason: "host_not_allowed",
+			Status: 403, Error: "upstream: reset", Duration: 7},
+	}
+	for _, r := range recs {
+		t.Run(r.RequestID, func(t *testing.T) {
+			var fast, generic bytes.Buffer
+			if err := New(&fast).Log(r); err != nil {
+				t.Fatal(err)
+			}
+			h := slog.NewJSONHandler(&generic, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.LevelKey || a.Key == slog.MessageKey || a.Key == slog.TimeKey {
+					return slog.Attr{}
+				}
+				return a
+			}})
+			rec := slog.NewRecord(r.Time, slog.LevelInfo, "", 0)
+			rec.AddAttrs(slog.Any("", r))
+			if err := h.Handle(context.Background(), rec); err != nil {
+				t.Fatal(err)
+			}
+			var a, g map[string]any
+			if err := json.Unmarshal(fast.Bytes(), &a); err != nil {
+				t.Fatalf("fast path wrote invalid JSON %s: %v", fast.Bytes(), err)
+			}
+			if err := json.Unmarshal(generic.Bytes(), &g); err != nil {
+				t.Fatal(err)
+			}
+			delete(a, "time")
+			if !reflect.DeepEqual(a, g) {
+				t.Errorf("fast path %v\nLogValue %v", a, g)
+			}
+		})
+	}
+}

@@ -1,0 +1,140 @@
+package audit
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FlushInterval is the longest a record waits in a File's buffer before it
+// is written. Records are written in batches, so that the audit log costs
+// one write for many requests rather than one each.
+const FlushInterval = 20 * time.Millisecond
+
+// flushSize is the buffered bytes that make a File write at once.
+const flushSize = 64 << 10
+
+// Open returns a Logger for the KEYHOLE_AUDIT_LOG setting: "-" (or "") is
+// stdout, anything else a file that records are appended to, created 0640
+// if missing. Records reach their destination within FlushInterval, and at
+// once when the returned File is flushed or closed (keyhole closes it when
+// it stops).
+func Open(path string, stdout io.Writer) (*Logger, *File, error) {
+	f := &File{path: path, w: stdout}
+	if path == "-" {
+		f.path = ""
+	}
+	if err := f.Reopen(); err != nil {
+		return nil, nil, err
+	}
+	f.timer = time.AfterFunc(time.Hour, f.Flush)
+	f.timer.Stop()
+	return New(f), f, nil
+}
+
+// File is the buffered destination of an audit log. It can be reopened, so
+// that logrotate can move the file away and signal keyhole (SIGHUP) to
+// start a new one. Use Open to make one.
+type File struct {
+	path string // "" for stdout
+
+	mu     sync.Mutex
+	w      io.Writer // the destination
+	f      *os.File  // the file, when path is set
+	buf    []byte
+	armed  bool // the timer will flush buf
+	closed bool
+	timer  *time.Timer
+
+	failed atomic.Int64
+}
+
+// Write buffers p, one whole record. It fails only after Close.
+func (f *File) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, os.ErrClosed
+	}
+	f.buf = append(f.buf, p...)
+	if len(f.buf) >= flushSize {
+		f.flushLocked()
+	} else if !f.armed {
+		f.armed = true
+		f.timer.Reset(FlushInterval)
+	}
+	return len(p), nil
+}
+
+// Flush writes the buffered records now.
+func (f *File) Flush() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flushLocked()
+}
+
+func (f *File) flushLocked() {
+	f.armed = false
+	if len(f.buf) == 0 || f.w == nil {
+		return
+	}
+	if _, err := f.w.Write(f.buf); err != nil {
+		f.failed.Add(1)
+	}
+	if cap(f.buf) > 4*flushSize {
+		f.buf = nil // let a burst's buffer go
+	} else {
+		f.buf = f.buf[:0]
+	}
+}
+
+// Failures returns how many batches of records could not be written.
+func (f *File) Failures() int64 { return f.failed.Load() }
+
+// Reopen writes what is buffered, then opens the path again (creating it
+// if rotation moved it away) and closes the previous file. For stdout it
+// only flushes.
+func (f *File) Reopen() error {
+	var nf *os.File
+	if f.path != "" {
+		var err error
+		nf, err = os.OpenFile(f.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("audit: open log: %w", err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flushLocked()
+	if nf == nil {
+		return nil
+	}
+	old := f.f
+	f.f, f.w = nf, nf
+	if old != nil {
+		return old.Close()
+	}
+	return nil
+}
+
+// Close writes what is buffered and closes the file (not stdout). Later
+// writes fail.
+func (f *File) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.flushLocked()
+	f.closed = true
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	if f.f != nil {
+		return f.f.Close()
+	}
+	return nil
+}
