@@ -46,7 +46,7 @@ func BenchmarkReader(b *testing.B) {
 	// The per-request swap of a Basic credential, as the proxy makes it.
 	sent := base64.StdEncoding.EncodeToString([]byte("api:" + secrets[0].Value.Reveal()))
 	agent := base64.StdEncoding.EncodeToString([]byte("api:<<" + secrets[0].Name + ">>"))
-	chain := Chain(NewPairs([]Pair{{Find: sent, Replace: agent}}), Compile(secrets))
+	chain := Chain(Compile(secrets), NewPairs([]Pair{{Find: sent, Replace: agent}}))
 	b.Run("secrets=10+pair", func(b *testing.B) {
 		benchCopy(b, body, func(src io.Reader) io.Reader { return chain.NewReader(src) })
 	})

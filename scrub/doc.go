@@ -24,9 +24,9 @@
 // Matching is leftmost-longest and non-overlapping, and a replacement is
 // never scanned again: a secret whose value contains "<<OTHER>>" is not
 // substituted twice. [Chain] runs replacers one after the other, each over
-// the previous one's output; keyhole chains a tiny per-request replacer, which
-// swaps the Authorization: Basic credential it sent back to the one the agent
-// sent, before the global one.
+// the previous one's output; keyhole chains the global replacer with a tiny
+// per-request one, which swaps the Authorization: Basic credential it sent
+// back to the one the agent sent and always runs first.
 //
 // # Streams
 //

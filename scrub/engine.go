@@ -37,6 +37,7 @@ type stage struct {
 	// input of n bytes scrubs into more than n*growNum/growDen bytes.
 	growNum, growDen int
 	wm               *wuManber // nil: search with bytes.Index
+	literal          bool      // built by NewPairs: runs first in a Chain
 }
 
 func newStage(find, repl []string) *stage {

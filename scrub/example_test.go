@@ -37,11 +37,10 @@ func ExampleReplacer_NewReader() {
 func ExampleChain() {
 	global := scrub.Compile([]scrub.Secret{{Name: "PW", Value: secret.FromString("correct-horse-battery")}})
 	// The proxy sent Basic base64("bob:correct-horse-battery") where the
-	// agent had sent base64("bob:<<PW>>"); swap it back in the response,
-	// before the global replacer sees it.
+	// agent had sent base64("bob:<<PW>>"); swap it back in the response.
 	sent := base64.StdEncoding.EncodeToString([]byte("bob:correct-horse-battery"))
 	agent := base64.StdEncoding.EncodeToString([]byte("bob:<<PW>>"))
-	r := scrub.Chain(scrub.NewPairs([]scrub.Pair{{Find: sent, Replace: agent}}), global)
+	r := scrub.Chain(global, scrub.NewPairs([]scrub.Pair{{Find: sent, Replace: agent}}))
 
 	echo := `{"authorization":"Basic ` + sent + `","pw":"correct-horse-battery"}`
 	s, n := r.ReplaceString(echo)

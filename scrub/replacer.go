@@ -61,7 +61,7 @@ func Compile(secrets []Secret) *Replacer {
 			repl = append(repl, placeholder)
 		}
 	}
-	return newReplacer(find, repl)
+	return newReplacer(find, repl, false)
 }
 
 // NewPairs returns a Replacer for literal pairs. Pairs with an empty Find
@@ -78,33 +78,42 @@ func NewPairs(pairs []Pair) *Replacer {
 		find = append(find, p.Find)
 		repl = append(repl, p.Replace)
 	}
-	return newReplacer(find, repl)
+	return newReplacer(find, repl, true)
 }
 
-func newReplacer(find, repl []string) *Replacer {
+func newReplacer(find, repl []string, literal bool) *Replacer {
 	if len(find) == 0 {
 		return &Replacer{}
 	}
-	return &Replacer{stages: []*stage{newStage(find, repl)}}
+	s := newStage(find, repl)
+	s.literal = literal
+	return &Replacer{stages: []*stage{s}}
 }
 
-// Chain returns a Replacer that applies rs in order, each over the output
-// of the one before; nil elements are skipped. The result shares the
-// compiled state of rs, so chaining costs no automaton.
-//
-// Keyhole chains a per-request NewPairs, which swaps the exact base64
-// credential it sent in Authorization: Basic back to the agent's, before
-// its global Replacer: the other order would let the global one replace
-// the secret's base64 form inside that credential first, and the swap
-// would no longer find it.
+// Chain returns a Replacer that applies the replacers rs one after the
+// other, each over the output of the one before; nil elements are skipped.
+// Literal pairs (from NewPairs) run first, before compiled secrets (from
+// Compile), each kind in the order given: keyhole chains its global
+// Replacer with a per-request NewPairs that swaps the exact base64
+// credential it sent in Authorization: Basic back to the agent's, and the
+// global one would otherwise replace the secret's base64 form inside that
+// credential before the swap could find it. The result shares the compiled
+// state of rs, so chaining costs no automaton.
 func Chain(rs ...*Replacer) *Replacer {
-	var stages []*stage
+	var pairs, compiled []*stage
 	for _, r := range rs {
-		if r != nil {
-			stages = append(stages, r.stages...)
+		if r == nil {
+			continue
+		}
+		for _, s := range r.stages {
+			if s.literal {
+				pairs = append(pairs, s)
+			} else {
+				compiled = append(compiled, s)
+			}
 		}
 	}
-	return &Replacer{stages: stages}
+	return &Replacer{stages: append(pairs, compiled...)}
 }
 
 // Len returns the number of patterns r replaces, summed over chained

@@ -160,22 +160,27 @@ func TestChain(t *testing.T) {
 	global := Compile([]Secret{{Name: "PW", Value: secret.FromString(pw)}})
 	sent := base64.StdEncoding.EncodeToString([]byte("u:" + pw))
 	agent := base64.StdEncoding.EncodeToString([]byte("u:<<PW>>"))
-	r := Chain(NewPairs([]Pair{{Find: sent, Replace: agent}}), nil, global)
-	if got, want := r.Len(), 1+global.Len(); got != want {
-		t.Errorf("Len: got %d, want %d", got, want)
-	}
+	pairs := NewPairs([]Pair{{Find: sent, Replace: agent}})
 	in := "auth=Basic " + sent + " pw=" + pw + " b64=" + base64.StdEncoding.EncodeToString([]byte("x"+pw))
 	want := "auth=Basic " + agent + " pw=<<PW>> b64=eG<<PW>>Q=="
-	got, n := r.ReplaceString(in)
-	if got != want || n != 3 {
-		t.Errorf("got %s, %d, want %q, 3", redact(got, pw, sent), n, want)
-	}
-	for size := 1; size <= len(in); size++ {
-		rd := r.NewReader(&chunkReader{data: []byte(in), sizes: []int{size}})
-		out, err := readAllSized(rd, 7)
-		if string(out) != want || err != nil || rd.Count() != 3 {
-			t.Errorf("chunks of %d: got %s, %v, count %d, want %q, nil, 3", size, redact(string(out), pw, sent), err, rd.Count(), want)
-		}
+	// The pairs run first whatever the order of the arguments.
+	for name, r := range map[string]*Replacer{"pairs first": Chain(pairs, nil, global), "global first": Chain(global, pairs)} {
+		t.Run(name, func(t *testing.T) {
+			if got, want := r.Len(), 1+global.Len(); got != want {
+				t.Errorf("Len: got %d, want %d", got, want)
+			}
+			got, n := r.ReplaceString(in)
+			if got != want || n != 3 {
+				t.Errorf("got %s, %d, want %q, 3", redact(got, pw, sent), n, want)
+			}
+			for size := 1; size <= len(in); size++ {
+				rd := r.NewReader(&chunkReader{data: []byte(in), sizes: []int{size}})
+				out, err := readAllSized(rd, 7)
+				if string(out) != want || err != nil || rd.Count() != 3 {
+					t.Errorf("chunks of %d: got %s, %v, count %d, want %q, nil, 3", size, redact(string(out), pw, sent), err, rd.Count(), want)
+				}
+			}
+		})
 	}
 }
 
