@@ -103,10 +103,15 @@ type clientConn struct {
 	owner *conns
 	sem   chan struct{}
 
-	timeout  atomic.Int64 // nanoseconds; 0 until hijacked
-	tunnel   atomic.Bool
-	closing  sync.Once
-	closeErr error
+	timeout atomic.Int64 // nanoseconds; 0 until hijacked
+	tunnel  atomic.Bool
+	// The deadlines last set, in nanoseconds since the Unix epoch. A
+	// deadline is moved only when it would move by more than a sixteenth
+	// of the timeout, so a busy tunnel does not reset a runtime timer on
+	// every read and write; the timeout is then exact to within 1/16.
+	readBy, writeBy atomic.Int64
+	closing         sync.Once
+	closeErr        error
 }
 
 // hijacked marks the connection as taken over from http.Server and starts
@@ -116,27 +121,47 @@ func (c *clientConn) hijacked(handshake time.Duration) {
 		c.owner.tunnels.Add(1)
 	}
 	c.timeout.Store(int64(handshake))
+	c.readBy.Store(0)
+	c.writeBy.Store(0)
 }
 
 // setTimeout changes the per-operation timeout of a hijacked connection.
 func (c *clientConn) setTimeout(d time.Duration) {
 	if c.tunnel.Load() {
 		c.timeout.Store(int64(d))
+		c.readBy.Store(0)
+		c.writeBy.Store(0)
 	}
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
 	if d := c.timeout.Load(); d > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(time.Duration(d)))
+		if by, ok := nextDeadline(&c.readBy, d); ok {
+			_ = c.Conn.SetReadDeadline(by)
+		}
 	}
 	return c.Conn.Read(p)
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {
 	if d := c.timeout.Load(); d > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Duration(d)))
+		if by, ok := nextDeadline(&c.writeBy, d); ok {
+			_ = c.Conn.SetWriteDeadline(by)
+		}
 	}
 	return c.Conn.Write(p)
+}
+
+// nextDeadline returns now plus timeout d, and whether that differs enough
+// from the deadline last set (held in last) to be worth setting.
+func nextDeadline(last *atomic.Int64, d int64) (time.Time, bool) {
+	now := time.Now()
+	by := now.UnixNano() + d
+	if prev := last.Load(); prev != 0 && by-prev < d/16 && by >= prev {
+		return time.Time{}, false
+	}
+	last.Store(by)
+	return time.Unix(0, by), true
 }
 
 // Close closes the connection once and releases its slot.

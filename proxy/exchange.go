@@ -239,18 +239,19 @@ func headerHasToken(h http.Header, name, token string) bool {
 var decodable = map[string]bool{"gzip": true, "x-gzip": true, "deflate": true, "br": true, "zstd": true, "identity": true}
 
 // filterAcceptEncoding keeps only the codings the scrubber can decode, so
-// that an upstream honouring the header never sends one it cannot read.
+// that an upstream honouring the header never sends one it cannot read. A
+// header that offers only decodable codings (the usual case) is left as it
+// is, without allocating.
 func filterAcceptEncoding(h http.Header) {
 	vs := h["Accept-Encoding"]
-	if len(vs) == 0 {
+	if len(vs) == 0 || (len(vs) == 1 && allDecodable(vs[0])) {
 		return
 	}
 	var keep []string
 	for _, v := range vs {
-		for _, part := range strings.Split(v, ",") {
-			coding, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if decodable[strings.ToLower(strings.TrimSpace(coding))] {
-				keep = append(keep, strings.TrimSpace(part))
+		for part := range strings.SplitSeq(v, ",") {
+			if part = strings.TrimSpace(part); decodable[codingOf(part)] {
+				keep = append(keep, part)
 			}
 		}
 	}
@@ -259,6 +260,26 @@ func filterAcceptEncoding(h http.Header) {
 		return
 	}
 	h["Accept-Encoding"] = []string{strings.Join(keep, ", ")}
+}
+
+// codingOf returns the lower-case coding of an Accept-Encoding element
+// ("gzip;q=0.8" → "gzip").
+func codingOf(part string) string {
+	coding, _, _ := strings.Cut(part, ";")
+	coding = strings.TrimSpace(coding)
+	if decodable[coding] {
+		return coding
+	}
+	return strings.ToLower(coding)
+}
+
+func allDecodable(v string) bool {
+	for part := range strings.SplitSeq(v, ",") {
+		if !decodable[codingOf(strings.TrimSpace(part))] {
+			return false
+		}
+	}
+	return true
 }
 
 // prepareHeader removes from the agent's header, in place and before any

@@ -144,14 +144,18 @@ func CanonicalHost(host string) (string, error) {
 			return "", fmt.Errorf("host %q: unbalanced bracket", host)
 		}
 	}
-	if addr, err := netip.ParseAddr(h); err == nil {
-		if addr.Zone() != "" {
-			return "", fmt.Errorf("host %q: IPv6 zones are not allowed", host)
+	// Only something with a colon or ending in a number can be an address:
+	// a valid name's last label is never numeric (see below).
+	if bracketed || strings.Contains(h, ":") || (h != "" && endsInNumber(strings.TrimSuffix(h, "."))) {
+		if addr, err := netip.ParseAddr(h); err == nil {
+			if addr.Zone() != "" {
+				return "", fmt.Errorf("host %q: IPv6 zones are not allowed", host)
+			}
+			if bracketed && !addr.Is6() {
+				return "", fmt.Errorf("host %q: brackets hold only IPv6 addresses", host)
+			}
+			return addr.Unmap().String(), nil
 		}
-		if bracketed && !addr.Is6() {
-			return "", fmt.Errorf("host %q: brackets hold only IPv6 addresses", host)
-		}
-		return addr.Unmap().String(), nil
 	}
 	if bracketed {
 		return "", fmt.Errorf("host %q: brackets hold only IPv6 addresses", host)
@@ -160,12 +164,11 @@ func CanonicalHost(host string) (string, error) {
 	if h == "" || len(h) > 253 {
 		return "", fmt.Errorf("host %q: not a valid host name", host)
 	}
-	b := []byte(h)
-	label := 0
-	for i, c := range b {
-		switch {
+	label, upper := 0, false
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
 		case 'A' <= c && c <= 'Z':
-			b[i] = c + ('a' - 'A')
+			upper = true
 		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
 		case c == '.':
 			if label == 0 {
@@ -185,12 +188,15 @@ func CanonicalHost(host string) (string, error) {
 	if label == 0 {
 		return "", fmt.Errorf("host %q: empty label", host)
 	}
-	if endsInNumber(string(b)) {
+	if upper {
+		h = strings.ToLower(h)
+	}
+	if endsInNumber(h) {
 		// Resolvers read "127.1" or "0x7f.1" as 127.0.0.1; only the standard
 		// dotted form may name an address, so that rules see the real one.
 		return "", fmt.Errorf("host %q: a name ending in a number must be an IPv4 address in dotted-decimal form", host)
 	}
-	return string(b), nil
+	return h, nil
 }
 
 // endsInNumber reports whether the last label of the host name h is a number
