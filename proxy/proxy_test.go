@@ -138,7 +138,8 @@ func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config
 // transport (so a new tunnel).
 func (tp *testProxy) client() *http.Client {
 	u, _ := url.Parse("http://" + tp.addr)
-	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u), TLSClientConfig: &tls.Config{RootCAs: tp.caPool}}, Timeout: 10 * time.Second}
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u), TLSClientConfig: &tls.Config{RootCAs: tp.caPool},
+		MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
 }
 
 func get(t *testing.T, c *http.Client, url string, header ...string) (*http.Response, string) {
