@@ -113,3 +113,25 @@ func BenchmarkResponse(b *testing.B) {
 	}
 	b.ReportMetric(float64(gz.Len()), "gzip-bytes")
 }
+
+// BenchmarkGunzip is the baseline of BenchmarkResponse: decompressing the
+// same body without scrubbing it.
+func BenchmarkGunzip(b *testing.B) {
+	body, _ := benchBody(benchSize, 10, 8)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(body)
+	_ = zw.Close()
+	buf := make([]byte, 32<<10)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		zr, err := gzip.NewReader(bytes.NewReader(gz.Bytes()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(io.Discard, onlyReader{zr}, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
