@@ -108,9 +108,21 @@ func (w *Watcher) changed() bool {
 // load reloads the rules and returns the set now in force. Load stamps the
 // files before reading them, so a change made while loading is seen at the
 // next tick; a failed load is reported once, not at every tick.
+//
+// An empty rules file is refused here, though Load accepts one: on reload
+// it is almost always a file caught between truncation and writing (shell
+// redirection, most editors' and tools' in-place writes), and loading it
+// would drop every secret and open egress to default allow until the write
+// completes. An operator who means "no rules" writes {}.
 func (w *Watcher) load(current *Set) *Set {
 	before := stamp(w.Path)
-	set, err := Load(w.Path)
+	var set *Set
+	var err error
+	if before.exists && before.size == 0 {
+		err = Errors{{File: w.Path, Line: 1, Msg: "the file is empty (still being written?); the previous rules stay in force; write {} to run with no rules"}}
+	} else {
+		set, err = Load(w.Path)
+	}
 	if err != nil {
 		w.seen = w.stamps(current)
 		w.seen[w.Path] = before
