@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,21 +137,38 @@ func (c *clientConn) setTimeout(d time.Duration) {
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
-	if d := c.timeout.Load(); d > 0 {
-		if by, ok := nextDeadline(&c.readBy, d); ok {
-			_ = c.Conn.SetReadDeadline(by)
-		}
+	d := c.timeout.Load()
+	if d <= 0 {
+		return c.Conn.Read(p)
 	}
-	return c.Conn.Read(p)
+	if by, ok := nextDeadline(&c.readBy, d); ok {
+		_ = c.Conn.SetReadDeadline(by)
+	}
+	n, err := c.Conn.Read(p)
+	c.closeOnTimeout(err)
+	return n, err
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {
-	if d := c.timeout.Load(); d > 0 {
-		if by, ok := nextDeadline(&c.writeBy, d); ok {
-			_ = c.Conn.SetWriteDeadline(by)
-		}
+	d := c.timeout.Load()
+	if d <= 0 {
+		return c.Conn.Write(p)
 	}
-	return c.Conn.Write(p)
+	if by, ok := nextDeadline(&c.writeBy, d); ok {
+		_ = c.Conn.SetWriteDeadline(by)
+	}
+	n, err := c.Conn.Write(p)
+	c.closeOnTimeout(err)
+	return n, err
+}
+
+// closeOnTimeout closes a tunnel whose peer let a deadline pass: the code
+// reading a hijacked connection (goproxy's) retries a timed-out read, and
+// each retry would wait the whole timeout again.
+func (c *clientConn) closeOnTimeout(err error) {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = c.Close()
+	}
 }
 
 // nextDeadline returns now plus timeout d, and whether that differs enough
