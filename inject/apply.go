@@ -2,6 +2,7 @@ package inject
 
 import (
 	"encoding/base64"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -85,48 +86,59 @@ const maxPlaceholdersPerRequest = 256
 // placeholders for their secrets. It returns a *Refusal, and nothing to
 // send, when any placeholder fails any check; it never modifies h.
 func Apply(set *rules.Set, c Caller, t Target, h http.Header) (Result, *Refusal) {
-	if !holdsPlaceholder(h) {
+	names := candidateHeaders(h)
+	if names == nil {
 		return Result{Header: h}, nil
 	}
-	a := applier{set: set, caller: c, target: t}
-	out := h.Clone()
 	// Sorted, so that a request with several faults always gets the same
 	// refusal.
-	names := make([]string, 0, len(h))
-	for name := range h {
-		names = append(names, name)
-	}
 	slices.Sort(names)
+	a := applier{set: set, caller: c, target: t}
+	var out http.Header
 	for _, name := range names {
-		for i, v := range h[name] {
+		vs := h[name]
+		var swapped []string
+		for i, v := range vs {
 			nv, ref := a.value(name, v)
 			if ref != nil {
 				return Result{}, ref
 			}
-			out[name][i] = nv
+			if nv != v {
+				if swapped == nil {
+					swapped = slices.Clone(vs)
+				}
+				swapped[i] = nv
+			}
+		}
+		if swapped != nil {
+			if out == nil {
+				// The other headers' values are shared, never written.
+				out = maps.Clone(h)
+			}
+			out[name] = swapped
 		}
 	}
-	if len(a.secrets) == 0 {
+	if out == nil {
 		return Result{Header: h}, nil
 	}
 	slices.Sort(a.secrets)
 	return Result{Header: out, Secrets: slices.Compact(a.secrets), SwapBack: a.swapBack}, nil
 }
 
-// holdsPlaceholder reports cheaply whether any header value could hold a
-// placeholder, directly or inside a Basic credential.
-func holdsPlaceholder(h http.Header) bool {
+// candidateHeaders returns the names of the headers with a value that could
+// hold a placeholder, directly or inside a Basic credential; nil, without
+// allocating, when there are none.
+func candidateHeaders(h http.Header) []string {
+	var names []string
 	for name, vs := range h {
 		for _, v := range vs {
-			if strings.Contains(v, "<<") {
-				return true
-			}
-			if name == "Authorization" && isBasic(v) {
-				return true
+			if strings.Contains(v, "<<") || name == "Authorization" && isBasic(v) {
+				names = append(names, name)
+				break
 			}
 		}
 	}
-	return false
+	return names
 }
 
 type applier struct {
@@ -159,19 +171,16 @@ func (a *applier) swapChecked(header, v string, ps []Placeholder) (string, *Refu
 			"too many placeholders in one request (at most %d a header value, %d a request)",
 			maxPlaceholders, maxPlaceholdersPerRequest)
 	}
-	values := make(map[string]string, len(ps))
-	for _, p := range ps {
-		if _, done := values[p.Name]; done {
-			continue
-		}
+	values := make([]string, len(ps))
+	for i, p := range ps {
 		val, ref := a.check(p.Name, header)
 		if ref != nil {
 			return "", ref
 		}
-		values[p.Name] = val
-		a.secrets = append(a.secrets, p.Name)
+		values[i] = val
+		a.secrets = append(a.secrets, p.Name) // Apply sorts and compacts
 	}
-	return swap(v, ps, func(name string) string { return values[name] }), nil
+	return swap(v, ps, values), nil
 }
 
 // isBasic reports whether an Authorization value uses the Basic scheme.

@@ -176,7 +176,17 @@ func decodeBasic(v string) (string, bool) {
 // swapKnown replaces every placeholder in s that names a test value by it,
 // as Apply should.
 func swapKnown(s string) string {
-	return swap(s, FindPlaceholders(s), func(name string) string { return testValues[name] })
+	ps := FindPlaceholders(s)
+	return swap(s, ps, valuesOf(ps, func(name string) string { return testValues[name] }))
+}
+
+// valuesOf returns value(p.Name) for each placeholder, as swap takes them.
+func valuesOf(ps []Placeholder, value func(string) string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = value(p.Name)
+	}
+	return out
 }
 
 // grant is a Narrowing that allows the secrets it lists.

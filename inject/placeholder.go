@@ -80,15 +80,20 @@ func ValidName(name string) bool {
 	return true
 }
 
-// swap returns s with each placeholder in ps replaced by value(name), in a
+// swap returns s with each placeholder ps[i] replaced by values[i], in a
 // single pass: a value that itself contains "<<OTHER>>" is not substituted
 // again.
-func swap(s string, ps []Placeholder, value func(name string) string) string {
+func swap(s string, ps []Placeholder, values []string) string {
+	n := len(s)
+	for i, p := range ps {
+		n += len(values[i]) - (p.End - p.Start)
+	}
 	var b strings.Builder
+	b.Grow(n)
 	last := 0
-	for _, p := range ps {
+	for i, p := range ps {
 		b.WriteString(s[last:p.Start])
-		b.WriteString(value(p.Name))
+		b.WriteString(values[i])
 		last = p.End
 	}
 	b.WriteString(s[last:])

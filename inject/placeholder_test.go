@@ -101,7 +101,8 @@ func TestValidName(t *testing.T) {
 
 func TestSwapSinglePass(t *testing.T) {
 	s := "a<<X>>b<<Y>>c"
-	got := swap(s, FindPlaceholders(s), func(name string) string { return "<<" + name + name + ">>" })
+	ps := FindPlaceholders(s)
+	got := swap(s, ps, valuesOf(ps, func(name string) string { return "<<" + name + name + ">>" }))
 	if want := "a<<XX>>b<<YY>>c"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -136,7 +137,7 @@ func FuzzFindPlaceholders(f *testing.F) {
 		if gap := FindPlaceholders(s[last:]); gap != nil {
 			t.Fatalf("text after the last placeholder holds placeholders %v", gap)
 		}
-		if got := swap(s, ps, func(name string) string { return "<<" + name + ">>" }); got != s {
+		if got := swap(s, ps, valuesOf(ps, func(name string) string { return "<<" + name + ">>" })); got != s {
 			t.Fatalf("swapping each placeholder for itself: got %q, want %q", got, s)
 		}
 	})

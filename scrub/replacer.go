@@ -158,13 +158,24 @@ func (r *Replacer) ReplaceString(s string) (string, int) {
 	}
 	// The engine only reads its input, so s may be viewed as bytes
 	// without a copy.
-	b := unsafe.Slice(unsafe.StringData(s), len(s))
+	out, n := r.replaceIfAny(unsafe.Slice(unsafe.StringData(s), len(s)))
+	if n == 0 {
+		return s, 0
+	}
+	return string(out), n
+}
+
+// replaceIfAny returns src itself when no pattern occurs in it, and else a
+// new slice with every pattern replaced, with the number of replacements.
+func (r *Replacer) replaceIfAny(src []byte) ([]byte, int) {
+	if r == nil {
+		return src, 0
+	}
 	for i, st := range r.stages {
-		if at, _ := st.next(b, 0, &cursor{}); at < 0 {
+		if at, _ := st.next(src, 0, &cursor{}); at < 0 {
 			continue
 		}
-		out, n := (&Replacer{stages: r.stages[i:]}).Replace(nil, b)
-		return string(out), n
+		return (&Replacer{stages: r.stages[i:]}).Replace(nil, src)
 	}
-	return s, 0
+	return src, 0
 }

@@ -83,7 +83,7 @@ func (b *Body) scrubBody(resp *http.Response, up io.Reader, encs []string) {
 			err == io.EOF && resp.ContentLength == 0
 		if exact {
 			b.scrubTrailer()
-			out, c := b.rep.Replace(make([]byte, 0, n), buf[:n])
+			out, c := b.rep.replaceIfAny(buf[:n])
 			b.bodyCount = c
 			b.src = bytes.NewReader(out)
 			resp.ContentLength = int64(len(out))
