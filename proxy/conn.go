@@ -114,6 +114,69 @@ type clientConn struct {
 	readBy, writeBy atomic.Int64
 	closing         sync.Once
 	closeErr        error
+
+	// Inside a tunnel goproxy reads each request's header with
+	// http.ReadRequest, which has no bound: headerLimit (0: none) bounds
+	// the bytes read between two exchanges (see startExchange), where only
+	// a header is read. Counted below TLS, it is exact to within the
+	// slack the caller adds.
+	headerLimit  atomic.Int64
+	betweenBytes atomic.Int64 // read since the tunnel opened or the last exchange ended
+	inExchange   atomic.Bool
+	overLimit    atomic.Bool
+	onOverLimit  func() // set before the tunnel starts
+}
+
+// errHeaderTooLarge ends a tunnel whose client sent a longer request
+// header than the limit.
+var errHeaderTooLarge = errors.New("request header too large")
+
+// limitHeaders bounds each request header read inside the tunnel to limit
+// bytes; exceeded is called once when a client goes past it, and the
+// connection is closed.
+func (c *clientConn) limitHeaders(limit int64, exceeded func()) {
+	c.onOverLimit = exceeded
+	c.headerLimit.Store(limit)
+}
+
+// startExchange stops counting header bytes while a request's body is read
+// and its response written.
+func (c *clientConn) startExchange() {
+	if c != nil {
+		c.inExchange.Store(true)
+	}
+}
+
+// endExchange counts header bytes again, for the next request.
+func (c *clientConn) endExchange() {
+	if c != nil {
+		c.betweenBytes.Store(0)
+		c.inExchange.Store(false)
+	}
+}
+
+// overHeaderLimit reports whether the client has sent more than the limit
+// since the last exchange; the first time, it reports it and closes the
+// connection.
+func (c *clientConn) overHeaderLimit() bool {
+	limit := c.headerLimit.Load()
+	if limit == 0 || c.inExchange.Load() || c.betweenBytes.Load() <= limit {
+		return false
+	}
+	if c.overLimit.CompareAndSwap(false, true) {
+		if c.onOverLimit != nil {
+			c.onOverLimit()
+		}
+		_ = c.Close()
+	}
+	return true
+}
+
+// countHeader counts n bytes read between exchanges.
+func (c *clientConn) countHeader(n int) {
+	if n > 0 && c.headerLimit.Load() != 0 && !c.inExchange.Load() {
+		c.betweenBytes.Add(int64(n))
+	}
 }
 
 // hijacked marks the connection as taken over from http.Server and starts
@@ -144,7 +207,11 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if by, ok := nextDeadline(&c.readBy, d); ok {
 		_ = c.Conn.SetReadDeadline(by)
 	}
+	if c.overHeaderLimit() {
+		return 0, errHeaderTooLarge
+	}
 	n, err := c.Conn.Read(p)
+	c.countHeader(n)
 	c.closeOnTimeout(err)
 	return n, err
 }

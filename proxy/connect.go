@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -39,17 +40,53 @@ type tunnel struct {
 	p      *Proxy
 	caller *caller
 	dest   destination
+	conn   *clientConn // nil when the connection is not tracked
 }
+
+// headerSlack is what the bound on a request header inside a tunnel allows
+// beyond MaxHeaderBytes: it is counted on the TLS records (overhead, a
+// record read ahead, the handshake before the first request).
+const headerSlack = 64 << 10
 
 // RoundTrip implements goproxy.RoundTripper. It never returns an error:
 // goproxy would drop the connection silently, and the agent must get a
 // readable refusal instead.
 func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	t.conn.startExchange()
 	resp := t.p.handle(req, t.caller, &t.dest)
 	if t.p.draining.Load() {
 		resp.Close = true
 	}
+	// After a 101 the tunnel carries WebSocket frames, not requests: the
+	// exchange never ends. goproxy needs that body's Write, so it stays
+	// unwrapped.
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		resp.Body = &exchangeBody{ReadCloser: resp.Body, req: req, conn: t.conn}
+	}
 	return resp, nil
+}
+
+// exchangeBody ends a tunnel's exchange when goproxy closes the response
+// body, once the response is written. It first finishes the request body,
+// which goproxy would otherwise drain afterwards, counted as the next
+// request's header.
+type exchangeBody struct {
+	io.ReadCloser
+	req  *http.Request
+	conn *clientConn
+	done bool
+}
+
+func (b *exchangeBody) Close() error {
+	err := b.ReadCloser.Close()
+	if !b.done {
+		b.done = true
+		if b.req.Body != nil {
+			_ = b.req.Body.Close()
+		}
+		b.conn.endExchange()
+	}
+	return err
 }
 
 // handleConnect decides a CONNECT: authenticate, check the destination,
@@ -69,8 +106,15 @@ func (p *Proxy) handleConnect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy.
 		ctx.Resp.Close = true
 		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, hostport
 	}
-	ctx.RoundTripper = &tunnel{p: p, caller: c, dest: dest}
-	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig(dest, connFrom(r.Context()), rec)}, hostport
+	cc := connFrom(r.Context())
+	if cc != nil {
+		cc.limitHeaders(int64(p.cfg.MaxHeaderBytes)+headerSlack, func() {
+			p.log.Warn("request header too large inside a tunnel: connection closed",
+				"host", dest.host, "port", dest.port, "max_header_bytes", p.cfg.MaxHeaderBytes)
+		})
+	}
+	ctx.RoundTripper = &tunnel{p: p, caller: c, dest: dest, conn: cc}
+	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig(dest, cc, rec)}, hostport
 }
 
 func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now time.Time, rec *audit.Record) (*caller, destination, *inject.Refusal) {
