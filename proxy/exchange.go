@@ -52,6 +52,9 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination) *http.
 		},
 	}
 	t, ref := x.target(tunnel)
+	if ref == nil && tunnel != nil {
+		ref = checkHeaderNames(req.Header, t.Host)
+	}
 	if ref == nil {
 		ref = p.recheck(x.pol, c, x.rec.Time)
 		x.rec.Agent, x.rec.TokenID = c.Agent, c.tokenID
@@ -158,6 +161,30 @@ func joinHostPort(host string, port, defaultPort int) string {
 		return host
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// checkHeaderNames refuses a request with a header name that is not an
+// RFC 9110 token. net/http's server refuses those itself, but goproxy's
+// parser inside tunnels lets through a name with a space before the colon
+// ("Transfer-Encoding : chunked"), which the upstream transport would then
+// refuse, reported to the agent as upstream_unreachable.
+func checkHeaderNames(h http.Header, host string) *inject.Refusal {
+	for name := range h {
+		if !isToken(name) {
+			return inject.Refuse(inject.BadRequest, "", host, "the request has a malformed header name")
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an RFC 9110 token.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // checkGrant applies a minted token's host and method narrowing.
