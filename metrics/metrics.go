@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ type Metrics struct {
 	reg        *prometheus.Registry
 	requests   *prometheus.CounterVec
 	injections *prometheus.CounterVec
+	counters   counterCache // children of requests and injections
 	scrubbed   prometheus.Counter
 	duration   prometheus.Histogram
 	reloads    *prometheus.CounterVec
@@ -62,16 +64,48 @@ func New() *Metrics {
 
 // Observe counts one audit record.
 func (m *Metrics) Observe(rec *audit.Record) {
-	m.requests.WithLabelValues(rec.Decision, rec.Reason).Inc()
+	m.counters.get(m.requests, rec.Decision, rec.Reason).Inc()
 	if rec.Decision == audit.Allow {
 		for _, s := range rec.Secrets {
-			m.injections.WithLabelValues(s, rec.Agent).Inc()
+			m.counters.get(m.injections, s, rec.Agent).Inc()
 		}
 	}
 	if rec.Scrubbed > 0 {
 		m.scrubbed.Add(float64(rec.Scrubbed))
 	}
 	m.duration.Observe(rec.Duration.Seconds())
+}
+
+// counterCache remembers the children of counter vectors with two labels,
+// so that counting a request costs a map lookup instead of hashing its
+// labels into the vector each time. Label values come from a bounded set
+// (decisions, reasons, secret and agent names).
+type counterCache struct {
+	mu sync.RWMutex
+	m  map[counterKey]prometheus.Counter
+}
+
+type counterKey struct {
+	vec  *prometheus.CounterVec
+	a, b string
+}
+
+func (c *counterCache) get(vec *prometheus.CounterVec, a, b string) prometheus.Counter {
+	k := counterKey{vec, a, b}
+	c.mu.RLock()
+	ctr, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return ctr
+	}
+	ctr = vec.WithLabelValues(a, b)
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[counterKey]prometheus.Counter)
+	}
+	c.m[k] = ctr
+	c.mu.Unlock()
+	return ctr
 }
 
 // Reloaded counts a rules reload.

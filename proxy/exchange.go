@@ -228,7 +228,7 @@ var hopHeaders = []string{
 // set (a WebSocket handshake needs them).
 func removeHopHeaders(h http.Header, keepUpgrade bool) {
 	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
+		for name := range strings.SplitSeq(v, ",") {
 			name = strings.TrimSpace(name)
 			if keepUpgrade && strings.EqualFold(name, "Upgrade") {
 				continue
@@ -242,7 +242,7 @@ func removeHopHeaders(h http.Header, keepUpgrade bool) {
 		if keepUpgrade && (name == "Connection" || name == "Upgrade") {
 			continue
 		}
-		h.Del(name)
+		delete(h, name) // the names are canonical already
 	}
 }
 
