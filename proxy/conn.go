@@ -125,6 +125,47 @@ type clientConn struct {
 	inExchange   atomic.Bool
 	overLimit    atomic.Bool
 	onOverLimit  func() // set before the tunnel starts
+
+	// The per-operation deadlines cannot bound a phase that must end in
+	// time: a peer that trickles one byte at a time moves them forever.
+	// phase closes the connection when the inner TLS handshake, or an
+	// inner request's header, takes longer than allowed (see bound);
+	// headerTimeout (0: no such bound) is the time a header may take,
+	// from its first byte; headerArmed says phase is running.
+	phase         atomic.Pointer[time.Timer]
+	headerTimeout atomic.Int64
+	headerArmed   atomic.Bool
+}
+
+// bound closes the connection unless the phase it starts ends within d:
+// a tunnel's inner TLS handshake (bounded from the CONNECT), then each
+// inner request's header (from the end of the handshake for the first,
+// from its first byte for the next ones) up to startExchange. header is
+// the bound of each header. The first call must come before the tunnel's
+// goroutine starts.
+func (c *clientConn) bound(d, header time.Duration) {
+	c.headerTimeout.Store(int64(header))
+	c.headerArmed.Store(true)
+	if t := c.phase.Load(); t != nil {
+		t.Reset(d)
+		return
+	}
+	c.phase.Store(time.AfterFunc(d, func() { _ = c.Close() }))
+}
+
+// unbound stops the running phase bound.
+func (c *clientConn) unbound() {
+	if t := c.phase.Load(); t != nil {
+		t.Stop()
+	}
+}
+
+// boundHeader starts the bound of a request header when its first bytes
+// arrive between two exchanges.
+func (c *clientConn) boundHeader(n int) {
+	if d := c.headerTimeout.Load(); d > 0 && n > 0 && !c.inExchange.Load() && c.headerArmed.CompareAndSwap(false, true) {
+		c.phase.Load().Reset(time.Duration(d))
+	}
 }
 
 // errHeaderTooLarge ends a tunnel whose client sent a longer request
@@ -144,6 +185,7 @@ func (c *clientConn) limitHeaders(limit int64, exceeded func()) {
 func (c *clientConn) startExchange() {
 	if c != nil {
 		c.inExchange.Store(true)
+		c.unbound()
 	}
 }
 
@@ -152,6 +194,7 @@ func (c *clientConn) endExchange() {
 	if c != nil {
 		c.betweenBytes.Store(0)
 		c.inExchange.Store(false)
+		c.headerArmed.Store(false)
 	}
 }
 
@@ -212,6 +255,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	c.countHeader(n)
+	c.boundHeader(n)
 	c.closeOnTimeout(err)
 	return n, err
 }
@@ -253,6 +297,7 @@ func nextDeadline(last *atomic.Int64, d int64) (time.Time, bool) {
 // Close closes the connection once and releases its slot.
 func (c *clientConn) Close() error {
 	c.closing.Do(func() {
+		c.unbound()
 		c.closeErr = c.Conn.Close()
 		if c.tunnel.Load() {
 			c.owner.tunnels.Add(-1)

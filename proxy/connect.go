@@ -108,6 +108,7 @@ func (p *Proxy) handleConnect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy.
 	}
 	cc := connFrom(r.Context())
 	if cc != nil {
+		cc.bound(p.cfg.HandshakeTimeout, p.cfg.HeaderTimeout)
 		cc.limitHeaders(int64(p.cfg.MaxHeaderBytes)+headerSlack, func() {
 			p.log.Warn("request header too large inside a tunnel: connection closed",
 				"host", dest.host, "port", dest.port, "max_header_bytes", p.cfg.MaxHeaderBytes)
@@ -153,7 +154,8 @@ var errSNIMismatch = errors.New("keyhole: TLS server name differs from the CONNE
 // certificate for the CONNECT target only. A ClientHello naming another
 // server fails the handshake, so an agent cannot reach one host through a
 // tunnel opened to another. When the handshake completes, the connection's
-// timeout switches from the handshake timeout to the idle timeout.
+// timeout switches from the handshake timeout to the idle timeout, and the
+// first request's header must arrive within the header timeout.
 func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
 	return func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
 		return &tls.Config{
@@ -176,6 +178,7 @@ func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) fu
 			VerifyConnection: func(tls.ConnectionState) error {
 				if cc != nil {
 					cc.setTimeout(p.cfg.IdleTimeout)
+					cc.bound(p.cfg.HeaderTimeout, p.cfg.HeaderTimeout) // for the first request
 				}
 				return nil
 			},
