@@ -103,13 +103,13 @@ func TestPlaceholderAbuse(t *testing.T) {
 		c := mustTunnel(t, w.k, "api.stripe.test:443")
 		c.send(rawReq("GET /v1/x HTTP/1.1", "Host: <<STRIPE>>"))
 		if resp, body, err := c.read(http.MethodGet); err == nil && resp.StatusCode < 400 {
-			t.Fatalf("got %d %s, want a refusal or a closed connection", resp.StatusCode, body)
+			t.Fatalf("got %d %.200s, want a refusal or a closed connection", resp.StatusCode, redact(body))
 		}
 		w.assertHits(t, before, nil)
 		p := dialPlain(t, w.k)
 		p.send(rawReq("GET http://<<PLAIN>>/x HTTP/1.1", "Host: <<PLAIN>>"))
 		if resp, body, err := p.read(http.MethodGet); err == nil && resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("plain HTTP: got %d %s, want 400", resp.StatusCode, body)
+			t.Fatalf("plain HTTP: got %d %.200s, want 400", resp.StatusCode, redact(body))
 		}
 		w.assertHits(t, before, nil)
 		w.assertStillServes(t)
@@ -140,15 +140,6 @@ func auditField(rec map[string]any, key string) string {
 		return "[]"
 	}
 	return ""
-}
-
-// redact replaces every secret value in s by its name, for failure
-// messages.
-func redact(s string) string {
-	for i, v := range append(allSecretValues, chainValue) {
-		s = strings.ReplaceAll(s, v, fmt.Sprintf("<secret #%d>", i))
-	}
-	return s
 }
 
 // TestExfiltrationTricks: redirects are passed on, never followed;
@@ -188,7 +179,7 @@ func TestExfiltrationTricks(t *testing.T) {
 			t.Errorf("got Set-Cookie %q, want the placeholders", redact(got))
 		}
 		if strings.Count(body, "<<GITHUB>>") != 4 {
-			t.Errorf("the echoed body shows the placeholder %d times, want 4: %.300s", strings.Count(body, "<<GITHUB>>"), body)
+			t.Errorf("the echoed body shows the placeholder %d times, want 4: %.300s", strings.Count(body, "<<GITHUB>>"), redact(body))
 		}
 		if last := w.stripe.Last(t); last.Header.Get("X-Api-Key") != githubValue {
 			t.Errorf("the upstream did not receive the real secret")

@@ -24,9 +24,10 @@ type framingCase struct {
 	closes bool     // then the connection closes
 	paths  []string // the paths the upstream must receive, in order
 	secret []bool   // per received request: must it carry the allowed secret
-	// http10Long: the response (an echo of a 70 KB header) is longer than
-	// keyhole scrubs whole, so its length is unknown.
-	http10Long bool
+	http10 bool     // the responses must not be chunked (RFC 9112 §6.1)
+	// tunnelBug is a known bug that makes the case fail inside a tunnel,
+	// which then skips it.
+	tunnelBug string
 }
 
 func framingCases() []framingCase {
@@ -74,16 +75,20 @@ func framingCases() []framingCase {
 		{name: "placeholder in a header name",
 			raw:  "GET {T}/v1/name HTTP/1.1\r\nHost: {H}\r\nX-<<STRIPE>>: 1\r\n\r\n",
 			want: []int{malformed}},
-		{name: "HTTP/1.0 closes after the response",
+		{name: "HTTP/1.0 closes after the response", http10: true,
 			raw:  "GET {T}/v1/ten HTTP/1.0\r\nHost: {H}\r\n{S}\r\n\r\n",
 			want: []int{200}, closes: true, paths: []string{"/v1/ten"}, secret: []bool{true}},
 		{name: "HTTP/1.0 keep-alive",
 			raw: "GET {T}/v1/ten HTTP/1.0\r\nHost: {H}\r\nConnection: keep-alive\r\n{S}\r\n\r\n" +
 				"GET {T}/v1/eleven HTTP/1.1\r\nHost: {H}\r\n\r\n",
 			want: []int{200, 200}, paths: []string{"/v1/ten", "/v1/eleven"}, secret: []bool{true, false}},
-		{name: "HTTP/1.0 with a body of unknown length", http10Long: true,
+		// The echo of a 70 KB header is longer than keyhole scrubs whole,
+		// so its length is unknown when the response starts.
+		{name: "HTTP/1.0 with a response of unknown length", http10: true,
 			raw:  "GET {T}/v1/ten HTTP/1.0\r\nHost: {H}\r\n{S}\r\nX-Big: {BIG}\r\n\r\n",
-			want: []int{200}, closes: true, paths: []string{"/v1/ten"}, secret: []bool{true}},
+			want: []int{200}, closes: true, paths: []string{"/v1/ten"}, secret: []bool{true},
+			tunnelBug: "BUG: inside a tunnel goproxy answers an HTTP/1.0 request whose response length is unknown " +
+				"with HTTP/1.1 and Transfer-Encoding: chunked (RFC 9112 §6.1 forbids it); an HTTP/1.0 client reads the chunk sizes as body"},
 		{name: "pipelined: allowed then refused",
 			raw:  "GET {T}/v1/p1 HTTP/1.1\r\nHost: {H}\r\n{S}\r\n\r\nGET {T}/v1/p2 HTTP/1.1\r\nHost: {H}\r\n{X}\r\n\r\n",
 			want: []int{200, 403}, paths: []string{"/v1/p1"}, secret: []bool{true}},
@@ -105,9 +110,8 @@ func TestFramingInTunnel(t *testing.T) {
 		"{S}", "Authorization: Bearer <<STRIPE>>", "{X}", "Authorization: Bearer <<GITHUB>>")
 	for _, tc := range framingCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.http10Long {
-				t.Skip("BUG: inside a tunnel goproxy answers an HTTP/1.0 request whose response length is unknown " +
-					"with HTTP/1.1 and Transfer-Encoding: chunked (RFC 9112 §6.1 forbids it); an HTTP/1.0 client reads the chunk sizes as body")
+			if tc.tunnelBug != "" {
+				t.Skip(tc.tunnelBug)
 			}
 			w.runFraming(t, tc, mustTunnel(t, w.k, "api.stripe.test:443"), r.Replace(tc.raw), w.stripe,
 				func(h http.Header) bool { return h.Get("Authorization") == "Bearer "+stripeValue })
@@ -140,7 +144,10 @@ func (w *advWorld) runFraming(t *testing.T, tc framingCase, c *wire, raw string,
 	c.send(raw)
 	for _, status := range tc.want {
 		if status != malformed {
-			c.expect(http.MethodGet, status, "")
+			resp, _ := c.expect(http.MethodGet, status, "")
+			if tc.http10 && len(resp.TransferEncoding) > 0 {
+				t.Errorf("an HTTP/1.0 request got a response with Transfer-Encoding %v", resp.TransferEncoding)
+			}
 			continue
 		}
 		resp, body, err := c.read(http.MethodGet)
@@ -152,7 +159,7 @@ func (w *advWorld) runFraming(t *testing.T, tc framingCase, c *wire, raw string,
 			assertNoValueIn(t, "response", body)
 			tc.closes = true
 		default:
-			t.Fatalf("got %d %s, want a refusal as malformed", resp.StatusCode, body)
+			t.Fatalf("got %d %.200s, want a refusal as malformed", resp.StatusCode, redact(body))
 		}
 		break
 	}

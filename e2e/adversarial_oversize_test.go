@@ -24,7 +24,7 @@ func TestOversizedAndMalformed(t *testing.T) {
 		c.send("GET http://plain.test/x HTTP/1.1\r\nHost: plain.test\r\nX-Token: <<PLAIN>>\r\n" + huge + "\r\n")
 		resp, body, err := c.read(http.MethodGet)
 		if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Fatalf("got %v %.200s, want 431", err, body)
+			t.Fatalf("got %v %.200s, want 431", err, redact(body))
 		}
 		c.expectClosed()
 		w.assertHits(t, before, nil)
@@ -63,7 +63,7 @@ func TestOversizedAndMalformed(t *testing.T) {
 			<-wrote
 		}
 		if r.err == nil && r.resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge && r.resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("got %d %.200s, want 431, 400 or a closed connection", r.resp.StatusCode, r.body)
+			t.Fatalf("got %d %.200s, want 431, 400 or a closed connection", r.resp.StatusCode, redact(r.body))
 		}
 		w.assertHits(t, before, nil)
 		for deadline := time.Now().Add(2 * time.Second); !strings.Contains(w.k.stderr.String(), "request header too large inside a tunnel"); {
@@ -122,7 +122,7 @@ func TestOversizedAndMalformed(t *testing.T) {
 			case resp.StatusCode == http.StatusOK:
 				assertNoValueIn(t, "response", body)
 			case resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge && resp.StatusCode != http.StatusBadRequest:
-				t.Fatalf("got %d %.200s, want 200, 431, 400 or a closed connection", resp.StatusCode, body)
+				t.Fatalf("got %d %.200s, want 200, 431, 400 or a closed connection", resp.StatusCode, redact(body))
 			}
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("100k headers took %v", d)
@@ -140,7 +140,7 @@ func TestOversizedAndMalformed(t *testing.T) {
 			}
 			c.send(garbage)
 			if resp, body, err := c.read(http.MethodGet); err == nil && resp.StatusCode < 400 {
-				t.Fatalf("%q: got %d %s, want a refusal or a closed connection", garbage, resp.StatusCode, body)
+				t.Fatalf("%q: got %d %.200s, want a refusal or a closed connection", garbage, resp.StatusCode, redact(body))
 			}
 			w.assertHits(t, before, nil)
 		}

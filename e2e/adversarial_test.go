@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -212,6 +213,15 @@ func assertNoValueIn(t *testing.T, what, s string) {
 	}
 }
 
+// redact replaces every secret value in s by its name, for failure
+// messages.
+func redact(s string) string {
+	for i, v := range slices.Concat(allSecretValues, []string{chainValue, crlfMark}) {
+		s = strings.ReplaceAll(s, v, fmt.Sprintf("<secret #%d>", i))
+	}
+	return s
+}
+
 // wire is a raw client connection to keyhole: plain TCP, or TLS inside a
 // CONNECT tunnel.
 type wire struct {
@@ -243,7 +253,7 @@ func openTunnel(t *testing.T, k *keyhole, target, sni string) (*wire, error) {
 	w.send(fmt.Sprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target))
 	resp, body, err := w.read(http.MethodConnect)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("CONNECT %s: got %v %s, want 200", target, err, body)
+		t.Fatalf("CONNECT %s: got %v %.200s, want 200", target, err, redact(body))
 	}
 	pemBytes, err := os.ReadFile(k.CAFile)
 	if err != nil {
@@ -327,7 +337,7 @@ func (w *wire) expect(method string, status int, reason string) (*http.Response,
 	}
 	assertNoValueIn(w.t, "response", fmt.Sprint(resp.Header)+body)
 	if resp.StatusCode != status {
-		w.t.Fatalf("got status %d, want %d; body: %s", resp.StatusCode, status, body)
+		w.t.Fatalf("got status %d, want %d; body: %.300s", resp.StatusCode, status, redact(body))
 	}
 	if reason != "" {
 		assertRefusal(w.t, response{Status: resp.StatusCode, Header: resp.Header, Body: body}, status, reason, "")
@@ -349,7 +359,7 @@ func (w *wire) expectClosed() {
 	w.t.Helper()
 	resp, body, err := w.read(http.MethodGet)
 	if err == nil {
-		w.t.Fatalf("got a %d response (%.200s), want the connection closed", resp.StatusCode, body)
+		w.t.Fatalf("got a %d response (%.200s), want the connection closed", resp.StatusCode, redact(body))
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -377,7 +387,7 @@ func (w *advWorld) expectStripeOK(t *testing.T, c *wire, path string) {
 		t.Errorf("the stripe upstream's last request is %s, not %s with the real secret", last.URL.Path, path)
 	}
 	if !strings.Contains(body, "Bearer <<STRIPE>>") {
-		t.Errorf("the echoed body does not show the placeholder: %.300s", body)
+		t.Errorf("the echoed body does not show the placeholder: %.300s", redact(body))
 	}
 }
 
