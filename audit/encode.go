@@ -25,7 +25,12 @@ type lineHandler struct {
 }
 
 func newLineHandler(w io.Writer) *lineHandler {
-	return &lineHandler{w: w, mu: &sync.Mutex{}}
+	h := &lineHandler{w: w}
+	if _, ok := w.(*File); !ok {
+		// A File serializes its writes itself.
+		h.mu = &sync.Mutex{}
+	}
+	return h
 }
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -35,7 +40,7 @@ func (h *lineHandler) Enabled(context.Context, slog.Level) bool { return true }
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	bp := linePool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"time":"`...)
-	b = r.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = appendTime(b, r.Time)
 	b = append(b, '"')
 	if len(h.prefix) > 0 {
 		b = append(append(b, ','), h.prefix[:len(h.prefix)-1]...)
@@ -49,9 +54,11 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		return true
 	})
 	b = append(b, "}\n"...)
-	h.mu.Lock()
+	if h.mu != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+	}
 	_, err := h.w.Write(b)
-	h.mu.Unlock()
 	*bp = b
 	linePool.Put(bp)
 	return err
@@ -146,6 +153,36 @@ func appendRecord(b []byte, r *Record) []byte {
 		b = appendJSONString(append(b, `,"error":`...), r.Error)
 	}
 	return b
+}
+
+// appendTime appends t in UTC as 2006-01-02T15:04:05.000Z, the layout of
+// every audit line, without parsing a layout string each time.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	}
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	b = appendDigits(append(b, '.'), ms, 3)
+	return append(b, 'Z')
+}
+
+// appendDigits appends n, 0 ≤ n < 10^width, zero-padded to width digits.
+func appendDigits(b []byte, n, width int) []byte {
+	var d [4]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, d[:width]...)
 }
 
 const hexDigits = "0123456789abcdef"

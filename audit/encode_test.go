@@ -108,3 +108,17 @@ func TestRecordFastPathMatchesLogValue(t *testing.T) {
 		})
 	}
 }
+
+func TestAppendTime(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 26, 10, 30, 0, 123456789, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.FixedZone("x", 3600)),
+		time.Date(999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		want := tm.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		if got := string(appendTime(nil, tm)); got != want {
+			t.Errorf("got %s, want %s", got, want)
+		}
+	}
+}
