@@ -163,7 +163,19 @@ func TestMintedTokenExpiresInsideTunnel(t *testing.T) {
 	if status, _ := doTraced(t, c, stripeReq); status != 200 {
 		t.Fatalf("fresh token: got %d, want 200", status)
 	}
-	time.Sleep(2500 * time.Millisecond)
+	// Expiry is kept in whole seconds, rounded up: wait until the token's
+	// own expiry has passed.
+	out, _ := w.k.token(t, "inspect", tok)
+	var expires time.Time
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "expires: "); ok {
+			expires, _ = time.Parse(time.RFC3339, strings.Fields(v)[0])
+		}
+	}
+	if expires.IsZero() || time.Until(expires) > 3*time.Second {
+		t.Fatalf("token inspect shows expiry %v for a 2s token", expires)
+	}
+	time.Sleep(time.Until(expires) + 300*time.Millisecond)
 	before := w.stripe.Hits()
 	status, reused := doTraced(t, c, stripeReq)
 	if !reused {
