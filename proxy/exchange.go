@@ -340,5 +340,8 @@ func (x *exchange) outgoing(t inject.Target, h http.Header) *http.Request {
 	out.Host = ""
 	out.Close = false
 	out.RequestURI = ""
+	if out.Body != nil && out.Body != http.NoBody {
+		out.Body = agentBody{out.Body}
+	}
 	return out
 }

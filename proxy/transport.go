@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -43,8 +44,36 @@ func newTransport(cfg Config, roots *x509.CertPool, d *dialer) *http.Transport {
 	}
 }
 
-// upstreamRefusal classifies an error from the upstream round trip.
+// agentBody is an agent's request body on its way upstream. It marks the
+// errors of reading it, so that a request the agent broke off (the
+// transport returns that error from its round trip) is not reported as an
+// upstream failure.
+type agentBody struct{ io.ReadCloser }
+
+func (b agentBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = &agentBodyError{err}
+	}
+	return n, err
+}
+
+// agentBodyError is a failure to read the agent's request body.
+type agentBodyError struct{ err error }
+
+func (e *agentBodyError) Error() string { return "agent request body: " + e.err.Error() }
+func (e *agentBodyError) Unwrap() error { return e.err }
+
+// upstreamRefusal classifies an error from the upstream round trip. A
+// broken agent request body, or a request context canceled (net/http
+// cancels it when the agent's connection closes; nothing else does), is
+// the agent's doing, not the upstream's.
 func upstreamRefusal(err error, host string) *inject.Refusal {
+	var ae *agentBodyError
+	if errors.As(err, &ae) || errors.Is(err, context.Canceled) {
+		return inject.Refuse(inject.BadRequest, "", host,
+			"the client abandoned the request to %s before it was complete", host)
+	}
 	var pe *privateAddressError
 	if errors.As(err, &pe) {
 		return inject.Refuse(inject.PrivateAddress, "", host,
