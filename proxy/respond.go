@@ -20,6 +20,11 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 		}
 		rep = scrub.Chain(rep, scrub.NewPairs(pairs))
 	}
+	// After a 101 the body is the upgraded connection, which the scrubber
+	// writes to as well.
+	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout)
+	}
 	body, err := rep.Response(resp, x.req.Method, len(res.Secrets) > 0)
 	if err != nil {
 		resp.Body.Close()

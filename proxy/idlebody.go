@@ -1,0 +1,68 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// errUpstreamIdle ends an upstream response body that sent nothing for the
+// idle timeout.
+var errUpstreamIdle = errors.New("the upstream sent nothing for the idle timeout")
+
+// idleBody is an upstream response body that is closed when no read has
+// returned data for the idle timeout. The transport bounds the wait for a
+// response's header, but not for its body: without this, an upstream that
+// stalls mid-body would hold the request, its upstream connection and the
+// agent's connection for as long as it likes, and so would an agent that
+// left a tunnel while the upstream is silent (keyhole notices it only when
+// it next writes to it). The reader then gets errUpstreamIdle, never a
+// clean end.
+type idleBody struct {
+	io.ReadCloser
+	timeout time.Duration
+	last    atomic.Int64 // when a read last returned data, in Unix nanoseconds
+	expired atomic.Bool
+	timer   atomic.Pointer[time.Timer]
+}
+
+func newIdleBody(rc io.ReadCloser, timeout time.Duration) *idleBody {
+	b := &idleBody{ReadCloser: rc, timeout: timeout}
+	b.last.Store(time.Now().UnixNano())
+	b.timer.Store(time.AfterFunc(timeout, b.check))
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.last.Store(time.Now().UnixNano())
+	}
+	if err != nil && b.expired.Load() {
+		err = errUpstreamIdle
+	}
+	return n, err
+}
+
+// check closes the body if it has been idle for the timeout, and otherwise
+// looks again when it could be.
+func (b *idleBody) check() {
+	idle := time.Duration(time.Now().UnixNano() - b.last.Load())
+	if idle < b.timeout {
+		if t := b.timer.Load(); t != nil {
+			t.Reset(b.timeout - idle)
+		}
+		return
+	}
+	b.expired.Store(true)
+	_ = b.ReadCloser.Close()
+}
+
+// Close stops the watch and closes the body.
+func (b *idleBody) Close() error {
+	if t := b.timer.Load(); t != nil {
+		t.Stop()
+	}
+	return b.ReadCloser.Close()
+}
