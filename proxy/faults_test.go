@@ -185,9 +185,10 @@ func TestClientFaultsLeakNoGoroutine(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		t.Errorf("goroutines: got %d, want at most %d (baseline %d + 2); stacks:\n%s", got, base+2, base, buf[:runtime.Stack(buf, true)])
 	}
-	if conns, tunnels, inflight := fp.Stats(); conns != 0 || tunnels != 0 || inflight != 0 {
-		t.Errorf("open connections, tunnels, requests in flight: got %d %d %d, want 0 0 0", conns, tunnels, inflight)
-	}
+	waitFor(t, "no open connection, tunnel or request in flight", func() bool {
+		conns, tunnels, inflight := fp.Stats()
+		return conns == 0 && tunnels == 0 && inflight == 0
+	})
 }
 
 // trickle writes s into c one byte every 100 ms until c fails or s is
@@ -341,4 +342,63 @@ func TestAbandonedUploadIsNotBlamedOnTheUpstream(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestStalledUpstreamBodyIsCutAfterTheIdleTimeout(t *testing.T) {
+	// The transport bounds the wait for a response header, not for its
+	// body: an upstream that goes silent mid-body must not hold the
+	// request, whether its agent waits or has left.
+	var active atomic.Int64
+	up := startTestUpstream(t, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
+		active.Add(1)
+		defer active.Add(-1)
+		if r.URL.Path == "/small" {
+			w.Header().Set("Content-Length", "100")
+		}
+		io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	plain := httptest.NewServer(up.Config.Handler)
+	t.Cleanup(plain.Close)
+	t.Setenv("PROXY_FAULTS_KEY", proxyTestSecret)
+	tp := startTestProxy(t, up, fmt.Sprintf(`
+secrets:
+  KEY:
+    source: env:PROXY_FAULTS_KEY
+    hosts: [api.example.test, plain.example.test]
+    allow_plaintext: true
+resolve:
+  api.example.test: UPSTREAM
+  plain.example.test: %s
+`, plain.Listener.Addr()), Config{IdleTimeout: time.Second})
+	fp := &faultProxy{testProxy: tp}
+	for _, tunnel := range []bool{true, false} {
+		for _, path := range []string{"/stream", "/small"} {
+			for _, agent := range []string{"waits", "leaves"} {
+				t.Run(fmt.Sprintf("tunnel=%v%s/agent %s", tunnel, path, agent), func(t *testing.T) {
+					start := time.Now()
+					c := fp.open(t, tunnel, "GET", path, "")
+					defer c.Close()
+					resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+					if err != nil || resp.StatusCode != 200 {
+						t.Fatalf("got %v %v, want 200", resp, err)
+					}
+					if agent == "leaves" {
+						c.Close()
+					} else if b, err := io.ReadAll(resp.Body); err == nil {
+						t.Errorf("the stalled body ended cleanly after %q, want an error", b)
+					}
+					waitFor(t, "the upstream request to end", func() bool { return active.Load() == 0 })
+					if d := time.Since(start); d > 2500*time.Millisecond {
+						t.Errorf("the stalled upstream request was held %v, want about the idle timeout (1s)", d)
+					}
+				})
+			}
+		}
+	}
+	waitFor(t, "no request in flight", func() bool { _, _, inflight := tp.Stats(); return inflight == 0 })
 }
