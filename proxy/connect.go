@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -57,6 +59,9 @@ func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respon
 	if t.p.draining.Load() {
 		resp.Close = true
 	}
+	if !req.ProtoAtLeast(1, 1) && resp.ContentLength < 0 && bodyAllowed(req.Method, resp.StatusCode) {
+		resp = t.p.lengthForHTTP10(req, resp)
+	}
 	// After a 101 the tunnel carries WebSocket frames, not requests: the
 	// exchange never ends. goproxy needs that body's Write, so it stays
 	// unwrapped.
@@ -65,6 +70,41 @@ func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respon
 	}
 	return resp, nil
 }
+
+// maxHTTP10Body bounds what keyhole buffers to give an HTTP/1.0 client a
+// Content-Length.
+const maxHTTP10Body = 16 << 20
+
+// lengthForHTTP10 reads a body of unknown length whole, so that an
+// HTTP/1.0 client gets a Content-Length: goproxy would send it chunked,
+// which HTTP/1.0 does not know (RFC 9112 §6.1). A body over maxHTTP10Body
+// ends the connection instead of reaching the client mangled.
+func (p *Proxy) lengthForHTTP10(req *http.Request, resp *http.Response) *http.Response {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTP10Body+1))
+	resp.Body.Close()
+	if err != nil || len(b) > maxHTTP10Body {
+		p.log.Warn("response not passed to an HTTP/1.0 client: unreadable or over the buffer limit",
+			"host", req.URL.Hostname(), "limit", maxHTTP10Body)
+		b = nil
+		resp.Body = errBody{}
+		resp.TransferEncoding = nil
+		resp.ContentLength = maxHTTP10Body + 1 // more than errBody gives: goproxy's write fails, the connection closes
+		resp.Header.Set("Content-Length", strconv.Itoa(maxHTTP10Body+1))
+		return resp
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.TransferEncoding = nil
+	resp.ContentLength = int64(len(b))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	resp.Close = true
+	return resp
+}
+
+// errBody is a body whose reads fail.
+type errBody struct{}
+
+func (errBody) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+func (errBody) Close() error             { return nil }
 
 // exchangeBody ends a tunnel's exchange when goproxy closes the response
 // body, once the response is written. It first finishes the request body,
