@@ -139,6 +139,9 @@ func faultyServe(c net.Conn, r *http.Request) bool {
 		if strings.HasSuffix(r.URL.Path, "reset") {
 			reset(c)
 		}
+	case "/stall-mid-body":
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(leaky), leaky)
+		_, _ = io.Copy(io.Discard, c) // silent until keyhole gives up and closes
 	case "/big-length-reset":
 		// Past the size the scrubber reads whole: this body streams.
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n%s%s", strings.Repeat("x", 80000), leaky)
@@ -173,13 +176,13 @@ resolve:
 `
 
 // newFaultyWorld starts the faulty upstreams and a keyhole whose upstream
-// header timeout is one second.
+// header timeout and idle timeout are one second.
 func newFaultyWorld(t *testing.T, env ...string) *keyhole {
 	t.Helper()
 	tlsUp := newRawUpstream(t, []string{"faulty.test"}, faultyServe)
 	plainUp := newRawUpstream(t, nil, faultyServe)
 	rules := fmt.Sprintf(faultRules, tlsUp.Addr(), plainUp.Addr(), closedPort(t))
-	return startKeyhole(t, rules, append([]string{"KEYHOLE_UPSTREAM_HEADER_TIMEOUT=1s"}, env...)...)
+	return startKeyhole(t, rules, append([]string{"KEYHOLE_UPSTREAM_HEADER_TIMEOUT=1s", "KEYHOLE_IDLE_TIMEOUT=1s"}, env...)...)
 }
 
 // faultyGet sends GET url with the STRIPE placeholder through c and reads
@@ -264,7 +267,7 @@ func faultyURL(scheme, path string) string {
 
 func TestUpstreamBodyCutShortIsCutShortForTheClient(t *testing.T) {
 	k := newFaultyWorld(t)
-	paths := []string{"/chunked-reset", "/chunked-close", "/length-reset", "/length-close", "/big-length-reset"}
+	paths := []string{"/chunked-reset", "/chunked-close", "/length-reset", "/length-close", "/big-length-reset", "/stall-mid-body"}
 	for _, scheme := range []string{"https", "http"} {
 		for _, path := range paths {
 			url := faultyURL(scheme, path)
