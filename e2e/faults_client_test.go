@@ -165,7 +165,7 @@ func (k *keyhole) assertNothingOpen(t *testing.T) {
 
 func TestClientDisconnectsLeakNothing(t *testing.T) {
 	k, up := newDiscWorld(t)
-	const rounds = 25
+	const rounds = 15
 	cases := []struct {
 		name, path string
 		run        func(t *testing.T, scheme string)
