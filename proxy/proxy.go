@@ -49,13 +49,15 @@ type Config struct {
 	// MaxHeaderBytes bounds a request's header. Default 1 MiB.
 	MaxHeaderBytes int `env:"KEYHOLE_MAX_HEADER_BYTES" envDefault:"1048576"`
 	// HeaderTimeout bounds the time to read a request's header from the
-	// client. Default 10s.
+	// client, inside tunnels too (from the end of the TLS handshake for
+	// the first request, from its first byte for the next). Default 10s.
 	HeaderTimeout time.Duration `env:"KEYHOLE_HEADER_TIMEOUT" envDefault:"10s"`
-	// HandshakeTimeout bounds the client's TLS handshake inside a tunnel,
-	// and the upstream TLS handshake. Default 10s.
+	// HandshakeTimeout bounds the client's TLS handshake inside a tunnel
+	// (from the CONNECT), and the upstream TLS handshake. Default 10s.
 	HandshakeTimeout time.Duration `env:"KEYHOLE_HANDSHAKE_TIMEOUT" envDefault:"10s"`
 	// IdleTimeout closes a client connection or tunnel on which nothing was
-	// read or written for this long. Default 2m.
+	// read or written for this long, and cuts an upstream response body
+	// that sends nothing for this long. Default 2m.
 	IdleTimeout time.Duration `env:"KEYHOLE_IDLE_TIMEOUT" envDefault:"2m"`
 	// DialTimeout bounds connecting to an upstream. Default 10s.
 	DialTimeout time.Duration `env:"KEYHOLE_DIAL_TIMEOUT" envDefault:"10s"`
