@@ -221,10 +221,15 @@ func TestClientDisconnectsLeakNothing(t *testing.T) {
 				if got := count(); got != rounds {
 					t.Errorf("audit records for %s %s: got %d, want %d", scheme, tc.path, got, rounds)
 				}
-				// The upstream was fine: a broken-off upload is the agent's doing.
+				// The upstream was fine: a broken-off upload is the agent's
+				// doing, and a stream the agent left says so.
 				for _, r := range k.AuditRecords(t) {
-					if r["path"] == "/upload" && r["scheme"] == scheme && (r["reason"] != "bad_request" || r["status"] != float64(400)) {
-						t.Errorf("audit record of an abandoned upload: got %v %v, want 400 bad_request", r["status"], r["reason"])
+					if r["path"] == "/upload" && r["scheme"] == scheme && (r["reason"] != "client_closed" || r["status"] != float64(499)) {
+						t.Errorf("audit record of an abandoned upload: got %v %v, want 499 client_closed", r["status"], r["reason"])
+						break
+					}
+					if r["path"] == "/sse" && r["scheme"] == scheme && r["error"] != "the agent left before the end of the response" {
+						t.Errorf("audit record of an abandoned stream: got error %q", r["error"])
 						break
 					}
 				}

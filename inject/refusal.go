@@ -32,12 +32,18 @@ const (
 	UpstreamTimeout      Reason = "upstream_timeout"
 	UnscrubbableEncoding Reason = "unscrubbable_encoding"
 	ShuttingDown         Reason = "shutting_down"
+	ClientClosed         Reason = "client_closed"
 )
+
+// statusClientClosed is the status audited for a request its agent broke
+// off before it was complete (nginx's 499); the agent, gone, never sees it.
+const statusClientClosed = 499
 
 // Status returns the HTTP status of a refusal with this reason: 400 for a
 // malformed request, 403 for a policy refusal, 407 for missing or stale
-// proxy credentials, 502 when the upstream (timeouts included) or a secret
-// source failed, 503 while shutting down.
+// proxy credentials, 499 for a request the agent broke off, 502 when the
+// upstream (timeouts included) or a secret source failed, 503 while
+// shutting down.
 func (r Reason) Status() int {
 	switch r {
 	case BadRequest:
@@ -48,6 +54,8 @@ func (r Reason) Status() int {
 		return http.StatusBadGateway
 	case ShuttingDown:
 		return http.StatusServiceUnavailable
+	case ClientClosed:
+		return statusClientClosed
 	default:
 		return http.StatusForbidden
 	}

@@ -163,6 +163,7 @@ func TestApplyRefusalStatus(t *testing.T) {
 		{ProxyAuthRequired, 407}, {TokenExpired, 407}, {TokenRevoked, 407},
 		{SecretUnavailable, 502}, {UpstreamTLS, 502}, {UpstreamUnreachable, 502}, {UnscrubbableEncoding, 502},
 		{UpstreamTimeout, 502},
+		{ClientClosed, 499},
 		{ShuttingDown, 503},
 	}
 	for _, tc := range tests {

@@ -337,8 +337,8 @@ func TestAbandonedUploadIsNotBlamedOnTheUpstream(t *testing.T) {
 				}
 				return false
 			})
-			if rec["reason"] != "bad_request" || rec["status"] != float64(400) {
-				t.Errorf("audit record: got %v %v, want 400 bad_request (the agent broke off its request)", rec["status"], rec["reason"])
+			if rec["reason"] != "client_closed" || rec["status"] != float64(499) {
+				t.Errorf("audit record: got %v %v, want 499 client_closed (the agent broke off its request)", rec["status"], rec["reason"])
 			}
 		})
 	}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -37,7 +39,12 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 	body.OnDone(func(st scrub.BodyStats) {
 		x.rec.Scrubbed = st.Scrubbed
 		x.rec.BytesOut = st.Bytes
-		if st.Err != nil {
+		switch {
+		case errors.Is(st.Err, context.Canceled),
+			st.Err == nil && !st.Complete && bodyAllowed(x.req.Method, resp.StatusCode):
+			// net/http cancels a plain-HTTP request when its client hangs up.
+			x.rec.Error = "the agent left before the end of the response"
+		case st.Err != nil:
 			x.rec.Error = "upstream body: " + describeUpstreamError(st.Err)
 		}
 		x.finish()

@@ -71,7 +71,7 @@ func (e *agentBodyError) Unwrap() error { return e.err }
 func upstreamRefusal(err error, host string) *inject.Refusal {
 	var ae *agentBodyError
 	if errors.As(err, &ae) || errors.Is(err, context.Canceled) {
-		return inject.Refuse(inject.BadRequest, "", host,
+		return inject.Refuse(inject.ClientClosed, "", host,
 			"the client abandoned the request to %s before it was complete", host)
 	}
 	var pe *privateAddressError
