@@ -58,6 +58,12 @@ func stamp(path string) fileStamp {
 // Run watches until ctx ends. current is the set in force (its source files
 // are watched from the start); a value on reload triggers a reload at once
 // (keyhole sends one on SIGHUP).
+//
+// A change is loaded once the files have stayed as they are for one
+// interval, so that a file written in several steps is read when it is
+// complete rather than half-way (a prefix of a rules file can be valid YAML
+// that means something else). A file still changing at every look is
+// loaded after a few intervals anyway.
 func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{}) {
 	interval := w.Interval
 	if interval <= 0 {
@@ -66,15 +72,24 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 	w.seen = w.stamps(current)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var pending map[string]fileStamp // the changed files at the last look
+	waited := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-reload:
-			current = w.load(current)
+			current, pending = w.load(current), nil
 		case <-tick.C:
-			if w.changed() {
-				current = w.load(current)
+			now := w.current()
+			switch {
+			case maps.Equal(now, w.seen):
+				pending, waited = nil, 0
+			case pending == nil || !maps.Equal(now, pending) && waited < maxSettle:
+				pending = now // changed since the last look: let it settle
+				waited++
+			default:
+				current, pending, waited = w.load(current), nil, 0
 			}
 		}
 	}
@@ -95,14 +110,16 @@ func (w *Watcher) stamps(set *Set) map[string]fileStamp {
 	return m
 }
 
-// changed reports whether any watched file differs from its stamp.
-func (w *Watcher) changed() bool {
-	for p, old := range w.seen {
-		if stamp(p) != old {
-			return true
-		}
+// maxSettle bounds the intervals a change waits for its files to settle.
+const maxSettle = 4
+
+// current returns the stamps the watched files have now.
+func (w *Watcher) current() map[string]fileStamp {
+	m := make(map[string]fileStamp, len(w.seen))
+	for p := range w.seen {
+		m[p] = stamp(p)
 	}
-	return false
+	return m
 }
 
 // load reloads the rules and returns the set now in force. Load stamps the

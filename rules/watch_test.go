@@ -103,3 +103,38 @@ func TestWatcher(t *testing.T) {
 		}
 	})
 }
+
+// TestWatcherWaitsForAFileToSettle writes a rules file in two steps, the
+// first of which is valid YAML meaning something else; only the whole file
+// may load.
+func TestWatcherWaitsForAFileToSettle(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keyhole.yaml")
+	first := "secrets:\n  K:\n    source: env:K_VALUE\n    hosts: [a.example]\n"
+	os.WriteFile(path, []byte(first), 0o600)
+	set, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loads := make(chan *Set, 10)
+	w := &Watcher{Path: path, Interval: 40 * time.Millisecond, OnLoad: func(s *Set) { loads <- s }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx, set, nil); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	whole := first + "egress:\n  default: deny\n"
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(whole[len(first) : len(first)+8]) // "egress:\n": valid, means nothing new
+	time.Sleep(25 * time.Millisecond)
+	f.WriteString(whole[len(first)+8:])
+	f.Close()
+	select {
+	case s := <-loads:
+		if !s.Egress.DefaultDeny {
+			t.Fatal("the watcher loaded the file half-written")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no reload")
+	}
+}
