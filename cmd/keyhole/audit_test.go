@@ -364,6 +364,7 @@ func TestAuditTailFollow(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			closer.Flush() // records are written in batches; these must be in the file before tail starts
 			ctx, cancel := context.WithCancel(t.Context())
 			var stdout auditSyncBuffer
 			var stderr bytes.Buffer
