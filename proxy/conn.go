@@ -135,6 +135,49 @@ type clientConn struct {
 	phase         atomic.Pointer[time.Timer]
 	headerTimeout atomic.Int64
 	headerArmed   atomic.Bool
+
+	// Inside a tunnel, net/http writes a chunked response's size line and
+	// the CRLF after each chunk as writes of their own, each a TLS record
+	// and a syscall. coalesce holds such tiny writes in pending and sends
+	// them with the next write, in one writev; pending is flushed before
+	// any read (from the client, or of the upstream body) that could wait,
+	// at the end of each response and on Close, so nothing waits on it.
+	coalesce atomic.Bool
+	wmu      sync.Mutex
+	pending  []byte
+	werr     error // the error of a flush, returned by every later write
+}
+
+// tinyWrite is the largest write held back to be sent with the next one: a
+// TLS record around a chunk-size line or a CRLF.
+const tinyWrite = 64
+
+// coalesceWrites starts holding back tiny writes; off stops it (an
+// upgraded connection relays frames from two goroutines, and a frame held
+// back could wait on a read that is already blocked).
+func (c *clientConn) coalesceWrites(on bool) {
+	if c == nil {
+		return
+	}
+	if !on {
+		_ = c.flushPending()
+	}
+	c.coalesce.Store(on)
+}
+
+// flushPending sends the writes held back. Its error, if any, is also the
+// error of every later write: a peer that went away is noticed.
+func (c *clientConn) flushPending() error {
+	if c == nil || !c.coalesce.Load() {
+		return nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.pending) > 0 && c.werr == nil {
+		_, c.werr = c.Conn.Write(c.pending)
+		c.pending = c.pending[:0]
+	}
+	return c.werr
 }
 
 // bound closes the connection unless the phase it starts ends within d:
@@ -189,8 +232,10 @@ func (c *clientConn) startExchange() {
 	}
 }
 
-// endExchange counts header bytes again, for the next request.
+// endExchange counts header bytes again, for the next request, and sends
+// what is left of the response.
 func (c *clientConn) endExchange() {
+	_ = c.flushPending()
 	if c != nil {
 		c.betweenBytes.Store(0)
 		c.inExchange.Store(false)
@@ -247,6 +292,9 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if d <= 0 {
 		return c.Conn.Read(p)
 	}
+	if err := c.flushPending(); err != nil {
+		return 0, err
+	}
 	if by, ok := nextDeadline(&c.readBy, d); ok {
 		_ = c.Conn.SetReadDeadline(by)
 	}
@@ -268,9 +316,39 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	if by, ok := nextDeadline(&c.writeBy, d); ok {
 		_ = c.Conn.SetWriteDeadline(by)
 	}
-	n, err := c.Conn.Write(p)
-	c.closeOnTimeout(err)
+	if !c.coalesce.Load() {
+		n, err := c.Conn.Write(p)
+		c.closeOnTimeout(err)
+		return n, err
+	}
+	n, err := c.coalescedWrite(p)
+	c.closeOnTimeout(err) // outside wmu: Close flushes, which takes it
 	return n, err
+}
+
+// coalescedWrite holds a tiny write back, or writes p after what is held
+// back, in one writev.
+func (c *clientConn) coalescedWrite(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if len(p) <= tinyWrite && len(c.pending)+len(p) <= 4*tinyWrite {
+		c.pending = append(c.pending, p...)
+		return len(p), nil
+	}
+	if len(c.pending) == 0 {
+		return c.Conn.Write(p)
+	}
+	bufs := net.Buffers{c.pending, p}
+	_, err := bufs.WriteTo(c.Conn) // one writev
+	c.pending = c.pending[:0]
+	if err != nil {
+		c.werr = err
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // closeOnTimeout closes a tunnel whose peer let a deadline pass: the code
@@ -297,6 +375,14 @@ func nextDeadline(last *atomic.Int64, d int64) (time.Time, bool) {
 // Close closes the connection once and releases its slot.
 func (c *clientConn) Close() error {
 	c.closing.Do(func() {
+		// Send what is held back, unless a write is under way (it may be
+		// stalled on a peer that stopped reading: closing must not wait).
+		if c.coalesce.Load() && c.wmu.TryLock() {
+			if len(c.pending) > 0 && c.werr == nil {
+				_, _ = c.Conn.Write(c.pending)
+			}
+			c.wmu.Unlock()
+		}
 		c.unbound()
 		c.closeErr = c.Conn.Close()
 		if c.tunnel.Load() {

@@ -55,7 +55,7 @@ const headerSlack = 64 << 10
 // readable refusal instead.
 func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 	t.conn.startExchange()
-	resp := t.p.handle(req, t.caller, &t.dest)
+	resp := t.p.handle(req, t.caller, &t.dest, t.conn)
 	if t.p.draining.Load() {
 		resp.Close = true
 	}
@@ -65,7 +65,9 @@ func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respon
 	// After a 101 the tunnel carries WebSocket frames, not requests: the
 	// exchange never ends. goproxy needs that body's Write, so it stays
 	// unwrapped.
-	if resp.StatusCode != http.StatusSwitchingProtocols {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		t.conn.coalesceWrites(false)
+	} else {
 		resp.Body = &exchangeBody{ReadCloser: resp.Body, req: req, conn: t.conn}
 	}
 	return resp, nil
@@ -219,6 +221,7 @@ func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) fu
 				if cc != nil {
 					cc.setTimeout(p.cfg.IdleTimeout)
 					cc.bound(p.cfg.HeaderTimeout, p.cfg.HeaderTimeout) // for the first request
+					cc.coalesceWrites(true)
 				}
 				return nil
 			},

@@ -26,6 +26,7 @@ type exchange struct {
 	pol    *policy
 	caller *caller
 	req    *http.Request
+	conn   *clientConn // the tunnel's client connection; nil for plain HTTP
 	rec    audit.Record
 	done   bool
 }
@@ -35,13 +36,18 @@ type exchange struct {
 // agent: a refusal is a JSON response, never a dropped connection. tunnel is
 // the CONNECT target for requests inside a tunnel and nil for plain-HTTP
 // proxy requests.
-func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination) *http.Response {
+//
+// conn is the tunnel's client connection, nil for plain HTTP: it is told
+// before the response body waits on the upstream, so that writes it holds
+// back go out first.
+func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *clientConn) *http.Response {
 	p.inflight.Add(1)
 	x := &exchange{
 		p:      p,
 		pol:    p.policy.Load(),
 		caller: c,
 		req:    req,
+		conn:   conn,
 		rec: audit.Record{
 			Time:      time.Now(),
 			RequestID: p.ids.Next(),

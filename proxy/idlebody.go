@@ -19,22 +19,32 @@ var errUpstreamIdle = errors.New("the upstream sent nothing for the idle timeout
 // left a tunnel while the upstream is silent (keyhole notices it only when
 // it next writes to it). The reader then gets errUpstreamIdle, never a
 // clean end.
+//
+// before, when not nil, runs before each read, which may wait: a tunnel
+// sends the writes it holds back, and its error (the agent is gone) ends
+// the body.
 type idleBody struct {
 	io.ReadCloser
+	before  func() error
 	timeout time.Duration
 	last    atomic.Int64 // when a read last returned data, in Unix nanoseconds
 	expired atomic.Bool
 	timer   atomic.Pointer[time.Timer]
 }
 
-func newIdleBody(rc io.ReadCloser, timeout time.Duration) *idleBody {
-	b := &idleBody{ReadCloser: rc, timeout: timeout}
+func newIdleBody(rc io.ReadCloser, timeout time.Duration, before func() error) *idleBody {
+	b := &idleBody{ReadCloser: rc, timeout: timeout, before: before}
 	b.last.Store(time.Now().UnixNano())
 	b.timer.Store(time.AfterFunc(timeout, b.check))
 	return b
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
+	if b.before != nil {
+		if err := b.before(); err != nil {
+			return 0, &agentGoneError{err}
+		}
+	}
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.last.Store(time.Now().UnixNano())
@@ -58,6 +68,13 @@ func (b *idleBody) check() {
 	b.expired.Store(true)
 	_ = b.ReadCloser.Close()
 }
+
+// agentGoneError is a failure to write to the agent, met while reading the
+// upstream body: the agent left before the end of the response.
+type agentGoneError struct{ err error }
+
+func (e *agentGoneError) Error() string { return "writing to the agent: " + e.err.Error() }
+func (e *agentGoneError) Unwrap() error { return e.err }
 
 // Close stops the watch and closes the body.
 func (b *idleBody) Close() error {

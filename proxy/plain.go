@@ -30,7 +30,7 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 		p.refuseDirect(w, r, ref)
 		return
 	}
-	resp := p.handle(r, c, nil)
+	resp := p.handle(r, c, nil, nil)
 	p.writeResponse(w, r, resp)
 }
 

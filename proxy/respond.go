@@ -25,7 +25,7 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 	// After a 101 the body is the upgraded connection, which the scrubber
 	// writes to as well.
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
-		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout)
+		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout, x.conn.flushPending)
 	}
 	body, err := rep.Response(resp, x.req.Method, len(res.Secrets) > 0)
 	if err != nil {
@@ -39,8 +39,9 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 	body.OnDone(func(st scrub.BodyStats) {
 		x.rec.Scrubbed = st.Scrubbed
 		x.rec.BytesOut = st.Bytes
+		var gone *agentGoneError
 		switch {
-		case errors.Is(st.Err, context.Canceled),
+		case errors.Is(st.Err, context.Canceled), errors.As(st.Err, &gone),
 			st.Err == nil && !st.Complete && bodyAllowed(x.req.Method, resp.StatusCode):
 			// net/http cancels a plain-HTTP request when its client hangs up.
 			x.rec.Error = "the agent left before the end of the response"
