@@ -41,13 +41,21 @@ func Open(path string, stdout io.Writer) (*Logger, *File, error) {
 type File struct {
 	path string // "" for stdout
 
+	// mu guards the buffer that records are appended to; wmu serializes
+	// writes to the destination. A flush takes the buffer under mu and
+	// writes it under wmu only, taking wmu before releasing mu so that
+	// batches reach the file in order: records keep being appended, into
+	// the spare buffer, while a batch is written.
 	mu     sync.Mutex
-	w      io.Writer // the destination
-	f      *os.File  // the file, when path is set
 	buf    []byte
+	spare  []byte
 	armed  bool // the timer will flush buf
 	closed bool
 	timer  *time.Timer
+
+	wmu sync.Mutex
+	w   io.Writer // the destination
+	f   *os.File  // the file, when path is set
 
 	failed atomic.Int64
 }
@@ -55,40 +63,51 @@ type File struct {
 // Write buffers p, one whole record. It fails only after Close.
 func (f *File) Write(p []byte) (int, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.closed {
+		f.mu.Unlock()
 		return 0, os.ErrClosed
 	}
 	f.buf = append(f.buf, p...)
 	if len(f.buf) >= flushSize {
-		f.flushLocked()
-	} else if !f.armed {
+		f.flushUnlock()
+		return len(p), nil
+	}
+	if !f.armed {
 		f.armed = true
 		f.timer.Reset(FlushInterval)
 	}
+	f.mu.Unlock()
 	return len(p), nil
 }
 
 // Flush writes the buffered records now.
 func (f *File) Flush() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.flushLocked()
+	f.flushUnlock()
 }
 
-func (f *File) flushLocked() {
+// flushUnlock takes the buffer, releases mu and writes the buffer. mu must
+// be held.
+func (f *File) flushUnlock() {
 	f.armed = false
-	if len(f.buf) == 0 || f.w == nil {
-		return
+	batch := f.buf
+	f.buf, f.spare = f.spare[:0], nil
+	f.wmu.Lock()
+	f.mu.Unlock()
+	defer f.wmu.Unlock()
+	if len(batch) > 0 && f.w != nil {
+		if _, err := f.w.Write(batch); err != nil {
+			f.failed.Add(1)
+		}
 	}
-	if _, err := f.w.Write(f.buf); err != nil {
-		f.failed.Add(1)
+	if cap(batch) > 4*flushSize {
+		return // let a burst's buffer go
 	}
-	if cap(f.buf) > 4*flushSize {
-		f.buf = nil // let a burst's buffer go
-	} else {
-		f.buf = f.buf[:0]
+	f.mu.Lock()
+	if f.spare == nil {
+		f.spare = batch[:0]
 	}
+	f.mu.Unlock()
 }
 
 // Failures returns how many batches of records could not be written.
@@ -107,11 +126,12 @@ func (f *File) Reopen() error {
 		}
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.flushLocked()
+	f.flushUnlock()
 	if nf == nil {
 		return nil
 	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	old := f.f
 	f.f, f.w = nf, nf
 	if old != nil {
@@ -124,15 +144,17 @@ func (f *File) Reopen() error {
 // writes fail.
 func (f *File) Close() error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.closed {
+		f.mu.Unlock()
 		return nil
 	}
-	f.flushLocked()
 	f.closed = true
 	if f.timer != nil {
 		f.timer.Stop()
 	}
+	f.flushUnlock()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	if f.f != nil {
 		return f.f.Close()
 	}
