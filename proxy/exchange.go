@@ -10,6 +10,7 @@ import (
 	"keyhole/audit"
 	"keyhole/inject"
 	"keyhole/rules"
+	"keyhole/scrub"
 )
 
 // destination is where an intercepted tunnel leads: the CONNECT target,
@@ -324,7 +325,7 @@ func prepareHeader(h http.Header) {
 	upgrade := isUpgrade(h)
 	removeHopHeaders(h, upgrade)
 	if upgrade {
-		h.Del("Sec-WebSocket-Extensions")
+		scrub.StripWebSocketExtensions(h)
 	}
 	filterAcceptEncoding(h)
 }

@@ -103,15 +103,6 @@ func (p HostPattern) Match(host string, port, defaultPort int) bool {
 	return host == p.name
 }
 
-// MatchHost reports whether the pattern's name matches host, whatever the
-// port.
-func (p HostPattern) MatchHost(host string) bool {
-	if p.wildcard {
-		return len(host) > len(p.name) && strings.HasSuffix(host, p.name)
-	}
-	return host == p.name
-}
-
 // Host returns the pattern's host part ("*.example.com" for a wildcard).
 func (p HostPattern) Host() string {
 	if p.wildcard {
@@ -119,9 +110,6 @@ func (p HostPattern) Host() string {
 	}
 	return p.name
 }
-
-// Port returns the pattern's port, or 0 when it takes the scheme's default.
-func (p HostPattern) Port() int { return p.port }
 
 // String returns the pattern in the form ParseHostPattern accepts.
 func (p HostPattern) String() string {

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 
 	"keyhole/secret"
 )
@@ -290,12 +289,3 @@ func (s *Set) LookupPin(host string, port int) (Pin, bool) {
 // HasAgents reports whether the rules file has an agents section, so that
 // every client must authenticate.
 func (s *Set) HasAgents() bool { return len(s.Agents) > 0 }
-
-// String returns a one-line summary of the set, naming no value.
-func (s *Set) String() string {
-	return s.File + ": " + strconv.Itoa(len(s.Secrets)) + " secrets, " +
-		strconv.Itoa(len(s.Agents)) + " agents, " +
-		strconv.Itoa(len(s.Egress.Allow)) + " allow, " +
-		strconv.Itoa(len(s.Egress.Deny)) + " deny, " +
-		strconv.Itoa(len(s.Resolve)) + " pins"
-}

@@ -108,10 +108,6 @@ func (b *Body) Scrubbed() int {
 	return n
 }
 
-// BytesRead returns the number of body bytes delivered so far, after
-// scrubbing. It is safe to call from any goroutine.
-func (b *Body) BytesRead() int64 { return b.bytes.Load() }
-
 // OnDone registers f to run once, with the final figures, when the body
 // reaches its end, fails, or is closed, whichever comes first; it runs on
 // the goroutine that caused that. If the body is already done, f runs at
