@@ -94,12 +94,14 @@ func (f *File) flushUnlock() {
 	f.buf, f.spare = f.spare[:0], nil
 	f.wmu.Lock()
 	f.mu.Unlock()
-	defer f.wmu.Unlock()
 	if len(batch) > 0 && f.w != nil {
 		if _, err := f.w.Write(batch); err != nil {
 			f.failed.Add(1)
 		}
 	}
+	// wmu goes before mu is taken again: a Write holding mu may be
+	// waiting for wmu.
+	f.wmu.Unlock()
 	if cap(batch) > 4*flushSize {
 		return // let a burst's buffer go
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -66,4 +67,57 @@ func TestFileBatchesAndFlushes(t *testing.T) {
 			t.Errorf("got %d failures, want 1", l.Failures())
 		}
 	})
+}
+
+// slowWriter is a destination that takes a while for each write, as a
+// busy disk would.
+type slowWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(2 * time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// TestFileConcurrentFlushes writes from many goroutines past the flush size
+// again and again, to a slow destination, while the timer flushes too: a
+// lock-order mistake between appending and writing hangs here.
+func TestFileConcurrentFlushes(t *testing.T) {
+	dst := &slowWriter{}
+	f := &File{w: dst}
+	f.timer = time.AfterFunc(time.Hour, f.Flush)
+	f.timer.Stop()
+	l := New(f)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for g := 0; g < 16; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 2000; i++ {
+					l.Log(&Record{RequestID: "concurrent", Path: strings.Repeat("p", 100)})
+				}
+			}()
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("concurrent writers deadlocked")
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dst.mu.Lock()
+	defer dst.mu.Unlock()
+	if n := strings.Count(dst.b.String(), "\n"); n != 16*2000 {
+		t.Fatalf("got %d lines, want %d", n, 16*2000)
+	}
 }
