@@ -34,13 +34,11 @@ type exchange struct {
 
 // handle runs one request through authentication, policy, injection, the
 // upstream and the scrubber. It always returns a response to send to the
-// agent: a refusal is a JSON response, never a dropped connection. tunnel is
-// the CONNECT target for requests inside a tunnel and nil for plain-HTTP
+// agent: a refusal is a JSON response, never a dropped connection. For a
+// request inside a tunnel, tunnel is the CONNECT target and conn the
+// client connection (told before the response body waits on the upstream,
+// so that writes it holds back go out first); both are nil for plain-HTTP
 // proxy requests.
-//
-// conn is the tunnel's client connection, nil for plain HTTP: it is told
-// before the response body waits on the upstream, so that writes it holds
-// back go out first.
 func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *clientConn) *http.Response {
 	p.inflight.Add(1)
 	x := &exchange{
