@@ -92,6 +92,9 @@ func (b *Body) Close() error {
 			// A decoder's Close only frees its state.
 			_ = d.Close()
 		}
+		if rd, ok := b.scrub.(*Reader); ok {
+			rd.release() // its buffer goes back for the next stream
+		}
 		b.readMu.Unlock()
 		b.finish(nil, false)
 	})

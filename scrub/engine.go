@@ -3,6 +3,7 @@ package scrub
 import (
 	"bytes"
 	"slices"
+	"sync"
 )
 
 // The shift table advances by up to the shortest pattern's length per
@@ -38,6 +39,10 @@ type stage struct {
 	growNum, growDen int
 	wm               *wuManber // nil: search with bytes.Index
 	literal          bool      // built by NewPairs: runs first in a Chain
+	// readBufs recycles the read buffers of Readers that run this stage
+	// alone (*[]byte of capacity readSize+maxLen), so that a stream does
+	// not leave 32 KiB of garbage behind.
+	readBufs sync.Pool
 }
 
 func newStage(find, repl []string) *stage {

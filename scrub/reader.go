@@ -1,6 +1,7 @@
 package scrub
 
 import (
+	"errors"
 	"io"
 	"sync/atomic"
 )
@@ -48,7 +49,10 @@ func (r *Replacer) NewReader(src io.Reader) *Reader {
 // then discarded, since they may be the first part of a secret and the
 // stream is broken anyway.
 func (r *Reader) Read(p []byte) (int, error) {
-	if r.pl.stages == nil {
+	if r.pl.stages == nil || r.closed {
+		if r.closed {
+			return 0, r.err
+		}
 		return r.src.Read(p)
 	}
 	for r.off == len(r.out) {
@@ -108,18 +112,33 @@ func (r *Reader) fill(p []byte) int {
 // from any goroutine, also after EOF or Close.
 func (r *Reader) Count() int { return int(r.count.Load()) }
 
-// Close closes the source if it is an io.Closer. Calls after the first do
-// nothing and return nil.
+// Close closes the source if it is an io.Closer, and gives the Reader's
+// buffer back for reuse; later Reads fail. Calls after the first do nothing
+// and return nil. Close must not run while a Read is in progress.
 func (r *Reader) Close() error {
 	if r.closed {
 		return nil
 	}
-	r.closed = true
+	r.release()
 	if c, ok := r.src.(io.Closer); ok {
 		return c.Close()
 	}
 	return nil
 }
+
+// release ends the Reader without closing its source: its buffer goes back
+// for reuse and later Reads fail.
+func (r *Reader) release() {
+	r.closed = true
+	r.out, r.off = nil, 0
+	r.err = errClosed
+	if r.pl.stages != nil {
+		r.pl.release()
+	}
+}
+
+// errClosed is what a Reader's Read returns after Close.
+var errClosed = errors.New("scrub: read after close")
 
 // pipeline scrubs a stream through a Replacer's stages; each stage keeps in
 // its buffer the bytes it holds back, followed by new input.
@@ -135,6 +154,11 @@ func newPipeline(stages []*stage) pipeline {
 // space returns the free room after the first stage's input, at least
 // readSize bytes, for the caller to read new input into.
 func (p *pipeline) space() []byte {
+	if p.bufs[0] == nil && len(p.stages) == 1 {
+		if b, ok := p.stages[0].readBufs.Get().(*[]byte); ok {
+			p.bufs[0] = (*b)[:0]
+		}
+	}
 	if p.bufs[0] == nil {
 		// Each stage's output is at most its input plus what the
 		// stage before held back, unless a replacement is longer than
@@ -176,6 +200,17 @@ func (p *pipeline) flush(dst []byte, final bool) ([]byte, int) {
 		}
 	}
 	return dst, total
+}
+
+// release gives a single stage's read buffer back for another Reader; the
+// pipeline must not be used afterwards.
+func (p *pipeline) release() {
+	if len(p.stages) != 1 || p.bufs[0] == nil {
+		return
+	}
+	b := p.bufs[0][:0]
+	p.bufs[0] = nil
+	p.stages[0].readBufs.Put(&b)
 }
 
 // drop discards the held-back bytes of every stage.
