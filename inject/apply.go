@@ -3,6 +3,7 @@ package inject
 import (
 	"encoding/base64"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -50,12 +51,16 @@ func (t Target) DefaultPort() int {
 	return 443
 }
 
-// HostPort returns the host, with the port when it is not the default.
+// HostPort returns the host as a URL writes it: with the port when it is
+// not the scheme's default, and an IPv6 address in brackets.
 func (t Target) HostPort() string {
 	if t.Port == t.DefaultPort() || t.Port == 0 {
+		if strings.Contains(t.Host, ":") {
+			return "[" + t.Host + "]"
+		}
 		return t.Host
 	}
-	return t.Host + ":" + strconv.Itoa(t.Port)
+	return net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
 }
 
 // Result is what Apply decided for an allowed request.

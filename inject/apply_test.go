@@ -155,6 +155,8 @@ func TestTarget(t *testing.T) {
 		{"no port", Target{Scheme: "https", Host: "a.example"}, 443, "a.example"},
 		{"http default", Target{Scheme: "http", Host: "a.example", Port: 80}, 80, "a.example"},
 		{"http on 443", Target{Scheme: "http", Host: "a.example", Port: 443}, 80, "a.example:443"},
+		{"ipv6 default", Target{Scheme: "https", Host: "2001:db8::1", Port: 443}, 443, "[2001:db8::1]"},
+		{"ipv6 other", Target{Scheme: "https", Host: "::1", Port: 8443}, 443, "[::1]:8443"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,7 +3,6 @@ package proxy
 import (
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -122,7 +121,7 @@ func (x *exchange) target(tunnel *destination) (inject.Target, *inject.Refusal) 
 	if tunnel != nil && (host != tunnel.host || port != tunnel.port) {
 		return t, inject.Refuse(inject.HostMismatch, "", host,
 			"this tunnel was opened to %s, but the request is for %s; open a tunnel to each host you call",
-			joinHostPort(tunnel.host, tunnel.port, t.DefaultPort()), t.HostPort())
+			inject.Target{Scheme: t.Scheme, Host: tunnel.host, Port: tunnel.port}.HostPort(), t.HostPort())
 	}
 	// A Host header that disagrees with the URL (absolute-form requests)
 	// is refused too: the upstream must see the host the rules saw.
@@ -156,16 +155,6 @@ func splitHostPort(hostport string, defaultPort int) (string, int, error) {
 		return "", 0, err
 	}
 	return canon, port, nil
-}
-
-func joinHostPort(host string, port, defaultPort int) string {
-	if port == defaultPort {
-		if strings.Contains(host, ":") {
-			return "[" + host + "]"
-		}
-		return host
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // checkHeaderNames refuses a request with a header name that is not an
@@ -337,9 +326,6 @@ func (x *exchange) outgoing(t inject.Target, h http.Header) *http.Request {
 	u := *x.req.URL
 	u.Scheme = t.Scheme
 	u.Host = t.HostPort()
-	if strings.Contains(t.Host, ":") {
-		u.Host = joinHostPort(t.Host, t.Port, t.DefaultPort())
-	}
 	u.User = nil
 	out.URL = &u
 	out.Host = ""
