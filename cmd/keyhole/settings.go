@@ -29,6 +29,26 @@ type settings struct {
 	AdminListen string `env:"KEYHOLE_ADMIN_LISTEN"`
 }
 
+// settingHelp describes each setting in -h output; the README's settings
+// table says more.
+var settingHelp = map[string]string{
+	"KEYHOLE_LISTEN":                  "the proxy's address",
+	"KEYHOLE_RULES":                   "the rules file",
+	"KEYHOLE_STATE_DIR":               "CA, token key and revocations (default $XDG_STATE_HOME/keyhole or ~/.local/state/keyhole)",
+	"KEYHOLE_AUDIT_LOG":               "audit records: - for stdout, or a file to append to",
+	"KEYHOLE_UPSTREAM_CA_FILE":        "extra PEM roots trusted for upstream servers",
+	"KEYHOLE_LOG_LEVEL":               "operational log level: debug, info, warn, error",
+	"KEYHOLE_ADMIN_LISTEN":            "address of /healthz, /readyz and /metrics (off when empty)",
+	"KEYHOLE_MAX_CONNS":               "client connections open at once",
+	"KEYHOLE_MAX_HEADER_BYTES":        "largest request header",
+	"KEYHOLE_HEADER_TIMEOUT":          "time to read a request header",
+	"KEYHOLE_HANDSHAKE_TIMEOUT":       "client TLS handshake in a tunnel; upstream TLS handshake",
+	"KEYHOLE_IDLE_TIMEOUT":            "closes a silent connection, tunnel or upstream body",
+	"KEYHOLE_DIAL_TIMEOUT":            "connecting to an upstream",
+	"KEYHOLE_UPSTREAM_HEADER_TIMEOUT": "waiting for an upstream's response header",
+	"KEYHOLE_SHUTDOWN_TIMEOUT":        "how long in-flight requests may finish on SIGINT/SIGTERM",
+}
+
 // flagName is the flag for an environment variable: KEYHOLE_AUDIT_LOG is
 // --audit-log.
 func flagName(key string) string {
@@ -51,7 +71,7 @@ func parseSettings(name string, args []string, stderr io.Writer, extra ...func(*
 	overrides := map[string]string{}
 	for _, p := range params {
 		key := p.Key
-		usage := key
+		usage := settingHelp[key] + " [" + key + "]"
 		if p.HasDefaultValue {
 			usage += " (default " + p.DefaultValue + ")"
 		}
