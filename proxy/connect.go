@@ -141,9 +141,7 @@ func (p *Proxy) handleConnect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy.
 	rec := audit.Record{Time: now, RequestID: p.ids.Next(), Agent: rules.AnonymousAgent, Method: http.MethodConnect, Scheme: "https"}
 	c, dest, ref := p.decideConnect(r, hostport, pol, now, &rec)
 	if ref != nil {
-		rec.Status, rec.Decision, rec.Reason = ref.Status(), audit.Deny, string(ref.Reason)
-		rec.Duration = time.Since(now)
-		p.writeAudit(&rec)
+		p.auditRefusal(&rec, ref)
 		ctx.Resp = refusalResponse(r, ref, rec.RequestID)
 		ctx.Resp.Close = true
 		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, hostport
@@ -209,9 +207,7 @@ func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) fu
 					if err != nil || sni != dest.host {
 						ref := inject.Refuse(inject.HostMismatch, "", dest.host,
 							"the TLS server name does not match the CONNECT target %s", dest.host)
-						rec.Status, rec.Decision, rec.Reason = ref.Status(), audit.Deny, string(ref.Reason)
-						rec.Duration = time.Since(rec.Time)
-						p.writeAudit(&rec)
+						p.auditRefusal(&rec, ref)
 						return nil, errSNIMismatch
 					}
 				}

@@ -38,14 +38,13 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 // audit record.
 func (p *Proxy) refuseDirect(w http.ResponseWriter, r *http.Request, ref *inject.Refusal) {
 	rec := audit.Record{
-		Time: time.Now(), RequestID: p.ids.Next(), Agent: "", Method: r.Method,
+		Time: time.Now(), RequestID: p.ids.Next(), Method: r.Method,
 		Scheme: r.URL.Scheme, Path: r.URL.Path,
-		Status: ref.Status(), Decision: audit.Deny, Reason: string(ref.Reason),
 	}
 	if h, port, err := splitHostPort(r.URL.Host, 80); err == nil {
 		rec.Host, rec.Port = h, port
 	}
-	p.writeAudit(&rec)
+	p.auditRefusal(&rec, ref)
 	p.writeResponse(w, r, refusalResponse(r, ref, rec.RequestID))
 }
 

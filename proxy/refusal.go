@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
+	"keyhole/audit"
 	"keyhole/inject"
 )
 
@@ -17,6 +19,19 @@ type refusalBody struct {
 	Secret    string `json:"secret,omitempty"`
 	Host      string `json:"host,omitempty"`
 	RequestID string `json:"request_id"`
+}
+
+// markDenied records ref as the outcome of rec.
+func markDenied(rec *audit.Record, ref *inject.Refusal) {
+	rec.Status, rec.Decision, rec.Reason = ref.Status(), audit.Deny, string(ref.Reason)
+}
+
+// auditRefusal writes the record of a refusal decided outside an exchange
+// (a CONNECT, a TLS handshake, a plain request refused before handling).
+func (p *Proxy) auditRefusal(rec *audit.Record, ref *inject.Refusal) {
+	markDenied(rec, ref)
+	rec.Duration = time.Since(rec.Time)
+	p.writeAudit(rec)
 }
 
 // refusalResponse renders ref as the response to req.

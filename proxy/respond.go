@@ -55,9 +55,7 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 
 // refuse answers the exchange with a refusal and writes its audit record.
 func (x *exchange) refuse(ref *inject.Refusal) *http.Response {
-	x.rec.Status = ref.Status()
-	x.rec.Decision = audit.Deny
-	x.rec.Reason = string(ref.Reason)
+	markDenied(&x.rec, ref)
 	if x.rec.Host == "" {
 		x.rec.Host = ref.Host
 	}

@@ -39,11 +39,20 @@ func check(args []string, stdout, stderr io.Writer) error {
 
 // printErrors writes each error joined in err on its own line.
 func printErrors(w io.Writer, err error) {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range joined.Unwrap() {
-			printErrors(w, e)
-		}
-		return
+	for _, line := range errorLines(err) {
+		fmt.Fprintln(w, line)
 	}
-	fmt.Fprintln(w, err)
+}
+
+// errorLines returns the message of each error joined in err (rules
+// errors are one per problem, FILE:LINE: message).
+func errorLines(err error) []string {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var lines []string
+		for _, e := range joined.Unwrap() {
+			lines = append(lines, errorLines(e)...)
+		}
+		return lines
+	}
+	return []string{err.Error()}
 }

@@ -150,18 +150,7 @@ func reloaded(p *proxy.Proxy, set *rules.Set, log *slog.Logger, a *audit.Logger,
 
 // reloadFailed reports a rules file that did not load; the old rules stay.
 func reloadFailed(err error, log *slog.Logger, a *audit.Logger, m *metrics.Metrics) {
-	var lines []string
-	var collect func(error)
-	collect = func(e error) {
-		if joined, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, inner := range joined.Unwrap() {
-				collect(inner)
-			}
-			return
-		}
-		lines = append(lines, e.Error())
-	}
-	collect(err)
+	lines := errorLines(err)
 	for _, l := range lines {
 		log.Error("rules reload failed; the previous rules stay in force: " + l)
 	}
