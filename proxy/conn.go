@@ -136,16 +136,16 @@ type clientConn struct {
 	headerTimeout atomic.Int64
 	headerArmed   atomic.Bool
 
-	// Inside a tunnel, net/http writes a chunked response's size line and
-	// the CRLF after each chunk as writes of their own, each a TLS record
-	// and a syscall. coalesce holds such tiny writes in pending and sends
-	// them with the next write, in one writev; pending is flushed before
-	// any read (from the client, or of the upstream body) that could wait,
-	// at the end of each response and on Close, so nothing waits on it.
+	// Inside a tunnel each write is a TLS record and, sent at once, a
+	// syscall. coalesce holds small writes in pending (see coalescedWrite)
+	// and sends them with the next large write, in one writev; pending is
+	// flushed before any read (from the client, or of the upstream body)
+	// that could wait, at the end of each response and on Close, so
+	// nothing waits on it.
 	coalesce atomic.Bool
 	wmu      sync.Mutex
-	pending  []byte
-	werr     error // the error of a flush, returned by every later write
+	pending  *[]byte // from pendingPool; nil when nothing is held
+	werr     error   // the error of a flush, returned by every later write
 }
 
 // bound closes the connection unless the phase it starts ends within d:
@@ -321,9 +321,10 @@ func (c *clientConn) Close() error {
 		// Send what is held back, unless a write is under way (it may be
 		// stalled on a peer that stopped reading: closing must not wait).
 		if c.coalesce.Load() && c.wmu.TryLock() {
-			if len(c.pending) > 0 && c.werr == nil {
-				_, _ = c.Conn.Write(c.pending)
+			if c.pending != nil && c.werr == nil {
+				_, _ = c.Conn.Write(*c.pending)
 			}
+			c.releasePending()
 			c.wmu.Unlock()
 		}
 		c.unbound()

@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recordingConn is a net.Conn that records each Write it is given.
+type recordingConn struct {
+	net.Conn // nil: only the methods below are used
+	mu       sync.Mutex
+	writes   [][]byte
+	writeErr error
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writeErr != nil {
+		return 0, c.writeErr
+	}
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+func (c *recordingConn) Read([]byte) (int, error)         { return 0, errors.New("nothing to read") }
+func (c *recordingConn) Close() error                     { return nil }
+func (c *recordingConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *recordingConn) SetWriteDeadline(time.Time) error { return nil }
+
+func (c *recordingConn) sent() (calls int, data string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var all []byte
+	for _, w := range c.writes {
+		all = append(all, w...)
+	}
+	return len(c.writes), string(all)
+}
+
+func newCoalescingConn() (*clientConn, *recordingConn) {
+	rc := &recordingConn{}
+	cc := &clientConn{Conn: rc, owner: newConns()}
+	cc.owner.add(cc)
+	cc.hijacked(time.Minute)
+	cc.coalesceWrites(true)
+	return cc, rc
+}
+
+func TestCoalescedWrites(t *testing.T) {
+	head := strings.Repeat("h", 300)
+	body := strings.Repeat("b", 1100)
+	big := strings.Repeat("B", corkWrite+1)
+	cases := []struct {
+		name string
+		run  func(cc *clientConn)
+		// calls is the number of writes the connection saw once run
+		// returned; want is what it received, in order.
+		calls int
+		want  string
+	}{
+		{"a small response leaves in one write at the end of the exchange", func(cc *clientConn) {
+			cc.startExchange()
+			_, _ = cc.Write([]byte(head))
+			_, _ = cc.Write([]byte(body))
+			cc.endExchange()
+		}, 1, head + body},
+		{"nothing is held while the response is unfinished and the proxy reads", func(cc *clientConn) {
+			cc.startExchange()
+			_, _ = cc.Write([]byte(head))
+			_, _ = cc.Read(make([]byte, 1))
+		}, 1, head},
+		{"a large write takes what is held with it", func(cc *clientConn) {
+			cc.startExchange()
+			_, _ = cc.Write([]byte("5\r\n"))
+			_, _ = cc.Write([]byte(big))
+		}, 2, "5\r\n" + big}, // one writev; the recorder sees its two buffers
+		{"between exchanges only tiny writes are held", func(cc *clientConn) {
+			_, _ = cc.Write([]byte("tiny"))
+			_, _ = cc.Write([]byte(head))
+		}, 2, "tiny" + head},
+		{"the held bytes never pass the limit", func(cc *clientConn) {
+			cc.startExchange()
+			for range corkPending / len(body) {
+				_, _ = cc.Write([]byte(body))
+			}
+			_, _ = cc.Write([]byte(body))
+		}, 2, strings.Repeat(body, corkPending/len(body)+1)}, // held ones, then the one over the limit, in one writev
+		{"close sends what is held", func(cc *clientConn) {
+			cc.startExchange()
+			_, _ = cc.Write([]byte(head))
+			_ = cc.Close()
+		}, 1, head},
+		{"turning coalescing off sends what is held", func(cc *clientConn) {
+			cc.startExchange()
+			_, _ = cc.Write([]byte(head))
+			cc.coalesceWrites(false)
+			_, _ = cc.Write([]byte(body))
+		}, 2, head + body},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, rc := newCoalescingConn()
+			tc.run(cc)
+			calls, data := rc.sent()
+			if calls != tc.calls || data != tc.want {
+				t.Errorf("connection got %d writes of %d bytes; want %d writes of %d bytes", calls, len(data), tc.calls, len(tc.want))
+			}
+			if cc.pending != nil && len(*cc.pending) > corkPending {
+				t.Errorf("%d bytes held, over the limit of %d", len(*cc.pending), corkPending)
+			}
+		})
+	}
+}
+
+// A write that fails while flushing held bytes fails every later write,
+// so that a handler writing to an agent that left finds out.
+func TestCoalescedWriteErrorSticks(t *testing.T) {
+	cc, rc := newCoalescingConn()
+	cc.startExchange()
+	if _, err := cc.Write([]byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	rc.writeErr = errors.New("connection reset by peer")
+	if err := cc.flushPending(); err == nil {
+		t.Fatal("flush to a broken connection succeeded")
+	}
+	rc.writeErr = nil
+	if _, err := cc.Write([]byte(strings.Repeat("x", corkWrite+1))); err == nil {
+		t.Fatal("write after a failed flush succeeded")
+	}
+	if calls, _ := rc.sent(); calls != 0 {
+		t.Fatalf("connection got %d writes after the failure", calls)
+	}
+}
