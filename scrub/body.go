@@ -1,6 +1,7 @@
 package scrub
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -34,6 +35,8 @@ type Body struct {
 	up       io.Closer // the upstream body, or the WebSocket over it
 	decoders []io.Closer
 	scrub    interface{ Count() int }
+	pooled   *[]byte      // the buffer of a small body read whole
+	small    bytes.Reader // reads a small body read whole; then src
 	// readMu is held by Read, so that Close does not free a decoder
 	// while a Read uses it.
 	readMu sync.Mutex
@@ -52,6 +55,9 @@ type Body struct {
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// closedBody is what a Body reads from once closed.
+var closedBody io.Reader = errReader{errClosed}
 
 // Read implements io.Reader. An upstream or decoding error is returned as
 // is (wrapped), after the scrubbed bytes before it.
@@ -83,6 +89,7 @@ func (b *Body) Write(p []byte) (int, error) {
 
 // Close closes the upstream body, which ends a Read in progress, then the
 // decoders, and runs the OnDone callback if the body had not ended yet.
+// Later Reads fail.
 // Calls after the first return the first one's result.
 func (b *Body) Close() error {
 	b.closeOnce.Do(func() {
@@ -94,6 +101,11 @@ func (b *Body) Close() error {
 		}
 		if rd, ok := b.scrub.(*Reader); ok {
 			rd.release() // its buffer goes back for the next stream
+		}
+		b.src = closedBody
+		if b.pooled != nil {
+			putBodyBuf(b.pooled)
+			b.pooled = nil
 		}
 		b.readMu.Unlock()
 		b.finish(nil, false)

@@ -77,7 +77,8 @@ func (r *Replacer) Response(resp *http.Response, reqMethod string, strict bool) 
 func (b *Body) scrubBody(resp *http.Response, up io.Reader, encs []string) {
 	src := up
 	if len(encs) == 0 && resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
-		buf := make([]byte, resp.ContentLength+1)
+		pooled := getBodyBuf(int(resp.ContentLength) + 1)
+		buf := *pooled
 		n, err := io.ReadFull(up, buf)
 		exact := err == io.ErrUnexpectedEOF && int64(n) == resp.ContentLength ||
 			err == io.EOF && resp.ContentLength == 0
@@ -85,11 +86,22 @@ func (b *Body) scrubBody(resp *http.Response, up io.Reader, encs []string) {
 			b.scrubTrailer()
 			out, c := b.rep.replaceIfAny(buf[:n])
 			b.bodyCount = c
-			b.src = bytes.NewReader(out)
-			resp.ContentLength = int64(len(out))
-			resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+			if c > 0 {
+				putBodyBuf(pooled) // out is a new slice
+			} else {
+				b.pooled = pooled // given back by Close
+			}
+			b.small.Reset(out)
+			b.src = &b.small
+			if cl := resp.Header["Content-Length"]; len(cl) != 1 || !isDecimal(cl[0], int64(len(out))) {
+				resp.ContentLength = int64(len(out))
+				resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+			}
 			return
 		}
+		// Streamed from here: the bytes read so far must outlive the pool.
+		buf = bytes.Clone(buf[:n])
+		putBodyBuf(pooled)
 		switch {
 		case err == nil: // longer than declared: stream all of it
 			src = io.MultiReader(bytes.NewReader(buf), up)
@@ -144,6 +156,12 @@ func (b *Body) upgrade(resp *http.Response, strict bool) error {
 		return fmt.Errorf("scrub response: %s: %w", why, ErrUnscrubbableEncoding)
 	}
 	return nil
+}
+
+// isDecimal reports whether s is n written in decimal, without allocating.
+func isDecimal(s string, n int64) bool {
+	var buf [20]byte
+	return string(strconv.AppendInt(buf[:0], n, 10)) == s
 }
 
 // bodiless reports whether resp has no body by definition (RFC 9110,

@@ -258,3 +258,79 @@ func TestResponseHeaders(t *testing.T) {
 		t.Errorf("Scrubbed: got %d, want 4", b.Scrubbed())
 	}
 }
+
+// A small body is read into a pooled buffer: once its Body is closed, the
+// buffer serves the next response, and the closed Body must not show that
+// response's bytes.
+func TestSmallBodyBufferReuse(t *testing.T) {
+	rep := testReplacer()
+	for _, tc := range []struct {
+		name  string
+		first string
+	}{
+		{"no secret", "first body, nothing to scrub"},
+		{"secret", "first body with " + testKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			respond := func(body string) (*Body, *http.Response) {
+				h := http.Header{"Content-Length": {strconv.Itoa(len(body))}}
+				resp := newResponse(http.StatusOK, h, []byte(body))
+				b, err := rep.Response(resp, http.MethodGet, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b, resp
+			}
+			first, _ := respond(tc.first)
+			head := make([]byte, 6)
+			if _, err := io.ReadFull(first, head); err != nil || string(head) != "first " {
+				t.Fatalf("first body starts %q, %v", head, err)
+			}
+			if err := first.Close(); err != nil {
+				t.Fatal(err)
+			}
+			second, resp := respond("SECOND BODY, written over the first one's buffer")
+			got, err := io.ReadAll(second)
+			if err != nil || string(got) != "SECOND BODY, written over the first one's buffer" ||
+				resp.ContentLength != int64(len(got)) {
+				t.Fatalf("second body %q (Content-Length %d), %v", got, resp.ContentLength, err)
+			}
+			rest, err := io.ReadAll(first)
+			if err == nil || len(rest) != 0 {
+				t.Fatalf("closed body read %q, %v; want no bytes and an error", rest, err)
+			}
+			second.Close()
+		})
+	}
+}
+
+// A small body read whole leaves with one canonical Content-Length that
+// matches what the agent receives.
+func TestSmallBodyContentLength(t *testing.T) {
+	rep := testReplacer()
+	for _, tc := range []struct {
+		name, body, header, want string
+	}{
+		{"unchanged", "hello", "5", "5"},
+		{"leading zero", "hello", "005", "5"},
+		{"secret replaced", "key " + testKey, strconv.Itoa(4 + len(testKey)), strconv.Itoa(len("key <<STRIPE>>"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := newResponse(http.StatusOK, http.Header{"Content-Length": {tc.header}}, []byte(tc.body))
+			resp.ContentLength = int64(len(tc.body))
+			b, err := rep.Response(resp, http.MethodGet, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			got, err := io.ReadAll(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cl := resp.Header["Content-Length"]; len(cl) != 1 || cl[0] != tc.want ||
+				resp.ContentLength != int64(len(got)) || strconv.Itoa(len(got)) != tc.want {
+				t.Errorf("Content-Length %q (field %d) for a body of %d bytes; want %q", cl, resp.ContentLength, len(got), tc.want)
+			}
+		})
+	}
+}

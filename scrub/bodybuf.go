@@ -1,0 +1,36 @@
+package scrub
+
+import "sync"
+
+// bodyBufSizes are the capacities of the pooled buffers that small bodies
+// are read into whole: a body takes the smallest that holds it and one
+// byte more (to see that it ends where its Content-Length says).
+var bodyBufSizes = [...]int{2 << 10, 8 << 10, 32 << 10, smallBody + 1}
+
+var bodyBufs [len(bodyBufSizes)]sync.Pool
+
+// getBodyBuf returns a pooled buffer of length n (at most smallBody+1).
+func getBodyBuf(n int) *[]byte {
+	for i, size := range bodyBufSizes {
+		if n <= size {
+			if b, ok := bodyBufs[i].Get().(*[]byte); ok {
+				*b = (*b)[:n]
+				return b
+			}
+			b := make([]byte, n, size)
+			return &b
+		}
+	}
+	panic("scrub: body buffer larger than smallBody+1")
+}
+
+// putBodyBuf gives b back for reuse; it must not be used afterwards.
+func putBodyBuf(b *[]byte) {
+	for i, size := range bodyBufSizes {
+		if cap(*b) == size {
+			*b = (*b)[:0]
+			bodyBufs[i].Put(b)
+			return
+		}
+	}
+}
