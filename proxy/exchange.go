@@ -138,7 +138,10 @@ func (x *exchange) target(tunnel *destination) (inject.Target, *inject.Refusal) 
 // splitHostPort parses "host[:port]" into a canonical host and a port.
 func splitHostPort(hostport string, defaultPort int) (string, int, error) {
 	host, portStr := hostport, ""
-	if h, p, err := net.SplitHostPort(hostport); err == nil {
+	if !strings.Contains(hostport, ":") {
+		// A name or IPv4 address alone: no port to split off (and no
+		// error for net.SplitHostPort to allocate).
+	} else if h, p, err := net.SplitHostPort(hostport); err == nil {
 		host, portStr = h, p
 	} else if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
 		host = hostport[1 : len(hostport)-1]
@@ -174,12 +177,20 @@ func checkHeaderNames(h http.Header, host string) *inject.Refusal {
 // isToken reports whether s is an RFC 9110 token.
 func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+		if !tokenChars[s[i]] {
 			return false
 		}
 	}
 	return s != ""
 }
+
+// tokenChars marks the bytes allowed in an RFC 9110 token.
+var tokenChars = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+	}
+	return t
+}()
 
 // checkGrant applies a minted token's host and method narrowing.
 func checkGrant(c *caller, t inject.Target) *inject.Refusal {
@@ -211,15 +222,9 @@ func checkEgress(set *rules.Set, t inject.Target) *inject.Refusal {
 	return nil
 }
 
-// hopHeaders are removed from requests and responses (RFC 9110 §7.6.1).
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
-// removeHopHeaders deletes hop-by-hop headers, and those named by
-// Connection, from h. It keeps Connection and Upgrade when keepUpgrade is
-// set (a WebSocket handshake needs them).
+// removeHopHeaders deletes hop-by-hop headers (RFC 9110 §7.6.1), and those
+// named by Connection, from h. It keeps Connection and Upgrade when
+// keepUpgrade is set (a WebSocket handshake needs them).
 func removeHopHeaders(h http.Header, keepUpgrade bool) {
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
@@ -232,12 +237,23 @@ func removeHopHeaders(h http.Header, keepUpgrade bool) {
 			}
 		}
 	}
-	for _, name := range hopHeaders {
-		if keepUpgrade && (name == "Connection" || name == "Upgrade") {
-			continue
+	// One pass over h's (usually few) names, rather than a lookup of
+	// every hop-by-hop name.
+	for name := range h {
+		if isHopHeader(name) && !(keepUpgrade && (name == "Connection" || name == "Upgrade")) {
+			delete(h, name)
 		}
-		delete(h, name) // the names are canonical already
 	}
+}
+
+// isHopHeader reports whether a canonical header name is hop-by-hop.
+func isHopHeader(name string) bool {
+	switch name {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // isUpgrade reports whether h asks to switch to WebSocket.

@@ -87,6 +87,12 @@ func TestPrepareHeader(t *testing.T) {
 			want: http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Key": {"k"}},
 		},
 		{
+			name: "an upgrade that is not websocket goes, with every other hop-by-hop header",
+			in: http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c"}, "Trailer": {"X-T"},
+				"Transfer-Encoding": {"chunked"}, "Proxy-Authenticate": {"Basic"}, "Accept": {"*/*"}},
+			want: http.Header{"Accept": {"*/*"}},
+		},
+		{
 			name: "accept-encoding keeps what the scrubber decodes",
 			in:   http.Header{"Accept-Encoding": {"gzip;q=1.0, compress, br, sdch", "zstd"}},
 			want: http.Header{"Accept-Encoding": {"gzip;q=1.0, br, zstd"}},
@@ -107,6 +113,21 @@ func TestPrepareHeader(t *testing.T) {
 			prepareHeader(again)
 			if !reflect.DeepEqual(again, tc.want) {
 				t.Errorf("not idempotent: got %v", again)
+			}
+		})
+	}
+}
+
+func TestIsToken(t *testing.T) {
+	cases := map[string]bool{
+		"Authorization": true, "X-Api-Key": true, "a!#$%&'*+-.^_`|~9": true,
+		"": false, "Transfer-Encoding ": false, "X:Y": false, "X\x00": false,
+		"X\x7f": false, "Ü": false, "X(1)": false, `X"`: false, "X{": false,
+	}
+	for in, want := range cases {
+		t.Run(in, func(t *testing.T) {
+			if got := isToken(in); got != want {
+				t.Errorf("isToken(%q) = %v, want %v", in, got, want)
 			}
 		})
 	}
