@@ -3,11 +3,13 @@ package proxy
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // Inside a tunnel every write is a TLS record, and without holding some
 // back every record would be a syscall of its own: a response's header and
-// its body, a chunk-size line, the CRLF after a chunk.
+// its body, a chunk-size line, the CRLF after a chunk, each record of a
+// large body.
 const (
 	// tinyWrite is the largest write held back between exchanges (a
 	// session ticket, a TLS alert), up to tinyPending bytes in all.
@@ -15,15 +17,27 @@ const (
 	tinyPending = 4 * tinyWrite
 	// corkWrite is the largest write held back while a response is being
 	// written, up to corkPending bytes in all: a small response's header
-	// and body leave in one writev, a streamed body's chunk framing with
-	// the chunk after it.
-	corkWrite   = 4 << 10
-	corkPending = 16 << 10
+	// and body leave in one writev, a large body in writes of up to
+	// corkPending. corkWrite holds a full TLS record (16 KiB of data
+	// plus its header and tag).
+	corkWrite   = 16<<10 + 64
+	corkPending = 64 << 10
+	// bulkRead is the smallest read of an upstream body after which the
+	// next read is expected not to wait: the upstream is sending a body
+	// as fast as it can, not a stream of events.
+	bulkRead = 8 << 10
+	// bulkFlushDelay is how long a read of a bulk body may wait before
+	// what is held back is sent anyway.
+	bulkFlushDelay = 2 * time.Millisecond
 )
 
-// pendingPool holds the buffers of writes held back, so that a connection
-// holds one only while it has something pending: an idle tunnel keeps none.
-var pendingPool = sync.Pool{New: func() any { b := make([]byte, 0, corkPending); return &b }}
+// pendingPools hold the buffers of writes held back, so that a connection
+// holds one only while it has something pending (an idle tunnel keeps
+// none), and a small one unless it relays a large body.
+var (
+	smallPending = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+	largePending = sync.Pool{New: func() any { b := make([]byte, 0, corkPending); return &b }}
+)
 
 // coalesceWrites starts holding back small writes; off stops it (an
 // upgraded connection relays frames from two goroutines, and a frame held
@@ -53,14 +67,19 @@ func (c *clientConn) flushPending() error {
 	return c.werr
 }
 
-// releasePending returns the buffer of held writes to the pool. wmu is
+// releasePending returns the buffer of held writes to its pool. wmu is
 // held.
 func (c *clientConn) releasePending() {
-	if c.pending != nil {
-		*c.pending = (*c.pending)[:0]
-		pendingPool.Put(c.pending)
-		c.pending = nil
+	if c.pending == nil {
+		return
 	}
+	*c.pending = (*c.pending)[:0]
+	if cap(*c.pending) == corkPending {
+		largePending.Put(c.pending)
+	} else {
+		smallPending.Put(c.pending)
+	}
+	c.pending = nil
 }
 
 // coalescedWrite holds a small write back, or writes p after what is held
@@ -80,10 +99,7 @@ func (c *clientConn) coalescedWrite(p []byte) (int, error) {
 		held = len(*c.pending)
 	}
 	if len(p) <= small && held+len(p) <= limit {
-		if c.pending == nil {
-			c.pending = pendingPool.Get().(*[]byte)
-		}
-		*c.pending = append(*c.pending, p...)
+		c.hold(p)
 		return len(p), nil
 	}
 	if held == 0 {
@@ -97,4 +113,55 @@ func (c *clientConn) coalescedWrite(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// hold appends p to the writes held back, moving them to a large buffer
+// when the small one is full. wmu is held.
+func (c *clientConn) hold(p []byte) {
+	if c.pending == nil {
+		c.pending = smallPending.Get().(*[]byte)
+	}
+	if len(*c.pending)+len(p) > cap(*c.pending) {
+		large := largePending.Get().(*[]byte)
+		*large = append(*large, *c.pending...)
+		c.releasePending()
+		c.pending = large
+	}
+	*c.pending = append(*c.pending, p...)
+}
+
+// beforeUpstreamRead runs before each read of an upstream response body
+// relayed through the tunnel, which may wait. After a small read (a stream
+// of events, or the body's start) what is held back is sent at once, so
+// that the agent never waits on it. After a bulk read the next one is
+// likely to return at once, and held writes add up to fewer, larger
+// syscalls; they are sent anyway if the read waits for bulkFlushDelay. It
+// returns the error of an earlier flush: the agent has gone.
+func (c *clientConn) beforeUpstreamRead(lastRead int) error {
+	if c == nil || !c.coalesce.Load() {
+		return nil
+	}
+	if lastRead < bulkRead {
+		return c.flushPending()
+	}
+	c.wmu.Lock()
+	held, err := c.pending != nil, c.werr
+	c.wmu.Unlock()
+	if held && err == nil {
+		if c.flushTimer == nil {
+			c.flushTimer = time.AfterFunc(bulkFlushDelay, func() { _ = c.flushPending() })
+		} else {
+			c.flushTimer.Reset(bulkFlushDelay)
+		}
+		c.timerArmed = true
+	}
+	return err
+}
+
+// afterUpstreamRead stops the flush that beforeUpstreamRead scheduled.
+func (c *clientConn) afterUpstreamRead() {
+	if c != nil && c.timerArmed {
+		c.flushTimer.Stop()
+		c.timerArmed = false
+	}
 }

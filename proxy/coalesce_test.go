@@ -138,3 +138,38 @@ func TestCoalescedWriteErrorSticks(t *testing.T) {
 		t.Fatalf("connection got %d writes after the failure", calls)
 	}
 }
+
+// Before a read of the upstream body, what is held is sent at once after a
+// small read (events must not wait), and after a bulk read only if the
+// read waits longer than bulkFlushDelay.
+func TestFlushBeforeUpstreamRead(t *testing.T) {
+	cases := []struct {
+		name     string
+		lastRead int
+		wait     time.Duration // how long the read takes
+		want     int           // writes once it returned
+	}{
+		{"after a small read, at once", bulkRead - 1, 0, 1},
+		{"after a bulk read that did not wait, not yet", bulkRead, 0, 0},
+		{"after a bulk read that waited", bulkRead, 20 * bulkFlushDelay, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, rc := newCoalescingConn()
+			cc.startExchange()
+			_, _ = cc.Write([]byte("event: held\n\n"))
+			if err := cc.beforeUpstreamRead(tc.lastRead); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(tc.wait)
+			cc.afterUpstreamRead()
+			if calls, _ := rc.sent(); calls != tc.want {
+				t.Fatalf("connection got %d writes, want %d", calls, tc.want)
+			}
+			cc.endExchange()
+			if calls, data := rc.sent(); calls != 1 || data != "event: held\n\n" {
+				t.Fatalf("after the exchange the connection got %d writes: %q", calls, data)
+			}
+		})
+	}
+}

@@ -137,15 +137,20 @@ type clientConn struct {
 	headerArmed   atomic.Bool
 
 	// Inside a tunnel each write is a TLS record and, sent at once, a
-	// syscall. coalesce holds small writes in pending (see coalescedWrite)
-	// and sends them with the next large write, in one writev; pending is
-	// flushed before any read (from the client, or of the upstream body)
-	// that could wait, at the end of each response and on Close, so
-	// nothing waits on it.
+	// syscall. coalesce holds writes in pending (see coalescedWrite) and
+	// sends them with the next large write, in one writev; pending is
+	// flushed before any read from the client, at the end of each
+	// response, on Close, and before or soon after a read of the upstream
+	// body that waits (see beforeUpstreamRead), so nothing waits on it.
 	coalesce atomic.Bool
 	wmu      sync.Mutex
-	pending  *[]byte // from pendingPool; nil when nothing is held
+	pending  *[]byte // from a pending pool; nil when nothing is held
 	werr     error   // the error of a flush, returned by every later write
+	// flushTimer sends held writes when a read of a bulk upstream body
+	// waits (see beforeUpstreamRead); both fields belong to the
+	// goroutine relaying the body.
+	flushTimer *time.Timer
+	timerArmed bool
 }
 
 // bound closes the connection unless the phase it starts ends within d:

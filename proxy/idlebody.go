@@ -20,32 +20,33 @@ var errUpstreamIdle = errors.New("the upstream sent nothing for the idle timeout
 // it next writes to it). The reader then gets errUpstreamIdle, never a
 // clean end.
 //
-// before, when not nil, runs before each read, which may wait: a tunnel
-// sends the writes it holds back, and its error (the agent is gone) ends
-// the body.
+// In a tunnel, conn is told before and after each read, which may wait,
+// so that it sends the writes it holds back (see beforeUpstreamRead); its
+// error (the agent is gone) ends the body. conn is nil for plain HTTP.
 type idleBody struct {
 	io.ReadCloser
-	before  func() error
-	timeout time.Duration
-	last    atomic.Int64 // when a read last returned data, in Unix nanoseconds
-	expired atomic.Bool
-	timer   atomic.Pointer[time.Timer]
+	conn     *clientConn
+	lastRead int
+	timeout  time.Duration
+	last     atomic.Int64 // when a read last returned data, in Unix nanoseconds
+	expired  atomic.Bool
+	timer    atomic.Pointer[time.Timer]
 }
 
-func newIdleBody(rc io.ReadCloser, timeout time.Duration, before func() error) *idleBody {
-	b := &idleBody{ReadCloser: rc, timeout: timeout, before: before}
+func newIdleBody(rc io.ReadCloser, timeout time.Duration, conn *clientConn) *idleBody {
+	b := &idleBody{ReadCloser: rc, timeout: timeout, conn: conn}
 	b.last.Store(time.Now().UnixNano())
 	b.timer.Store(time.AfterFunc(timeout, b.check))
 	return b
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
-	if b.before != nil {
-		if err := b.before(); err != nil {
-			return 0, &agentGoneError{err}
-		}
+	if err := b.conn.beforeUpstreamRead(b.lastRead); err != nil {
+		return 0, &agentGoneError{err}
 	}
 	n, err := b.ReadCloser.Read(p)
+	b.conn.afterUpstreamRead()
+	b.lastRead = n
 	if n > 0 {
 		b.last.Store(time.Now().UnixNano())
 	}

@@ -25,7 +25,7 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 	// After a 101 the body is the upgraded connection, which the scrubber
 	// writes to as well.
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
-		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout, x.conn.flushPending)
+		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout, x.conn)
 	}
 	body, err := rep.Response(resp, x.req.Method, len(res.Secrets) > 0)
 	if err != nil {
