@@ -195,12 +195,14 @@ var errSNIMismatch = errors.New("keyhole: TLS server name differs from the CONNE
 // server fails the handshake, so an agent cannot reach one host through a
 // tunnel opened to another. When the handshake completes, the connection's
 // timeout switches from the handshake timeout to the idle timeout, and the
-// first request's header must arrive within the header timeout.
+// first request's header must arrive within the header timeout. Session
+// tickets are off: no other tunnel's configuration could redeem them.
 func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
 	return func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
 		return &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			NextProtos: []string{"http/1.1"},
+			MinVersion:             tls.VersionTLS12,
+			NextProtos:             []string{"http/1.1"},
+			SessionTicketsDisabled: true,
 			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				if hello.ServerName != "" {
 					sni, err := rules.CanonicalHost(hello.ServerName)

@@ -290,3 +290,34 @@ func TestRefusalResponse(t *testing.T) {
 		t.Errorf("407: got %d %q", auth.StatusCode, auth.Header.Get("Proxy-Authenticate"))
 	}
 }
+
+// ticketCache is a tls.ClientSessionCache that counts the session tickets
+// the client receives.
+type ticketCache struct{ puts atomic.Int64 }
+
+func (c *ticketCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (c *ticketCache) Put(_ string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		c.puts.Add(1)
+	}
+}
+
+// Each tunnel has a TLS configuration of its own, whose session tickets no
+// other tunnel could redeem: the proxy sends none rather than mint useless
+// ones on every handshake.
+func TestTunnelsSendNoSessionTickets(t *testing.T) {
+	up := startTestUpstream(t, []string{"api.example.test"}, nil)
+	tp := startTestProxy(t, up, "resolve:\n  api.example.test: UPSTREAM\n", Config{})
+	cache := &ticketCache{}
+	u, _ := url.Parse("http://" + tp.addr)
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u),
+		TLSClientConfig: &tls.Config{RootCAs: tp.caPool, ClientSessionCache: cache}}}
+	for range 2 {
+		if resp, _ := get(t, c, "https://api.example.test/"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("got %d", resp.StatusCode)
+		}
+	}
+	if n := cache.puts.Load(); n != 0 {
+		t.Fatalf("the client received %d session tickets, want none", n)
+	}
+}
