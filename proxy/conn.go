@@ -151,6 +151,11 @@ type clientConn struct {
 	// goroutine relaying the body.
 	flushTimer *time.Timer
 	timerArmed bool
+
+	// bodyTimer watches the upstream body of the current exchange (see
+	// watchBody); it is created by the goroutine relaying the bodies.
+	bodyTimer *time.Timer
+	watched   atomic.Pointer[idleBody]
 }
 
 // bound closes the connection unless the phase it starts ends within d:

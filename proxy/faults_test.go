@@ -402,3 +402,76 @@ resolve:
 	}
 	waitFor(t, "no request in flight", func() bool { _, _, inflight := tp.Stats(); return inflight == 0 })
 }
+
+// One timer watches each upstream body of a tunnel in turn: a body that
+// keeps sending is never cut however long it lasts, and a body that stalls
+// after earlier exchanges on the same tunnel is cut after the idle
+// timeout.
+func TestIdleTimeoutWatchesEachBodyOfATunnel(t *testing.T) {
+	const idle = 600 * time.Millisecond
+	var active atomic.Int64
+	up := startTestUpstream(t, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
+		active.Add(1)
+		defer active.Add(-1)
+		switch r.URL.Path {
+		case "/slow": // an event every idle/3, for 4 idle timeouts
+			for range 12 {
+				io.WriteString(w, "data: tick\n\n")
+				w.(http.Flusher).Flush()
+				time.Sleep(idle / 3)
+			}
+		case "/stall":
+			io.WriteString(w, "data: first\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+		default:
+			io.WriteString(w, "ok")
+		}
+	})
+	t.Setenv("PROXY_FAULTS_KEY", proxyTestSecret)
+	tp := startTestProxy(t, up, `
+secrets:
+  KEY:
+    source: env:PROXY_FAULTS_KEY
+    hosts: [api.example.test]
+resolve:
+  api.example.test: UPSTREAM
+`, Config{IdleTimeout: idle})
+	fp := &faultProxy{testProxy: tp}
+	c := fp.open(t, true, "GET", "/", "")
+	defer c.Close()
+	br := bufio.NewReader(c)
+	sent := true // open sent the first request
+	exchange := func(path string) ([]byte, error) {
+		t.Helper()
+		if !sent {
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: api.example.test\r\n\r\n", path)
+		}
+		sent = false
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		return io.ReadAll(resp.Body)
+	}
+	for range 3 {
+		if b, err := exchange("/"); err != nil || string(b) != "ok" {
+			t.Fatalf("GET /: got %q, %v", b, err)
+		}
+	}
+	if b, err := exchange("/slow"); err != nil || strings.Count(string(b), "tick") != 12 {
+		t.Fatalf("a body sending every %v was cut: got %d events, %v", idle/3, strings.Count(string(b), "tick"), err)
+	}
+	start := time.Now()
+	if b, err := exchange("/stall"); err == nil {
+		t.Fatalf("the stalled body ended cleanly after %q, want an error", b)
+	}
+	waitFor(t, "the upstream request to end", func() bool { return active.Load() == 0 })
+	if d := time.Since(start); d > 3*idle {
+		t.Errorf("the stalled body was held %v, want about the idle timeout (%v)", d, idle)
+	}
+}

@@ -22,7 +22,10 @@ var errUpstreamIdle = errors.New("the upstream sent nothing for the idle timeout
 //
 // In a tunnel, conn is told before and after each read, which may wait,
 // so that it sends the writes it holds back (see beforeUpstreamRead); its
-// error (the agent is gone) ends the body. conn is nil for plain HTTP.
+// error (the agent is gone) ends the body. The tunnel's exchanges come one
+// at a time, so one timer of conn's watches each body in turn (see
+// watchBody); a body read for plain HTTP, with conn nil, has a timer of
+// its own.
 type idleBody struct {
 	io.ReadCloser
 	conn     *clientConn
@@ -30,13 +33,17 @@ type idleBody struct {
 	timeout  time.Duration
 	last     atomic.Int64 // when a read last returned data, in Unix nanoseconds
 	expired  atomic.Bool
-	timer    atomic.Pointer[time.Timer]
+	timer    *time.Timer // conn == nil only
 }
 
 func newIdleBody(rc io.ReadCloser, timeout time.Duration, conn *clientConn) *idleBody {
 	b := &idleBody{ReadCloser: rc, timeout: timeout, conn: conn}
 	b.last.Store(time.Now().UnixNano())
-	b.timer.Store(time.AfterFunc(timeout, b.check))
+	if conn != nil {
+		conn.watchBody(b)
+	} else {
+		b.timer = time.AfterFunc(timeout, b.check)
+	}
 	return b
 }
 
@@ -61,8 +68,10 @@ func (b *idleBody) Read(p []byte) (int, error) {
 func (b *idleBody) check() {
 	idle := time.Duration(time.Now().UnixNano() - b.last.Load())
 	if idle < b.timeout {
-		if t := b.timer.Load(); t != nil {
-			t.Reset(b.timeout - idle)
+		if b.conn != nil {
+			b.conn.rewatchBody(b, b.timeout-idle)
+		} else {
+			b.timer.Reset(b.timeout - idle)
 		}
 		return
 	}
@@ -79,8 +88,44 @@ func (e *agentGoneError) Unwrap() error { return e.err }
 
 // Close stops the watch and closes the body.
 func (b *idleBody) Close() error {
-	if t := b.timer.Load(); t != nil {
-		t.Stop()
+	if b.conn != nil {
+		b.conn.unwatchBody(b)
+	} else {
+		b.timer.Stop()
 	}
 	return b.ReadCloser.Close()
+}
+
+// watchBody starts watching b, the upstream body of the tunnel's current
+// exchange, for its idle timeout, with the tunnel's body timer.
+func (c *clientConn) watchBody(b *idleBody) {
+	c.watched.Store(b)
+	if c.bodyTimer == nil {
+		c.bodyTimer = time.AfterFunc(b.timeout, c.checkBody)
+		return
+	}
+	c.bodyTimer.Reset(b.timeout)
+}
+
+// rewatchBody looks at b again after d, if it is still the body watched.
+func (c *clientConn) rewatchBody(b *idleBody, d time.Duration) {
+	if c.watched.Load() == b {
+		c.bodyTimer.Reset(d)
+	}
+}
+
+// unwatchBody stops watching b.
+func (c *clientConn) unwatchBody(b *idleBody) {
+	if c.watched.CompareAndSwap(b, nil) {
+		c.bodyTimer.Stop()
+	}
+}
+
+// checkBody runs when the body timer fires: the body watched then, if any,
+// is checked (the timer may fire just as one body ends and the next
+// begins; each is judged by its own last read).
+func (c *clientConn) checkBody() {
+	if b := c.watched.Load(); b != nil {
+		b.check()
+	}
 }
