@@ -135,3 +135,31 @@ func BenchmarkGunzip(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSmallResponse is the scrubbing of one keep-alive API response:
+// a 1 KiB body of known length, read whole, one secret, no match.
+func BenchmarkSmallResponse(b *testing.B) {
+	body, secrets := benchBody(1<<10, 1, 0)
+	r := Compile(secrets)
+	buf := make([]byte, 32<<10)
+	cl := strconv.Itoa(len(body))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		resp := &http.Response{
+			StatusCode:    200,
+			Header:        http.Header{"Content-Type": {"application/json"}, "Content-Length": {cl}},
+			ContentLength: int64(len(body)),
+			Body:          io.NopCloser(bytes.NewReader(body)),
+		}
+		sb, err := r.Response(resp, http.MethodGet, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(io.Discard, onlyReader{resp.Body}, buf); err != nil {
+			b.Fatal(err)
+		}
+		_ = sb.Close()
+	}
+	b.ReportMetric(float64(r.Len()), "patterns")
+}
