@@ -31,7 +31,11 @@ func (p *Proxy) newMITM() *goproxy.ProxyHttpServer {
 	g.ConnectDial = nil
 	g.ConnectDialWithReq = nil
 	g.Tr = p.transport
-	g.KeepAcceptEncoding = true // prepareHeader filters it instead
+	// prepareHeader removes hop-by-hop and proxy headers (those named by
+	// Connection too) and filters Accept-Encoding; goproxy's own removal
+	// would also format every request's URL for a debug line.
+	g.KeepAcceptEncoding = true
+	g.KeepHeader = true
 	g.OnRequest().HandleConnectFunc(p.handleConnect)
 	return g
 }

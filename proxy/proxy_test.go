@@ -321,3 +321,27 @@ func TestTunnelsSendNoSessionTickets(t *testing.T) {
 		t.Fatalf("the client received %d session tickets, want none", n)
 	}
 }
+
+// Inside a tunnel keyhole, not goproxy, removes what must not travel
+// upstream: hop-by-hop and proxy headers, and headers that Connection
+// names.
+func TestTunnelStripsHopByHopHeaders(t *testing.T) {
+	up := startTestUpstream(t, []string{"api.example.test"}, nil)
+	tp := startTestProxy(t, up, "resolve:\n  api.example.test: UPSTREAM\n", Config{})
+	resp, _ := get(t, tp.client(), "https://api.example.test/",
+		"Proxy-Authorization", "Basic eDp5", "Proxy-Connection", "keep-alive",
+		"Connection", "X-Hop", "X-Hop", "1", "Keep-Alive", "timeout=5", "Te", "trailers",
+		"Proxy-Authenticate", "Basic", "X-Kept", "yes")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	got := up.last.Load().Header
+	for _, name := range []string{"Proxy-Authorization", "Proxy-Connection", "Connection", "X-Hop", "Keep-Alive", "Proxy-Authenticate"} {
+		if v, ok := got[name]; ok {
+			t.Errorf("%s: %q went upstream", name, v)
+		}
+	}
+	if got.Get("X-Kept") != "yes" {
+		t.Errorf("an end-to-end header was lost: %v", got)
+	}
+}
