@@ -131,10 +131,15 @@ type clientConn struct {
 	// phase closes the connection when the inner TLS handshake, or an
 	// inner request's header, takes longer than allowed (see bound);
 	// headerTimeout (0: no such bound) is the time a header may take,
-	// from its first byte; headerArmed says phase is running.
+	// from its first byte; headerArmed says a header's bound has begun.
+	// Between exchanges the bound starts lazily: a header's first bytes
+	// only note when they came (headerStart), and phase is armed, for
+	// what is left, by the next read the header needs. A header that
+	// arrives in one read, as keep-alive requests do, costs no timer.
 	phase         atomic.Pointer[time.Timer]
 	headerTimeout atomic.Int64
 	headerArmed   atomic.Bool
+	headerStart   atomic.Int64 // Unix nanoseconds; 0: no lazy bound pending
 
 	// Inside a tunnel each write is a TLS record and, sent at once, a
 	// syscall. coalesce holds writes in pending (see coalescedWrite) and
@@ -182,16 +187,38 @@ func (c *clientConn) unbound() {
 }
 
 // boundHeader starts the bound of a request header when its first bytes
-// arrive between two exchanges.
-func (c *clientConn) boundHeader(n int) {
+// arrive between two exchanges, at now: lazily (see armHeaderBound).
+func (c *clientConn) boundHeader(n int, now int64) {
 	if d := c.headerTimeout.Load(); d > 0 && n > 0 && !c.inExchange.Load() && c.headerArmed.CompareAndSwap(false, true) {
-		c.phase.Load().Reset(time.Duration(d))
+		c.headerStart.Store(now)
 	}
+}
+
+// armHeaderBound runs before a read that a header begun in an earlier
+// read may wait on: it arms phase for what is left of the header's time,
+// or closes the connection if none is. It reports whether the connection
+// may still be read.
+func (c *clientConn) armHeaderBound(now int64) bool {
+	start := c.headerStart.Load()
+	if start == 0 || c.inExchange.Load() || !c.headerStart.CompareAndSwap(start, 0) {
+		return true
+	}
+	left := time.Duration(c.headerTimeout.Load() - (now - start))
+	if left <= 0 {
+		_ = c.Close()
+		return false
+	}
+	c.phase.Load().Reset(left)
+	return true
 }
 
 // errHeaderTooLarge ends a tunnel whose client sent a longer request
 // header than the limit.
 var errHeaderTooLarge = errors.New("request header too large")
+
+// errHeaderTimeout ends a tunnel whose client took longer than the header
+// timeout to send a request header.
+var errHeaderTimeout = errors.New("request header timeout")
 
 // limitHeaders bounds each request header read inside the tunnel to limit
 // bytes; exceeded is called once when a client goes past it, and the
@@ -206,7 +233,9 @@ func (c *clientConn) limitHeaders(limit int64, exceeded func()) {
 func (c *clientConn) startExchange() {
 	if c != nil {
 		c.inExchange.Store(true)
-		c.unbound()
+		if c.headerStart.Swap(0) == 0 {
+			c.unbound() // the bound was armed: the first header, or a slow one
+		}
 	}
 }
 
@@ -217,6 +246,7 @@ func (c *clientConn) endExchange() {
 	if c != nil {
 		c.betweenBytes.Store(0)
 		c.inExchange.Store(false)
+		c.headerStart.Store(0)
 		c.headerArmed.Store(false)
 	}
 }
@@ -273,15 +303,19 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if err := c.flushPending(); err != nil {
 		return 0, err
 	}
-	if by, ok := nextDeadline(&c.readBy, d); ok {
+	now := time.Now().UnixNano()
+	if by, ok := nextDeadline(&c.readBy, d, now); ok {
 		_ = c.Conn.SetReadDeadline(by)
 	}
 	if c.overHeaderLimit() {
 		return 0, errHeaderTooLarge
 	}
+	if !c.armHeaderBound(now) {
+		return 0, errHeaderTimeout
+	}
 	n, err := c.Conn.Read(p)
 	c.countHeader(n)
-	c.boundHeader(n)
+	c.boundHeader(n, now)
 	c.closeOnTimeout(err)
 	return n, err
 }
@@ -291,7 +325,7 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	if d <= 0 {
 		return c.Conn.Write(p)
 	}
-	if by, ok := nextDeadline(&c.writeBy, d); ok {
+	if by, ok := nextDeadline(&c.writeBy, d, time.Now().UnixNano()); ok {
 		_ = c.Conn.SetWriteDeadline(by)
 	}
 	if !c.coalesce.Load() {
@@ -313,11 +347,11 @@ func (c *clientConn) closeOnTimeout(err error) {
 	}
 }
 
-// nextDeadline returns now plus timeout d, and whether that differs enough
-// from the deadline last set (held in last) to be worth setting.
-func nextDeadline(last *atomic.Int64, d int64) (time.Time, bool) {
-	now := time.Now()
-	by := now.UnixNano() + d
+// nextDeadline returns now (Unix nanoseconds) plus timeout d, and whether
+// that differs enough from the deadline last set (held in last) to be
+// worth setting.
+func nextDeadline(last *atomic.Int64, d, now int64) (time.Time, bool) {
+	by := now + d
 	if prev := last.Load(); prev != 0 && by-prev < d/16 && by >= prev {
 		return time.Time{}, false
 	}
