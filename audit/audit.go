@@ -161,3 +161,6 @@ func NewIDs() *IDs {
 func (ids *IDs) Next() string {
 	return ids.prefix + strconv.FormatUint(ids.n.Add(1), 36)
 }
+
+// Issued returns how many ids Next has returned.
+func (ids *IDs) Issued() uint64 { return ids.n.Load() }

@@ -202,6 +202,10 @@ func (p *Proxy) Stats() (conns, tunnels, inflight int64) {
 	return p.conns.open.Load(), p.conns.tunnels.Load(), p.inflight.Load()
 }
 
+// Requests returns how many requests and CONNECTs the proxy has begun to
+// handle.
+func (p *Proxy) Requests() uint64 { return p.ids.Issued() }
+
 // Draining reports whether the proxy is shutting down.
 func (p *Proxy) Draining() bool { return p.draining.Load() }
 

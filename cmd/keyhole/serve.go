@@ -17,14 +17,22 @@ import (
 
 	"keyhole/audit"
 	"keyhole/certs"
+	"keyhole/gctune"
 	"keyhole/metrics"
 	"keyhole/proxy"
 	"keyhole/rules"
 	"keyhole/tokens"
 )
 
-// defaultGCPercent is the garbage collector's target when GOGC is not set.
-const defaultGCPercent = 50
+// When GOGC is not set, the garbage collector's target follows load (see
+// gctune): gcLow while the proxy is quiet or lightly used, which keeps an
+// idle tunnel ~20% smaller, and gcHigh from gcBusy requests a second, where
+// collecting half as often saves CPU (BENCHMARKS.md).
+const (
+	gcLow  = 50
+	gcHigh = 100
+	gcBusy = 1000
+)
 
 // serve runs the proxy until SIGINT or SIGTERM, reloading the rules on
 // SIGHUP and whenever the rules file or a file: source changes.
@@ -37,12 +45,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", rest[0])
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
-	if _, set := os.LookupEnv("GOGC"); !set {
-		// keyhole's live heap is small and most of an idle tunnel's
-		// memory is garbage the collector has not reclaimed yet: a lower
-		// target keeps ~20% less per tunnel for a GC cost lost in the
-		// noise of the keep-alive benchmark (BENCHMARKS.md).
-		debug.SetGCPercent(defaultGCPercent)
+	_, gogcSet := os.LookupEnv("GOGC")
+	if !gogcSet {
+		debug.SetGCPercent(gcLow) // until the tuner starts
 	}
 
 	set, err := rules.Load(s.Rules)
@@ -92,6 +97,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stop()
 
 	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
+	if !gogcSet {
+		tuner := &gctune.Tuner{Requests: p.Requests, Busy: gcBusy, Low: gcLow, High: gcHigh, Interval: 250 * time.Millisecond}
+		go tuner.Run(ctx)
+	}
 	watcher := &rules.Watcher{
 		Path:    s.Rules,
 		OnLoad:  func(set *rules.Set) { reloaded(p, set, log, auditLog, m) },
