@@ -31,9 +31,9 @@ const (
 	bulkFlushDelay = 2 * time.Millisecond
 )
 
-// pendingPools hold the buffers of writes held back, so that a connection
-// holds one only while it has something pending (an idle tunnel keeps
-// none), and a small one unless it relays a large body.
+// smallPending and largePending hold the buffers of writes held back, so
+// that a connection holds one only while it has something pending (an idle
+// tunnel keeps none), and a small one unless it relays a large body.
 var (
 	smallPending = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 	largePending = sync.Pool{New: func() any { b := make([]byte, 0, corkPending); return &b }}
