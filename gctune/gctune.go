@@ -13,17 +13,19 @@ import (
 )
 
 // Tuner moves the collector's target (GOGC) between Low and High by the
-// rate of Requests.
+// rate of Requests. Only Requests must be set; the zero value of every
+// other field means its default.
 type Tuner struct {
 	// Requests returns how many requests have begun so far.
 	Requests func() uint64
 	// Busy is the rate, in requests per second, at which the target
-	// rises to High. It falls back to Low once the rate has stayed under
-	// a quarter of Busy for two intervals in a row.
+	// rises to High (default 1000). It falls back to Low once the rate
+	// has stayed under a quarter of Busy for two intervals in a row.
 	Busy float64
-	// Low and High are the targets, as GOGC percentages.
+	// Low and High are the targets, as GOGC percentages (defaults 50,
+	// which keeps an idle proxy small, and 100, Go's own default).
 	Low, High int
-	// Interval is how often the rate is measured.
+	// Interval is how often the rate is measured (default 250 ms).
 	Interval time.Duration
 
 	// setPercent and release are debug.SetGCPercent and
@@ -36,8 +38,17 @@ type Tuner struct {
 	quiet int // intervals in a row under Busy/4 while high
 }
 
+// Defaults of the Tuner's fields.
+const (
+	DefaultBusy     = 1000
+	DefaultLow      = 50
+	DefaultHigh     = 100
+	DefaultInterval = 250 * time.Millisecond
+)
+
 // Run sets the target to Low and adjusts it every Interval until ctx ends.
 func (t *Tuner) Run(ctx context.Context) {
+	t.defaults()
 	if t.setPercent == nil {
 		t.setPercent, t.release = debug.SetGCPercent, debug.FreeOSMemory
 	}
@@ -52,6 +63,22 @@ func (t *Tuner) Run(ctx context.Context) {
 		case <-tick.C:
 			t.step()
 		}
+	}
+}
+
+// defaults fills in the fields left zero.
+func (t *Tuner) defaults() {
+	if t.Busy == 0 {
+		t.Busy = DefaultBusy
+	}
+	if t.Low == 0 {
+		t.Low = DefaultLow
+	}
+	if t.High == 0 {
+		t.High = DefaultHigh
+	}
+	if t.Interval == 0 {
+		t.Interval = DefaultInterval
 	}
 }
 

@@ -72,3 +72,11 @@ func TestRunStartsLowAndStops(t *testing.T) {
 		t.Errorf("got %q, want the low target and nothing else with no requests", *calls)
 	}
 }
+
+func TestZeroFieldsMeanDefaults(t *testing.T) {
+	tu := &Tuner{Requests: func() uint64 { return 0 }}
+	tu.defaults()
+	if tu.Busy != DefaultBusy || tu.Low != DefaultLow || tu.High != DefaultHigh || tu.Interval != DefaultInterval {
+		t.Errorf("got busy %v, low %d, high %d, interval %v; want the defaults", tu.Busy, tu.Low, tu.High, tu.Interval)
+	}
+}

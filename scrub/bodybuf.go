@@ -9,7 +9,8 @@ var bodyBufSizes = [...]int{2 << 10, 8 << 10, 32 << 10, smallBody + 1}
 
 var bodyBufs [len(bodyBufSizes)]sync.Pool
 
-// getBodyBuf returns a pooled buffer of length n (at most smallBody+1).
+// getBodyBuf returns a buffer of length n, pooled when n is at most
+// smallBody+1.
 func getBodyBuf(n int) *[]byte {
 	for i, size := range bodyBufSizes {
 		if n <= size {
@@ -21,7 +22,8 @@ func getBodyBuf(n int) *[]byte {
 			return &b
 		}
 	}
-	panic("scrub: body buffer larger than smallBody+1")
+	b := make([]byte, n) // not pooled: putBodyBuf drops it
+	return &b
 }
 
 // putBodyBuf gives b back for reuse; it must not be used afterwards.

@@ -24,16 +24,6 @@ import (
 	"keyhole/tokens"
 )
 
-// When GOGC is not set, the garbage collector's target follows load (see
-// gctune): gcLow while the proxy is quiet or lightly used, which keeps an
-// idle tunnel ~20% smaller, and gcHigh from gcBusy requests a second, where
-// collecting half as often saves CPU (BENCHMARKS.md).
-const (
-	gcLow  = 50
-	gcHigh = 100
-	gcBusy = 1000
-)
-
 // serve runs the proxy until SIGINT or SIGTERM, reloading the rules on
 // SIGHUP and whenever the rules file or a file: source changes.
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -45,9 +35,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", rest[0])
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
+	// When GOGC is not set, the collector's target follows load
+	// (gctune): low while the proxy is quiet or lightly used, which keeps
+	// an idle tunnel ~20% smaller, high under load, where collecting half
+	// as often saves CPU (BENCHMARKS.md).
 	_, gogcSet := os.LookupEnv("GOGC")
 	if !gogcSet {
-		debug.SetGCPercent(gcLow) // until the tuner starts
+		debug.SetGCPercent(gctune.DefaultLow) // until the tuner starts
 	}
 
 	set, err := rules.Load(s.Rules)
@@ -98,8 +92,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
 	if !gogcSet {
-		tuner := &gctune.Tuner{Requests: p.Requests, Busy: gcBusy, Low: gcLow, High: gcHigh, Interval: 250 * time.Millisecond}
-		go tuner.Run(ctx)
+		go (&gctune.Tuner{Requests: p.Requests}).Run(ctx)
 	}
 	watcher := &rules.Watcher{
 		Path:    s.Rules,
