@@ -14,32 +14,15 @@ import (
 	"keyhole/audit"
 )
 
-// The -update flag rewrites the golden files. It is defined here unless
-// another test file of this binary has defined it already, since defining
-// a flag twice panics.
-var _ = func() bool {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files in testdata")
-	}
-	return true
-}()
-
-// updating reports whether -update was given.
-func updating() bool {
-	g, ok := flag.Lookup("update").Value.(flag.Getter)
-	if !ok {
-		return false
-	}
-	b, _ := g.Get().(bool)
-	return b
-}
+// update rewrites the golden files in testdata.
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // summaryGolden compares got with testdata/name, or rewrites it with
 // -update.
 func summaryGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
-	if updating() {
+	if *update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
 		}

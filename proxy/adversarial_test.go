@@ -47,15 +47,7 @@ func TestTunnelHeaderBound(t *testing.T) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "read=%d auth=%s", n, r.Header.Get("Authorization"))
 	})
-	t.Setenv("PROXY_TEST_KEY", proxyTestSecret)
-	tp := startTestProxy(t, up, `
-secrets:
-  KEY:
-    source: env:PROXY_TEST_KEY
-    hosts: [api.example.test]
-resolve:
-  api.example.test: UPSTREAM
-`, Config{MaxHeaderBytes: 4 << 10})
+	tp := startKeyProxy(t, up, nil, Config{MaxHeaderBytes: 4 << 10})
 	limit := 4<<10 + headerSlack
 	get := "GET /x HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer <<KEY>>\r\n\r\n"
 	body := strings.Repeat("b", 1<<20)

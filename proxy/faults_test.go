@@ -53,17 +53,7 @@ func startFaultProxy(t *testing.T) *faultProxy {
 	up := startTestUpstream(t, []string{"api.example.test"}, faultHandler(active))
 	plain := httptest.NewServer(faultHandler(active))
 	t.Cleanup(plain.Close)
-	t.Setenv("PROXY_FAULTS_KEY", proxyTestSecret)
-	tp := startTestProxy(t, up, fmt.Sprintf(`
-secrets:
-  KEY:
-    source: env:PROXY_FAULTS_KEY
-    hosts: [api.example.test, plain.example.test]
-    allow_plaintext: true
-resolve:
-  api.example.test: UPSTREAM
-  plain.example.test: %s
-`, plain.Listener.Addr()), Config{HeaderTimeout: time.Second, HandshakeTimeout: time.Second, IdleTimeout: 2 * time.Second})
+	tp := startKeyProxy(t, up, plain, Config{HeaderTimeout: time.Second, HandshakeTimeout: time.Second, IdleTimeout: 2 * time.Second})
 	return &faultProxy{testProxy: tp, plain: plain, active: active}
 }
 
@@ -364,17 +354,7 @@ func TestStalledUpstreamBodyIsCutAfterTheIdleTimeout(t *testing.T) {
 	})
 	plain := httptest.NewServer(up.Config.Handler)
 	t.Cleanup(plain.Close)
-	t.Setenv("PROXY_FAULTS_KEY", proxyTestSecret)
-	tp := startTestProxy(t, up, fmt.Sprintf(`
-secrets:
-  KEY:
-    source: env:PROXY_FAULTS_KEY
-    hosts: [api.example.test, plain.example.test]
-    allow_plaintext: true
-resolve:
-  api.example.test: UPSTREAM
-  plain.example.test: %s
-`, plain.Listener.Addr()), Config{IdleTimeout: time.Second})
+	tp := startKeyProxy(t, up, plain, Config{IdleTimeout: time.Second})
 	fp := &faultProxy{testProxy: tp}
 	for _, tunnel := range []bool{true, false} {
 		for _, path := range []string{"/stream", "/small"} {
@@ -431,15 +411,7 @@ func TestIdleTimeoutWatchesEachBodyOfATunnel(t *testing.T) {
 			io.WriteString(w, "ok")
 		}
 	})
-	t.Setenv("PROXY_FAULTS_KEY", proxyTestSecret)
-	tp := startTestProxy(t, up, `
-secrets:
-  KEY:
-    source: env:PROXY_FAULTS_KEY
-    hosts: [api.example.test]
-resolve:
-  api.example.test: UPSTREAM
-`, Config{IdleTimeout: idle})
+	tp := startKeyProxy(t, up, nil, Config{IdleTimeout: idle})
 	fp := &faultProxy{testProxy: tp}
 	c := fp.open(t, true, "GET", "/", "")
 	defer c.Close()

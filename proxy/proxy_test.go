@@ -159,6 +159,27 @@ func get(t *testing.T, c *http.Client, url string, header ...string) (*http.Resp
 
 const proxyTestSecret = "sk_test_PROXYunitSECRET_0123456789"
 
+// startKeyProxy runs a proxy whose one secret, KEY (proxyTestSecret), may
+// go to api.example.test; with plain not nil, also to plain.example.test
+// over plain HTTP, served by plain.
+func startKeyProxy(t *testing.T, up *testUpstream, plain *httptest.Server, cfg Config) *testProxy {
+	t.Helper()
+	t.Setenv("PROXY_TEST_KEY", proxyTestSecret)
+	hosts, resolve := "[api.example.test]", ""
+	if plain != nil {
+		hosts = "[api.example.test, plain.example.test]\n    allow_plaintext: true"
+		resolve = "\n  plain.example.test: " + plain.Listener.Addr().String()
+	}
+	return startTestProxy(t, up, fmt.Sprintf(`
+secrets:
+  KEY:
+    source: env:PROXY_TEST_KEY
+    hosts: %s
+resolve:
+  api.example.test: UPSTREAM%s
+`, hosts, resolve), cfg)
+}
+
 func TestLeafComesFromCacheAfterFirstConnect(t *testing.T) {
 	up := startTestUpstream(t, []string{"api.example.test"}, nil)
 	tp := startTestProxy(t, up, "resolve:\n  api.example.test: UPSTREAM\n", Config{})
@@ -203,15 +224,7 @@ func TestTunnelRoundTripIsIdempotent(t *testing.T) {
 	// goproxy may hand the same request to the round tripper again; the
 	// decision and the swap must not depend on what an earlier call did.
 	up := startTestUpstream(t, []string{"api.example.test"}, nil)
-	t.Setenv("PROXY_TEST_KEY", proxyTestSecret)
-	tp := startTestProxy(t, up, `
-secrets:
-  KEY:
-    source: env:PROXY_TEST_KEY
-    hosts: [api.example.test]
-resolve:
-  api.example.test: UPSTREAM
-`, Config{})
+	tp := startKeyProxy(t, up, nil, Config{})
 	tun := &tunnel{p: tp.Proxy, caller: mustAnonymous(t, tp.Proxy), dest: destination{host: "api.example.test", port: 443}}
 	req, _ := http.NewRequest(http.MethodGet, "https://api.example.test/x", nil)
 	req.Header.Set("Authorization", "Bearer <<KEY>>")

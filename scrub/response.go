@@ -100,15 +100,15 @@ func (b *Body) scrubBody(resp *http.Response, up io.Reader, encs []string) {
 			return
 		}
 		// Streamed from here: the bytes read so far must outlive the pool.
-		buf = bytes.Clone(buf[:n])
+		read := bytes.NewReader(bytes.Clone(buf[:n]))
 		putBodyBuf(pooled)
 		switch {
 		case err == nil: // longer than declared: stream all of it
-			src = io.MultiReader(bytes.NewReader(buf), up)
+			src = io.MultiReader(read, up)
 		case err == io.EOF:
-			src = io.MultiReader(bytes.NewReader(buf[:n]), errReader{io.ErrUnexpectedEOF})
+			src = io.MultiReader(read, errReader{io.ErrUnexpectedEOF})
 		default:
-			src = io.MultiReader(bytes.NewReader(buf[:n]), errReader{err})
+			src = io.MultiReader(read, errReader{err})
 		}
 	}
 	if resp.Trailer != nil {

@@ -17,24 +17,8 @@ import (
 	"keyhole/audit"
 )
 
-// The -update flag rewrites the golden files. It is defined here unless
-// another test file of this package has defined it already, since
-// defining a flag twice panics.
-var _ = func() bool {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files in testdata")
-	}
-	return true
-}()
-
-func auditUpdating() bool {
-	g, ok := flag.Lookup("update").Value.(flag.Getter)
-	if !ok {
-		return false
-	}
-	b, _ := g.Get().(bool)
-	return b
-}
+// update rewrites the golden files in testdata.
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 var auditT0 = time.Date(2025, 11, 26, 10, 30, 0, 123_000_000, time.UTC)
 
@@ -109,7 +93,7 @@ func TestAuditLineFormat(t *testing.T) {
 func auditGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
-	if auditUpdating() {
+	if *update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
 		}

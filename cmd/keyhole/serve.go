@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -35,15 +34,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", rest[0])
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
-	// When GOGC is not set, the collector's target follows load
-	// (gctune): low while the proxy is quiet or lightly used, which keeps
-	// an idle tunnel ~20% smaller, high under load, where collecting half
-	// as often saves CPU (BENCHMARKS.md).
-	_, gogcSet := os.LookupEnv("GOGC")
-	if !gogcSet {
-		debug.SetGCPercent(gctune.DefaultLow) // until the tuner starts
-	}
-
 	set, err := rules.Load(s.Rules)
 	if err != nil {
 		printErrors(stderr, err)
@@ -91,7 +81,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stop()
 
 	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
-	if !gogcSet {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		// The collector's target follows load: low while the proxy is
+		// quiet or lightly used, which keeps an idle tunnel ~20% smaller,
+		// high under load, where collecting half as often saves CPU
+		// (BENCHMARKS.md).
 		go (&gctune.Tuner{Requests: p.Requests}).Run(ctx)
 	}
 	watcher := &rules.Watcher{
