@@ -131,9 +131,9 @@ func (c *clientConn) hold(p []byte) {
 }
 
 // beforeUpstreamRead runs before each read of an upstream response body
-// relayed through the tunnel, which may wait. After a small read (a stream
-// of events, or the body's start) what is held back is sent at once, so
-// that the agent never waits on it. After a bulk read the next one is
+// relayed through the tunnel, which may wait. After a small read (the
+// body's start; every read of a streamed body counts as small) what is
+// held back is sent at once, so that the agent never waits on it. After a bulk read the next one is
 // likely to return at once, and held writes add up to fewer, larger
 // syscalls; they are sent anyway if the read waits for bulkFlushDelay. It
 // returns the error of an earlier flush: the agent has gone.

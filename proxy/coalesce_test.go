@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -170,6 +171,58 @@ func TestFlushBeforeUpstreamRead(t *testing.T) {
 			if calls, data := rc.sent(); calls != 1 || data != "event: held\n\n" {
 				t.Fatalf("after the exchange the connection got %d writes: %q", calls, data)
 			}
+		})
+	}
+}
+
+// stepReader returns a bulk read first, then calls at its next Read, and
+// ends.
+type stepReader struct {
+	reads int
+	at    func()
+}
+
+func (r *stepReader) Read(p []byte) (int, error) {
+	r.reads++
+	switch r.reads {
+	case 1:
+		return len(p), nil
+	case 2:
+		r.at()
+	}
+	return 0, io.EOF
+}
+
+func (r *stepReader) Close() error { return nil }
+
+// A body with a length may be held for bulk writes after a bulk read; a
+// streamed body (SSE, chunked: no length) never is, so what keyhole wrote
+// of it has left before it waits on the upstream again.
+func TestStreamedBodiesAreNeverHeldForBulk(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		streamed bool
+		want     int // writes the agent got when the upstream was read again
+	}{
+		{"body with a length", false, 0},
+		{"streamed body", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, rc := newCoalescingConn()
+			cc.startExchange()
+			got := -1
+			up := &stepReader{at: func() { got, _ = rc.sent() }}
+			b := newIdleBody(up, time.Minute, cc, tc.streamed)
+			defer b.Close()
+			if _, err := b.Read(make([]byte, bulkRead)); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = cc.Write([]byte("data: relayed\n\n"))
+			_, _ = b.Read(make([]byte, bulkRead))
+			if got != tc.want {
+				t.Errorf("the agent had %d writes when the upstream was read again, want %d", got, tc.want)
+			}
+			cc.endExchange()
 		})
 	}
 }

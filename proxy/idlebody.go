@@ -22,22 +22,24 @@ var errUpstreamIdle = errors.New("the upstream sent nothing for the idle timeout
 //
 // In a tunnel, conn is told before and after each read, which may wait,
 // so that it sends the writes it holds back (see beforeUpstreamRead); its
-// error (the agent is gone) ends the body. The tunnel's exchanges come one
+// error (the agent is gone) ends the body. A streamed body (one without a
+// length) tells it every read was small, so that nothing it sent waits. The tunnel's exchanges come one
 // at a time, so one timer of conn's watches each body in turn (see
 // watchBody); a body read for plain HTTP, with conn nil, has a timer of
 // its own.
 type idleBody struct {
 	io.ReadCloser
 	conn     *clientConn
-	lastRead int
+	streamed bool
+	lastRead int // 0 for a streamed body
 	timeout  time.Duration
 	last     atomic.Int64 // when a read last returned data, in Unix nanoseconds
 	expired  atomic.Bool
 	timer    *time.Timer // conn == nil only
 }
 
-func newIdleBody(rc io.ReadCloser, timeout time.Duration, conn *clientConn) *idleBody {
-	b := &idleBody{ReadCloser: rc, timeout: timeout, conn: conn}
+func newIdleBody(rc io.ReadCloser, timeout time.Duration, conn *clientConn, streamed bool) *idleBody {
+	b := &idleBody{ReadCloser: rc, timeout: timeout, conn: conn, streamed: streamed}
 	b.last.Store(time.Now().UnixNano())
 	if conn != nil {
 		conn.watchBody(b)
@@ -53,7 +55,9 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.ReadCloser.Read(p)
 	b.conn.afterUpstreamRead()
-	b.lastRead = n
+	if !b.streamed {
+		b.lastRead = n
+	}
 	if n > 0 {
 		b.last.Store(time.Now().UnixNano())
 	}

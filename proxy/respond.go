@@ -23,9 +23,10 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 		rep = scrub.Chain(rep, scrub.NewPairs(pairs))
 	}
 	// After a 101 the body is the upgraded connection, which the scrubber
-	// writes to as well.
+	// writes to as well. A body without a length (SSE, chunked) is a
+	// stream: it is passed on as it arrives, never held for a bulk write.
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
-		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout, x.conn)
+		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout, x.conn, resp.ContentLength < 0)
 	}
 	body, err := rep.Response(resp, x.req.Method, len(res.Secrets) > 0)
 	if err != nil {
