@@ -239,7 +239,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
 		ConnContext:       withConn,
 		ConnState:         p.connState,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ErrorLog:          NewStdLogger(p.log),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(p.conns.listen(ln, p.cfg.MaxConns)) }()
