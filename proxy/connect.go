@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -70,7 +68,7 @@ func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respon
 		resp.Close = true
 	}
 	if !req.ProtoAtLeast(1, 1) && resp.ContentLength < 0 && bodyAllowed(req.Method, resp.StatusCode) {
-		resp = t.p.lengthForHTTP10(req, resp)
+		resp = closeDelimited(resp)
 	}
 	// After a 101 the tunnel carries WebSocket frames, not requests: the
 	// exchange never ends. goproxy needs that body's Write, so it stays
@@ -83,40 +81,20 @@ func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respon
 	return resp, nil
 }
 
-// maxHTTP10Body bounds what keyhole buffers to give an HTTP/1.0 client a
-// Content-Length.
-const maxHTTP10Body = 16 << 20
-
-// lengthForHTTP10 reads a body of unknown length whole, so that an
-// HTTP/1.0 client gets a Content-Length: goproxy would send it chunked,
-// which HTTP/1.0 does not know (RFC 9112 §6.1). A body over maxHTTP10Body
-// ends the connection instead of reaching the client mangled.
-func (p *Proxy) lengthForHTTP10(req *http.Request, resp *http.Response) *http.Response {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTP10Body+1))
-	resp.Body.Close()
-	if err != nil || len(b) > maxHTTP10Body {
-		p.log.Warn("response not passed to an HTTP/1.0 client: unreadable or over the buffer limit",
-			"host", req.URL.Hostname(), "limit", maxHTTP10Body)
-		b = nil
-		resp.Body = errBody{}
-		resp.TransferEncoding = nil
-		resp.ContentLength = maxHTTP10Body + 1 // more than errBody gives: goproxy's write fails, the connection closes
-		resp.Header.Set("Content-Length", strconv.Itoa(maxHTTP10Body+1))
-		return resp
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(b))
+// closeDelimited frames a body of unknown length for an HTTP/1.0 client,
+// which does not know chunked encoding (RFC 9112 §6.1): it streams the
+// body and ends it by closing the connection (RFC 9112 §6.3), so nothing
+// is buffered. goproxy sends a response without a Content-Length header
+// chunked; with one it leaves the framing to http.Response.Write, which
+// never writes that header from Header (the transfer fields decide) and
+// ends a body of length -1 by closing the connection.
+func closeDelimited(resp *http.Response) *http.Response {
 	resp.TransferEncoding = nil
-	resp.ContentLength = int64(len(b))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	resp.ContentLength = -1
 	resp.Close = true
+	resp.Header.Set("Content-Length", "-1") // read by goproxy only, never written
 	return resp
 }
-
-// errBody is a body whose reads fail.
-type errBody struct{}
-
-func (errBody) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
-func (errBody) Close() error             { return nil }
 
 // exchangeBody ends a tunnel's exchange when goproxy closes the response
 // body, once the response is written. It first finishes the request body,
@@ -176,6 +154,7 @@ func (p *Proxy) intercept(ctx *goproxy.ProxyCtx, t *tunnel, rec audit.Record) *g
 		})
 	}
 	t.conn = cc
+	p.watchToken(cc, t.caller) // until the tunnel closes
 	ctx.RoundTripper = t
 	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig(t.dest, cc, rec)}
 }

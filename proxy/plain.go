@@ -31,6 +31,7 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := p.handle(r, c, nil, nil)
+	defer p.watchToken(connFrom(r.Context()), c)() // a stream or upgrade ends with its token
 	p.writeResponse(w, r, resp)
 }
 

@@ -130,6 +130,8 @@ type Proxy struct {
 	mitm      *goproxy.ProxyHttpServer
 	conns     *conns
 
+	tokenWatch tokenWatch // connections to end when their token does
+
 	inflight atomic.Int64 // exchanges started and not yet finished
 	draining atomic.Bool
 }
