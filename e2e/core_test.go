@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // world is a keyhole with the standard test upstreams and rules.
@@ -240,23 +237,8 @@ func assertNoSecretIn(t *testing.T, what, s string) {
 // its JSON body when it has one.
 func rawConnect(t *testing.T, k *keyhole, target string, header ...string) (*http.Response, map[string]any) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", k.Addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", target, target, strings.Join(header, ""))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if resp.StatusCode != http.StatusOK {
-		// Go's own 400 for a malformed request line is plain text.
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-	}
+	conn, _, resp, m := sendConnect(t, k, target, header...)
+	conn.Close()
 	return resp, m
 }
 

@@ -37,16 +37,7 @@ func malformedUpstream(t *testing.T) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serveMalformed(c)
-		}
-	}()
+	serveConns(t, ln, serveMalformed)
 	return ln
 }
 

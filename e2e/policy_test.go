@@ -22,11 +22,28 @@ type countingListener struct {
 
 func newCountingListener(t *testing.T) *countingListener {
 	t.Helper()
+	l := &countingListener{Listener: listenLoopback(t)}
+	serveConns(t, l.Listener, func(c net.Conn) {
+		l.accepts.Add(1)
+		c.Close()
+	})
+	return l
+}
+
+// listenLoopback opens a TCP listener on 127.0.0.1.
+func listenLoopback(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &countingListener{Listener: ln}
+	return ln
+}
+
+// serveConns runs handle, in a goroutine of its own, for each connection
+// ln accepts, and closes ln when the test ends.
+func serveConns(t *testing.T, ln net.Listener, handle func(net.Conn)) {
+	t.Helper()
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -34,11 +51,9 @@ func newCountingListener(t *testing.T) *countingListener {
 			if err != nil {
 				return
 			}
-			l.accepts.Add(1)
-			c.Close()
+			go handle(c)
 		}
 	}()
-	return l
 }
 
 // tunnelRefusalRules deny blocked.test and open only port 443 of
@@ -236,22 +251,12 @@ func TestPlainProxyAuthRequiredHasChallenge(t *testing.T) {
 // the connection and closes it during the TLS handshake is upstream_tls,
 // as the README says.
 func TestUpstreamHangupDuringHandshake(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			_, _ = c.Read(make([]byte, 512)) // part of the ClientHello
-			c.Close()
-		}
-	}()
+	ln := listenLoopback(t)
+	serveConns(t, ln, func(c net.Conn) {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Read(make([]byte, 512)) // part of the ClientHello
+		c.Close()
+	})
 	k := startKeyhole(t, fmt.Sprintf(`
 secrets:
   STRIPE:

@@ -21,23 +21,10 @@ import (
 // record.
 func connectRefusal(t *testing.T, k *keyhole, target string, header ...string) (status int, reason string, inTunnel bool) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", k.Addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, br, resp, onConnect := sendConnect(t, k, target, header...)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", target, target, strings.Join(header, ""))
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if resp.StatusCode != http.StatusOK {
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m) // Go's own 400 is plain text
-		resp.Body.Close()
-		r, _ := m["reason"].(string)
+		r, _ := onConnect["reason"].(string)
 		return resp.StatusCode, r, false
 	}
 	host, _, err := net.SplitHostPort(target)
@@ -72,6 +59,32 @@ func connectRefusal(t *testing.T, k *keyhole, target string, header ...string) (
 		t.Errorf("audit record: got %v %v %v %v, want deny %s GET /probe", rec["decision"], rec["reason"], rec["method"], rec["path"], reason)
 	}
 	return inner.StatusCode, reason, true
+}
+
+// sendConnect sends CONNECT target (with extra header lines) on a new
+// connection to keyhole and reads the response, with its JSON body when it
+// is not 200. The caller closes the connection.
+func sendConnect(t *testing.T, k *keyhole, target string, header ...string) (net.Conn, *bufio.Reader, *http.Response, map[string]any) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", k.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", target, target, strings.Join(header, ""))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if resp.StatusCode != http.StatusOK {
+		// Go's own 400 for a malformed request line is plain text.
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+	}
+	return conn, br, resp, m
 }
 
 // keyholeRoots returns a pool holding keyhole's CA.
