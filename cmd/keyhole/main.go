@@ -42,7 +42,7 @@ usage:
                                      read the audit log
   keyhole token mint --agent NAME --ttl 15m [--secrets A,B] [--hosts H,..] [--methods GET,..] [--id ID]
   keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
-  keyhole token revoke ID|TOKEN
+  keyhole token revoke [--force] ID|TOKEN
   keyhole token inspect TOKEN        per-task agent tokens
   keyhole health                     exit 0 if the admin listener's /healthz answers
   keyhole help                       show this help (flags: keyhole COMMAND -h)
