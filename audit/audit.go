@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"keyhole/secret"
 )
 
 // Record is one audit line for one request.
@@ -57,6 +59,16 @@ type Logger struct {
 // record is one Write call.
 func New(w io.Writer) *Logger {
 	return &Logger{h: newLineHandler(w)}
+}
+
+// NewChained returns a Logger writing JSON lines to w, each sealed into the
+// tamper-evident chain (see Verify) under key, the first with prev as its
+// "prev" ("" starts a new chain). Writes are serialized in chain order; one
+// record is one Write call.
+func NewChained(w io.Writer, key secret.Value, prev string) *Logger {
+	h := newLineHandler(w)
+	h.chain, h.mu = newChain(key, prev), nil
+	return &Logger{h: h}
 }
 
 // Log writes r. It returns the writer's error, if any; callers on the

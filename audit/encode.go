@@ -19,9 +19,10 @@ import (
 // values go through encoding/json. Groups are flattened into dotted keys.
 type lineHandler struct {
 	w      io.Writer
-	mu     *sync.Mutex
-	prefix []byte // encoded attributes from WithAttrs, each followed by ','
-	group  string // key prefix from WithGroup
+	chain  *chain      // seals and orders lines; nil: lines are not chained
+	mu     *sync.Mutex // serializes writes to w when neither chain nor w does
+	prefix []byte      // encoded attributes from WithAttrs, each followed by ','
+	group  string      // key prefix from WithGroup
 }
 
 func newLineHandler(w io.Writer) *lineHandler {
@@ -53,6 +54,12 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 		return true
 	})
+	if h.chain != nil {
+		b, err := h.chain.write(h.w, b)
+		*bp = b
+		linePool.Put(bp)
+		return err
+	}
 	b = append(b, "}\n"...)
 	if h.mu != nil {
 		h.mu.Lock()

@@ -71,11 +71,14 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 // runAudit is auditCommand until ctx is done.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("audit: want tail or summary")
+		return errors.New("audit: want tail, summary or verify")
 	}
 	sub, args := args[0], args[1:]
+	if sub == "verify" {
+		return verifyCommand(args, stdout, stderr)
+	}
 	if sub != "tail" && sub != "summary" {
-		return fmt.Errorf("audit: unknown command %q; want tail or summary", sub)
+		return fmt.Errorf("audit: unknown command %q; want tail, summary or verify", sub)
 	}
 	var o auditOptions
 	s, rest, err := parseSettings("audit "+sub, args, stderr, o.register(sub, time.Now()))

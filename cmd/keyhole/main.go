@@ -40,6 +40,7 @@ usage:
   keyhole audit tail [-f] [--agent A] [--host H] [--secret S] [--denied] [--since 10m] [--json] [FILE]
   keyhole audit summary [--since 1h] [--json] [FILE]
                                      read the audit log
+  keyhole audit verify [FILE...]     check the log's hash chain, oldest file first
   keyhole token mint --agent NAME --ttl 15m [--secrets A,B] [--hosts H,..] [--methods GET,..] [--id ID]
   keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
   keyhole token revoke [--force] ID|TOKEN
