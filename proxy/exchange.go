@@ -49,19 +49,18 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 		rec: audit.Record{
 			Time:      time.Now(),
 			RequestID: p.ids.Next(),
-			Agent:     c.Agent,
-			TokenID:   c.tokenID,
 			Method:    req.Method,
 			Path:      req.URL.Path,
 		},
 	}
+	c.stamp(&x.rec)
 	t, ref := x.target(tunnel)
 	if ref == nil && tunnel != nil {
 		ref = checkHeaderNames(req.Header, t.Host)
 	}
 	if ref == nil {
 		ref = p.recheck(x.pol, c, x.rec.Time)
-		x.rec.Agent, x.rec.TokenID = c.Agent, c.tokenID
+		c.stamp(&x.rec)
 	}
 	if ref == nil {
 		ref = checkGrant(c, t)

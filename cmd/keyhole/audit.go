@@ -42,7 +42,8 @@ func (o *auditOptions) register(sub string, now time.Time) func(*flag.FlagSet) {
 		}
 		fs.StringVar(&o.filter.Agent, "agent", "", "only this agent's requests")
 		fs.StringVar(&o.filter.Host, "host", "", `only requests to this host, or to any subdomain of example.com with "*.example.com"`)
-		fs.StringVar(&o.filter.Secret, "secret", "", "only requests that used this secret")
+		fs.StringVar(&o.filter.Secret, "secret", "", "only requests that used this secret, or named it and were refused")
+		fs.StringVar(&o.filter.Token, "token", "", "only requests made with this token id, or with a token attenuated from it")
 		fs.BoolVar(&o.filter.DeniedOnly, "denied", false, "only refused requests")
 		fs.Func("since", "only entries from this long ago on (10m, 2h) or from this time on (RFC 3339)", func(v string) error {
 			t, err := parseSince(v, now)

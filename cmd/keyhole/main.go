@@ -37,7 +37,7 @@ usage:
   keyhole ca cert                    print the CA certificate (PEM)
   keyhole env [--agent NAME] [--proxy URL] [--ttl D]
                                      print the exports an agent's shell needs
-  keyhole audit tail [-f] [--agent A] [--host H] [--secret S] [--denied] [--since 10m] [--json] [FILE]
+  keyhole audit tail [-f] [--agent A] [--host H] [--secret S] [--token ID] [--denied] [--since 10m] [--json] [FILE]
   keyhole audit summary [--since 1h] [--json] [FILE]
                                      read the audit log
   keyhole audit verify [FILE...]     check the log's hash chain, oldest file first
