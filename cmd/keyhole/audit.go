@@ -100,7 +100,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sub == "summary" {
 		return summarizeLog(path, o, stdout, stderr)
 	}
-	p := &audit.Printer{W: stdout, JSON: o.json, Color: !o.json && colorful(stdout), Loc: time.Local}
+	p := &audit.Printer{W: stdout, JSON: o.json, Color: !o.json && colorful(stdout), Loc: time.UTC}
 	show := func(e audit.Entry) error {
 		if !o.filter.Match(&e) {
 			return nil
