@@ -60,6 +60,10 @@ func (x *exchange) refuse(ref *inject.Refusal) *http.Response {
 	if x.rec.Host == "" {
 		x.rec.Host = ref.Host
 	}
+	if x.rec.Secrets == nil {
+		// Nothing was injected: record what the request asked for.
+		x.rec.Secrets = inject.Named(x.req.Header)
+	}
 	resp := refusalResponse(x.req, ref, x.rec.RequestID)
 	x.finish()
 	return resp
