@@ -32,6 +32,8 @@ const usage = `keyhole: an HTTPS egress proxy that keeps real credentials out of
 
 usage:
   keyhole serve [flags]              run the proxy until SIGINT/SIGTERM
+  keyhole demo [--keep-running] [--dir DIR]
+                                     offline quick start: keyhole, a local echo server, curl lines
   keyhole check [RULES]              validate a rules file
   keyhole ca init                    create the CA in the state dir if missing
   keyhole ca cert                    print the CA certificate (PEM)
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, rest, stderr)
 	case "check":
 		return check(rest, stdout, stderr)
+	case "demo":
+		return demoCommand(ctx, rest, stdout, stderr)
 	case "ca":
 		return caCommand(rest, stdout, stderr)
 	case "env":
