@@ -14,13 +14,18 @@ import (
 // them. A refused request's audit record lists these, so that an attempt
 // to send a secret where it may not go is visible. It returns nil, without
 // allocating, when h holds no placeholder, and at most
-// maxPlaceholdersPerRequest names.
+// maxPlaceholdersPerRequest names, each cut to maxNamedLen bytes (an agent
+// chooses these names: a 64 KiB one must not make a 64 KiB audit line).
 func Named(h http.Header) []string {
 	var names []string
 	add := func(s string) {
 		for _, p := range FindPlaceholders(s) {
 			if len(names) < maxPlaceholdersPerRequest {
-				names = append(names, p.Name)
+				name := p.Name
+				if len(name) > maxNamedLen {
+					name = name[:maxNamedLen] + "…"
+				}
+				names = append(names, name)
 			}
 		}
 	}
@@ -40,3 +45,7 @@ func Named(h http.Header) []string {
 	slices.Sort(names)
 	return slices.Compact(names)
 }
+
+// maxNamedLen bounds a name that Named returns; a longer one is cut and
+// ends in "…". No secret of a valid rules file is near that long.
+const maxNamedLen = 128
