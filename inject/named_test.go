@@ -3,6 +3,7 @@ package inject
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -35,11 +36,16 @@ func TestNamedBounded(t *testing.T) {
 	var b strings.Builder
 	for i := range 2 * maxPlaceholdersPerRequest {
 		b.WriteString("<<N")
-		b.WriteString(strings.Repeat("x", i))
+		b.WriteString(strconv.Itoa(i))
 		b.WriteString(">>")
 	}
 	if got := Named(header("X-Many", b.String())); len(got) != maxPlaceholdersPerRequest {
 		t.Errorf("got %d names, want %d", len(got), maxPlaceholdersPerRequest)
+	}
+	long := strings.Repeat("A", 64<<10)
+	got := Named(header("Authorization", "Bearer <<"+long+">>"))
+	if len(got) != 1 || len(got[0]) > maxNamedLen+len("…") || !strings.HasPrefix(long, strings.TrimSuffix(got[0], "…")) {
+		t.Errorf("a 64 KiB name came back as %d names of %d bytes, want one cut to %d", len(got), len(got[0]), maxNamedLen)
 	}
 }
 
