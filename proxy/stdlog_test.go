@@ -72,8 +72,8 @@ func TestStdLogWriterIsFixed(t *testing.T) {
 func TestFixedFormat(t *testing.T) {
 	tests := map[string]string{
 		"[%03d] WARN: Cannot read request from mitm'd client %v %v\n": "WARN: Cannot read request from mitm'd client … …",
-		"[%03d] WARN: Cannot parse URL %s: %v":                         "WARN: Cannot parse URL …: …",
-		"100%% done %-10.3q":                                           "100… done …",
+		"[%03d] WARN: Cannot parse URL %s: %v":                        "WARN: Cannot parse URL …: …",
+		"100%% done %-10.3q":                                          "100… done …",
 	}
 	for in, want := range tests {
 		if got := fixedFormat(in); got != want {
