@@ -2,6 +2,7 @@ package rules
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -84,12 +86,15 @@ type loader struct {
 	reads []pendingRead
 }
 
-// pendingRead is a source to read once the whole file proved valid.
+// pendingRead is a source to read once the whole file proved valid. store
+// receives the outcome; expire, when set, receives the time the value stops
+// being valid (zero: never).
 type pendingRead struct {
-	field string
-	line  int
-	src   Source
-	store func(secret.Value, error)
+	field  string
+	line   int
+	src    Source
+	store  func(secret.Value, error)
+	expire func(time.Time)
 }
 
 func (l *loader) errorf(line int, field, format string, args ...any) {
@@ -169,6 +174,9 @@ func (l *loader) secret(e pair) *parsedSecret {
 	out := &parsedSecret{Secret: s, envLine: e.k.Line}
 	if p, ok := l.required(f, "source", e); ok {
 		s.Source = l.source(p, func(v secret.Value, err error) { s.value, s.err = v, err })
+		if s.Source != nil {
+			l.reads[len(l.reads)-1].expire = func(t time.Time) { s.expires = t }
+		}
 	}
 	if p, ok := l.required(f, "hosts", e); ok {
 		s.Hosts, _ = parseList(l, p, parseHost)
@@ -266,6 +274,9 @@ func (l *loader) agent(e pair, defined map[string]bool) *Agent {
 	a := &Agent{Name: e.key, Line: e.k.Line, Secrets: []string{}}
 	if p, ok := l.required(f, "token", e); ok {
 		a.Token = l.source(p, func(v secret.Value, err error) { a.token, a.err = v, err })
+		if a.Token != nil {
+			l.reads[len(l.reads)-1].expire = func(t time.Time) { a.expires = t }
+		}
 	}
 	if p, ok := f["secrets"]; ok {
 		a.Secrets, _ = parseList(l, p, func(s string) (string, string, error) {
@@ -352,12 +363,22 @@ func (l *loader) pin(e pair, seen map[string]string) (Pin, bool) {
 // readSources reads every queued source, turning failures into warnings.
 func (l *loader) readSources() {
 	holders := make(map[string]string) // secret value → the secret holding it
+	now := time.Now()
 	for _, r := range l.reads {
-		v, err := r.src.Read()
+		v, expires, err := r.src.Read(context.Background())
+		if err == nil && !expires.IsZero() && !expires.After(now) {
+			v, err = secret.Value{}, fmt.Errorf("%s: the value had expired when it was read", r.src)
+		}
 		r.store(v, err)
 		if err != nil {
 			l.warnf(r.line, r.field, "%v", err)
 			continue
+		}
+		if !expires.IsZero() {
+			if r.expire != nil {
+				r.expire(expires)
+			}
+			l.set.noteExpiry(now, expires)
 		}
 		name, isSecret := strings.CutSuffix(r.field, ".source")
 		if !isSecret {

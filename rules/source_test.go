@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,7 +116,7 @@ func TestFileSource(t *testing.T) {
 // once, at its start, and never hold the file's bytes.
 func checkRead(t *testing.T, src Source, wantLen int, wantErr string) {
 	t.Helper()
-	v, err := src.Read()
+	v, _, err := src.Read(context.Background())
 	if wantErr == "" {
 		if err != nil {
 			t.Fatalf("got error %v, want none", err)

@@ -15,7 +15,7 @@ const DefaultWatchInterval = 250 * time.Millisecond
 
 // Watcher reloads a rules file when it changes, when one of its file:
 // sources changes (so that a rotated secret takes effect without a restart),
-// or when asked to. It polls the files' metadata rather than relying on
+// when a value is about to expire (see Set.RefreshAt), or when asked to. It polls the files' metadata rather than relying on
 // filesystem notifications, so editors that replace files, configuration
 // management that swaps symlinks, and files that appear after start (a
 // source that was missing) are all seen.
@@ -81,6 +81,10 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 		case <-reload:
 			current, pending = w.load(current), nil
 		case <-tick.C:
+			if w.refreshDue(current) {
+				current, pending, waited = w.load(current), nil, 0
+				continue
+			}
 			now := w.current()
 			switch {
 			case maps.Equal(now, w.seen):
@@ -93,6 +97,16 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 			}
 		}
 	}
+}
+
+// refreshDue reports whether a value of current is about to expire and
+// should be read again now.
+func (w *Watcher) refreshDue(current *Set) bool {
+	if current == nil {
+		return false
+	}
+	at, ok := current.RefreshAt()
+	return ok && !time.Now().Before(at)
 }
 
 // stamps returns the stamps of the rules file and of set's sources: as
