@@ -49,9 +49,14 @@ type Set struct {
 	// stamps are the rules file and file: sources as Load found them, for
 	// Watcher.
 	stamps map[string]fileStamp
-	// refresh is when the first value that expires should be read again;
-	// zero when no value expires.
+	// refresh is when the first value that expires (or failed) should be
+	// read again; zero when none.
 	refresh time.Time
+	// data is the rules file as parsed, pending its sources, and readings
+	// their outcomes by reference, for Loader.Refresh.
+	data     []byte
+	pending  []pendingRead
+	readings map[string]*reading
 }
 
 // compile derives the set's lookup tables; Load calls it once.

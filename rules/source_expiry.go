@@ -24,15 +24,6 @@ func refreshAt(readAt, expires time.Time) time.Time {
 	return at
 }
 
-// noteExpiry records that a value read at readAt expires at expires, so that
-// the Watcher reads it again in time.
-func (s *Set) noteExpiry(readAt, expires time.Time) {
-	at := refreshAt(readAt, expires)
-	if s.refresh.IsZero() || at.Before(s.refresh) {
-		s.refresh = at
-	}
-}
-
 // RefreshAt returns when the first of the set's values that expire should
 // be read again, and false when none expires.
 func (s *Set) RefreshAt() (time.Time, bool) { return s.refresh, !s.refresh.IsZero() }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +55,39 @@ func TestRefreshAt(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseReadsNothing checks that Parse touches no source: a set variable
+// and an existing file stay unread, and nothing is warned about.
+func TestParseReadsNothing(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("KEYHOLE_PURE_TEST", "env-value-0123456789")
+	data := "secrets:\n  A:\n    source: env:KEYHOLE_PURE_TEST\n    hosts: [a.example]\n  B:\n    source: file:missing\n    hosts: [b.example]\n" +
+		"agents:\n  bot:\n    token: env:KEYHOLE_PURE_TEST\n    secrets: [A]\n"
+	s, err := Parse(dir+"/keyhole.yaml", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Warnings) != 0 {
+		t.Errorf("got warnings %q, want none", s.Warnings)
+	}
+	for _, name := range []string{"A", "B"} {
+		if _, err := s.Secrets[name].Value(); !errors.Is(err, errNotRead) {
+			t.Errorf("secret %s: got %v, want errNotRead", name, err)
+		}
+	}
+	if s.Agents["bot"].CheckToken("env-value-0123456789") {
+		t.Error("an unread token was accepted")
+	}
+	loaded, err := LoadData(dir+"/keyhole.yaml", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := loaded.Secrets["A"].Value(); err != nil || !v.Equal("env-value-0123456789") {
+		t.Errorf("LoadData: secret A not read (error %v)", err)
+	}
+	if len(loaded.Warnings) != 1 || !strings.Contains(loaded.Warnings[0], "secrets.B.source") {
+		t.Errorf("LoadData: got warnings %q, want one for secrets.B.source", loaded.Warnings)
 	}
 }
