@@ -193,7 +193,8 @@ func (ld *Loader) read(ctx context.Context, src Source, prev *reading, keepAll b
 	var v secret.Value
 	var expires time.Time
 	var err error
-	if k, ok := ld.Kinds[kind]; ok && k != nil {
+	k, viaKind := ld.Kinds[kind]
+	if viaKind && k != nil {
 		v, expires, err = k.Read(ctx, src)
 	} else {
 		v, expires, err = src.Read(ctx)
@@ -218,9 +219,10 @@ func (ld *Loader) read(ctx context.Context, src Source, prev *reading, keepAll b
 		rd.failures = prev.failures + 1
 	}
 	gone := errors.Is(err, ErrGone)
-	if kind != "env" && kind != "file" && !gone {
-		// A file is read again when it changes, a variable never changes;
-		// the others are retried, waiting longer after each failure.
+	if viaKind && !gone {
+		// The built-in readers are not retried (a file is read again when
+		// it changes, the environment does not change); a kind's sources
+		// are, waiting longer after each failure.
 		rd.next = now.Add(backoff(rd.failures))
 	}
 	if prev != nil && prev.usable() && !gone && (keepAll || !prev.expires.IsZero()) && !expired(prev.expires) {
