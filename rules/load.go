@@ -157,10 +157,14 @@ func (l *loader) newError(line int, field, format string, args ...any) *Error {
 }
 
 func (l *loader) root(n *yaml.Node) {
-	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve")
+	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault")
 	if !ok {
 		return
 	}
+	if p, ok := f["vault"]; ok {
+		l.vault(p)
+	}
+	defer l.bindVault()
 	defined := map[string]bool{}
 	if p, ok := f["secrets"]; ok {
 		defined = l.secrets(p)

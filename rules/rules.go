@@ -39,6 +39,9 @@ type Set struct {
 	Egress Egress
 	// Resolve pins host names to addresses.
 	Resolve []Pin
+	// Vault is the vault section, which vault: sources need; nil when the
+	// file has none.
+	Vault *VaultConfig
 	// Warnings are problems that do not stop the rules from loading, such as
 	// a secret whose source cannot be read yet. They never hold a value.
 	Warnings []string

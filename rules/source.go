@@ -27,14 +27,16 @@ type Source interface {
 // MaxSecretSize bounds the bytes read from a file source.
 const MaxSecretSize = 64 << 10
 
-// ParseSource parses a source reference: "env:VAR" or "file:/path". A
-// relative file path is taken relative to dir (the rules file's directory).
-// A malformed reference is not quoted in the error: it may be a credential
-// written where its reference belongs.
+// ParseSource parses a source reference: "env:VAR", "file:/path",
+// "exec:PROGRAM ARG...", "vault:PATH#FIELD" or "store:NAME". It does no
+// I/O. A relative file path (and a relative program path) is taken
+// relative to dir (the rules file's directory). A malformed reference is
+// not quoted in the error: it may be a credential written where its
+// reference belongs.
 func ParseSource(ref, dir string) (Source, error) {
 	kind, arg, ok := strings.Cut(ref, ":")
 	if !ok {
-		return nil, errors.New("want env:VAR or file:/path")
+		return nil, errors.New("want env:VAR, file:/path, exec:PROGRAM ARG..., vault:PATH#FIELD or store:NAME")
 	}
 	switch kind {
 	case "env":
@@ -53,8 +55,18 @@ func ParseSource(ref, dir string) (Source, error) {
 			arg = filepath.Join(dir, arg)
 		}
 		return FileSource(filepath.Clean(arg)), nil
+	case "exec":
+		return parseExec(arg, dir)
+	case "vault":
+		path, field, err := ParseVaultRef(arg)
+		if err != nil {
+			return nil, err
+		}
+		return VaultSource{Path: path, Field: field}, nil
+	case "store":
+		return parseStore(arg)
 	default:
-		return nil, errors.New("unknown source kind (want env:VAR or file:/path)")
+		return nil, errors.New("unknown source kind (want env:, file:, exec:, vault: or store:)")
 	}
 }
 
