@@ -57,6 +57,21 @@ func Open(dir, keyText string) (*File, error) {
 	return &File{path: filepath.Join(dir, DataFile), dir: dir, keys: k, fpKey: fp}, nil
 }
 
+// OpenExisting opens the store in dir without creating anything: a
+// missing key file is an error (the store has never been written here).
+// `keyhole check` uses it.
+func OpenExisting(dir, keyText string) (*File, error) {
+	k, err := loadKeys(dir, keyText, false)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	fp, err := loadOrCreateKeyFile(filepath.Join(dir, FingerprintKeyFile), false)
+	if err != nil {
+		fp = nil // only List needs it
+	}
+	return &File{path: filepath.Join(dir, DataFile), dir: dir, keys: k, fpKey: fp}, nil
+}
+
 // Path returns the store file's path.
 func (f *File) Path() string { return f.path }
 
@@ -360,7 +375,7 @@ func open(data []byte, k keys) ([]fileEntry, error) {
 		return nil, errors.New("the file is truncated; refusing it")
 	}
 	if !hmac.Equal(data[8:8+keyIDLen], k.keyID) {
-		return nil, fmt.Errorf("the file was sealed under another store key than the one in %s (wrong %s?); refusing it", k.from, KeyEnv)
+		return nil, errWrongKey(k.from)
 	}
 	plain, err := aead.Open(nil, data[8+keyIDLen:headerLen], data[headerLen:], data[:8+keyIDLen])
 	if err != nil {
@@ -372,6 +387,14 @@ func open(data []byte, k keys) ([]fileEntry, error) {
 		return nil, errors.New("the file's contents are not a version 1 store; refusing it")
 	}
 	return fd.Entries, nil
+}
+
+// errWrongKey says that the key from "from" did not seal the file.
+func errWrongKey(from string) error {
+	if from == KeyEnv {
+		return fmt.Errorf("the file was sealed under a different key than %s; refusing it", KeyEnv)
+	}
+	return fmt.Errorf("the file was sealed under a different key than the one in %s (is %s meant to be set?); refusing it", from, KeyEnv)
 }
 
 // fileStamp identifies a version of a file.

@@ -107,7 +107,7 @@ func TestFileRefuses(t *testing.T) {
 		{"truncated header", func(b []byte) []byte { return b[:20] }, key, "truncated"},
 		{"truncated magic", func(b []byte) []byte { return b[:4] }, key, "truncated"},
 		{"not a store", func([]byte) []byte { return []byte("{\"entries\": []}") }, key, "not a keyhole store"},
-		{"wrong key", func(b []byte) []byte { return b }, other, "another store key"},
+		{"wrong key", func(b []byte) []byte { return b }, other, "sealed under a different key than KEYHOLE_STORE_KEY"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

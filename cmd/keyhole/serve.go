@@ -34,7 +34,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", rest[0])
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
-	set, err := rules.Load(s.Rules)
+	m := metrics.New()
+	loader, secretStore := sourceLoader(s, true, m)
+	set, err := loader.Load(ctx, s.Rules, nil)
 	if err != nil {
 		printErrors(stderr, err)
 		return exitError{}
@@ -59,7 +61,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer auditFile.Close()
-	m := metrics.New()
 
 	p, err := proxy.New(s.Proxy, proxy.Deps{
 		Rules:     set,
@@ -89,9 +90,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		go (&gctune.Tuner{Requests: p.Requests}).Run(ctx)
 	}
 	watcher := &rules.Watcher{
-		Path:    s.Rules,
-		OnLoad:  func(set *rules.Set) { reloaded(p, set, log, auditLog, m) },
-		OnError: func(err error) { reloadFailed(err, log, auditLog, m) },
+		Path:      s.Rules,
+		OnLoad:    func(set *rules.Set) { reloaded(p, set, log, auditLog, m) },
+		OnError:   func(err error) { reloadFailed(err, log, auditLog, m) },
+		Loader:    loader,
+		OnRefresh: func(set *rules.Set) { refreshed(p, set, log, m) },
+		Changes:   storeChanges(ctx, secretStore),
 	}
 	go watcher.Run(ctx, set, hangups(ctx, func() {
 		if err := auditFile.Reopen(); err != nil {
