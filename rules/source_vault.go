@@ -139,4 +139,13 @@ func (l *loader) bindVault() {
 		vs.Vault = l.set.Vault
 		l.reads[i].src = vs
 	}
+	if l.set.Vault == nil {
+		return
+	}
+	for _, sec := range l.set.Secrets {
+		if vs, ok := sec.Source.(VaultSource); ok {
+			vs.Vault = l.set.Vault
+			sec.Source = vs
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"keyhole/proxy"
 	"keyhole/rules"
 	"keyhole/store"
+	"keyhole/vault"
 )
 
 // sourceLoader returns the rules loader with every source kind: exec:
@@ -29,6 +30,7 @@ func sourceLoader(s settings, create bool, m *metrics.Metrics) (*rules.Loader, *
 	ld := &rules.Loader{Kinds: map[string]rules.Kind{
 		"exec":  &execsource.Kind{},
 		"store": storeKind,
+		"vault": &vault.Kind{},
 	}}
 	if m != nil {
 		ld.Observe = m.SourceRead
