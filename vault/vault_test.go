@@ -54,7 +54,9 @@ func setup(t *testing.T, auth string, secrets string) *fixture {
 	srv.Set("secret/data/stripe", &vaulttest.Secret{KV: 2, Data: map[string]string{"api_key": stripeValue, "webhook": hookValue}})
 	srv.Set("kv/legacy", &vaulttest.Secret{KV: 1, Data: map[string]string{"password": "kv1-legacy-password-0123"}})
 	srv.Set("database/creds/readonly", &vaulttest.Secret{TTL: time.Hour, Renewable: true,
-		Mint: func(n int) map[string]string { return map[string]string{"password": fmt.Sprintf("db-password-%04d-abcdef", n)} }})
+		Mint: func(n int) map[string]string {
+			return map[string]string{"password": fmt.Sprintf("db-password-%04d-abcdef", n)}
+		}})
 	ca, err := srv.WriteCA(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
 )
 
 // check validates a rules file: one summary line on stdout, or every error
