@@ -169,8 +169,8 @@ func (f *File) Watch(ctx context.Context) <-chan struct{} {
 	if every <= 0 {
 		every = 250 * time.Millisecond
 	}
+	last := stampOf(f.path) // now, not when the goroutine first runs
 	go func() {
-		last := stampOf(f.path)
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {

@@ -36,6 +36,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 	m := metrics.New()
 	loader, secretStore := sourceLoader(s, true, m)
+	storeChanged := storeChanges(ctx, secretStore) // from before the first read
 	set, err := loader.Load(ctx, s.Rules, nil)
 	if err != nil {
 		printErrors(stderr, err)
@@ -95,7 +96,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		OnError:   func(err error) { reloadFailed(err, log, auditLog, m) },
 		Loader:    loader,
 		OnRefresh: func(set *rules.Set) { refreshed(p, set, log, m) },
-		Changes:   storeChanges(ctx, secretStore),
+		Changes:   storeChanged,
 	}
 	go watcher.Run(ctx, set, hangups(ctx, func() {
 		if err := auditFile.Reopen(); err != nil {
