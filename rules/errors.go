@@ -94,9 +94,9 @@ func tabIndent(data []byte, line int, msg string) int {
 // case, and those that are upper case, such as AWS key ids, have no '_').
 func sourceKindMissing(ref string) error {
 	if envNameByConvention(ref) {
-		return fmt.Errorf("want env:VAR or file:/path (did you mean env:%s?)", ref)
+		return fmt.Errorf("want %s (did you mean env:%s?)", sourceSyntax, ref)
 	}
-	return errors.New("want env:VAR or file:/path")
+	return errors.New("want " + sourceSyntax)
 }
 
 // envNameByConvention reports whether s is upper-case words of letters and
@@ -131,3 +131,6 @@ func notURL(s string) error {
 	}
 	return fmt.Errorf("%q: a host, not a URL: %s", s, u.Host)
 }
+
+// sourceSyntax lists the forms of a source reference, for messages.
+const sourceSyntax = "env:VAR, file:/path, exec:PROGRAM ARG..., vault:PATH#FIELD or store:NAME"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -43,7 +44,8 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("env: unexpected argument %q", rest[0])
 	}
-	set, err := rules.Load(s.Rules)
+	loader, _ := sourceLoader(s, false, nil)
+	set, err := loader.Load(context.Background(), s.Rules, nil)
 	if err != nil {
 		printErrors(stderr, err)
 		return exitError{}

@@ -47,6 +47,9 @@ usage:
   keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
   keyhole token revoke [--force] ID|TOKEN
   keyhole token inspect TOKEN        per-task agent tokens
+  keyhole secret set NAME            store a secret read from stdin in the encrypted store
+  keyhole secret ls [--json]         list the store (names, origins, times, fingerprints)
+  keyhole secret rm NAME             delete a stored secret
   keyhole health                     exit 0 if the admin listener's /healthz answers
   keyhole help                       show this help (flags: keyhole COMMAND -h)
 
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return auditCommand(rest, stdout, stderr)
 	case "health":
 		return health(rest, stdout, stderr)
+	case "secret":
+		return secretCommand(rest, os.Stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
