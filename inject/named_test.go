@@ -49,3 +49,39 @@ func TestNamedNoPlaceholderNoAlloc(t *testing.T) {
 		t.Errorf("got %v allocations, want 0", n)
 	}
 }
+
+// FuzzNamed checks that Named never panics, returns sorted unique names
+// that each occur in the header as a placeholder (or inside a Basic
+// credential), and agrees with Apply: an allowed request injected exactly
+// the secrets it named.
+func FuzzNamed(f *testing.F) {
+	f.Add("Authorization", "Bearer <<STRIPE_LIVE>>", "X-B", "<<GITHUB>> <<NOPE>>", uint8(0))
+	f.Add("Authorization", basic("u:<<DB_PASS>>"), "X-A", "<<<<A>>>>", uint8(5))
+	f.Add("authorization", "Basic <<X>>", "X-Api-Key", "<<OPENAI>>", uint8(3))
+	set := newTestSet(f)
+	f.Fuzz(func(t *testing.T, name1, value1, name2, value2 string, host uint8) {
+		h := http.Header{}
+		h[name1] = append(h[name1], value1)
+		h[name2] = append(h[name2], value2)
+		names := Named(h)
+		if !slices.IsSorted(names) || len(slices.Compact(slices.Clone(names))) != len(names) {
+			t.Fatalf("got %q, want sorted unique names", names)
+		}
+		all := value1 + "\n" + value2
+		for _, v := range []string{value1, value2} {
+			if dec, ok := decodeBasic(v); ok {
+				all += "\n" + dec
+			}
+		}
+		for _, n := range names {
+			if !strings.Contains(all, "<<"+n+">>") {
+				t.Fatalf("named %q, which the header does not hold", n)
+			}
+		}
+		tgt := Target{Scheme: "https", Host: fuzzHosts[int(host)%len(fuzzHosts)], Port: 443, Method: "GET", Path: "/", EscapedPath: "/"}
+		res, ref := Apply(set, Caller{Agent: "anonymous"}, tgt, h)
+		if ref == nil && !slices.Equal(res.Secrets, names) {
+			t.Fatalf("allowed request injected %q but named %q", res.Secrets, names)
+		}
+	})
+}
