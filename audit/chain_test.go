@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"keyhole/audit"
 	"keyhole/secret"
@@ -156,6 +157,13 @@ func TestVerifyWrongKeyOrPlainLog(t *testing.T) {
 	if _, err := audit.Verify(chainKey, []string{plain}); !errors.As(err, &brk) || brk.Line != 1 || !strings.Contains(brk.Message, `no "hash"`) {
 		t.Errorf("unchained log: got %v, want line 1 without a hash", err)
 	}
+	lines := chainedLog(t, 2, "")
+	for _, end := range []string{"", "\r"} {
+		os.WriteFile(path, []byte(lines[0]+"\n"+lines[1]+end), 0o600)
+		if _, err := audit.Verify(chainKey, []string{path}); !errors.As(err, &brk) || brk.Line != 2 || !strings.Contains(brk.Message, "no newline") {
+			t.Errorf("last newline replaced by %q: got %v, want line 2 named", end, err)
+		}
+	}
 }
 
 // TestVerifyAcrossFiles: a chain continues from one file to the next, and
@@ -188,4 +196,44 @@ func TestVerifyAcrossFiles(t *testing.T) {
 	if _, err := audit.Verify(chainKey, []string{f1, restarted}); !errors.As(err, &brk) || brk.Kind != audit.BreakRestarted || brk.Line != 1 {
 		t.Errorf("a new chain after the first file: got %v, want restarted at line 1", err)
 	}
+}
+
+// FuzzVerify seals records with arbitrary fields into a chained log and
+// checks that the log verifies, that any one changed byte is found (at
+// the line that holds it, or the one after a line it split or merged),
+// and that Verify never panics on what the change leaves.
+func FuzzVerify(f *testing.F) {
+	f.Add("billing", "/v1/charges", "reload", uint16(10), byte('x'))
+	f.Add("a\"b\n", "/\u2028\xff", "", uint16(300), byte('\n'))
+	f.Add("", "", "x", uint16(0), byte('}'))
+	f.Fuzz(func(t *testing.T, agent, path, event string, at uint16, b byte) {
+		var buf bytes.Buffer
+		l := audit.NewChained(&buf, chainKey, "")
+		l.Log(&audit.Record{Time: time.Unix(1, 0), Agent: agent, Path: path})
+		if event != "" {
+			l.Event(time.Unix(2, 0), event, slog.String("file", path))
+		}
+		l.Log(&audit.Record{Time: time.Unix(3, 0), Agent: path, Path: agent})
+		log := buf.Bytes()
+		dir := t.TempDir()
+		name := filepath.Join(dir, "audit.log")
+		os.WriteFile(name, log, 0o600)
+		if _, err := audit.Verify(chainKey, []string{name}); err != nil {
+			t.Fatalf("a sealed log does not verify: %v", err)
+		}
+		i := int(at) % len(log)
+		if log[i] == b {
+			return
+		}
+		tampered := bytes.Clone(log)
+		tampered[i] = b
+		os.WriteFile(name, tampered, 0o600)
+		var brk *audit.Break
+		if _, err := audit.Verify(chainKey, []string{name}); !errors.As(err, &brk) {
+			t.Fatalf("byte %d changed to %q: got %v, want a break", i, b, err)
+		}
+		if line := 1 + bytes.Count(log[:i], []byte("\n")); brk.Line != line && brk.Line != line+1 {
+			t.Fatalf("byte %d (line %d) changed: break at line %d", i, line, brk.Line)
+		}
+	})
 }

@@ -104,12 +104,13 @@ type verifier struct {
 // check verifies one line's hash and returns its hash and prev.
 func (v *verifier) check(name string, n int, line []byte, whole bool) (h, prev []byte, brk *Break) {
 	changed := func(msg string) *Break {
-		if !whole {
-			msg = "the last line is incomplete: the file was cut, or is being written"
-		}
 		return &Break{File: name, Line: n, Kind: BreakChanged, Message: msg}
 	}
-	if line == nil {
+	switch {
+	case !whole:
+		// keyhole writes whole lines only.
+		return nil, nil, changed("the last line has no newline: the file was cut, or is being written")
+	case line == nil:
 		return nil, nil, changed("the line is longer than 1 MiB: not an audit line")
 	}
 	h = hashOf(line)

@@ -5,6 +5,15 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"keyhole/rules"
+)
+
+// Bounds on the unknown names Named returns: an agent can write any
+// number of made-up placeholders, of any length, into a request.
+const (
+	maxUnknownNamed   = 16
+	maxUnknownNameLen = 64
 )
 
 // Named returns the names of the secrets that the placeholders in h name,
@@ -12,20 +21,24 @@ import (
 // injected: the placeholders of every header value and of the decoded
 // user:password of an "Authorization: Basic" credential, as Apply finds
 // them. A refused request's audit record lists these, so that an attempt
-// to send a secret where it may not go is visible. It returns nil, without
-// allocating, when h holds no placeholder, and at most
-// maxPlaceholdersPerRequest names, each cut to maxNamedLen bytes (an agent
-// chooses these names: a 64 KiB one must not make a 64 KiB audit line).
-func Named(h http.Header) []string {
+// to send a secret where it may not go is visible. Every name of a secret
+// in set is kept; of the names set does not know, at most 16 of up to 64
+// bytes each, so that made-up names can neither bloat the record nor push
+// a real one out. It returns nil, without allocating, when h holds no
+// placeholder.
+func Named(set *rules.Set, h http.Header) []string {
 	var names []string
+	unknown := 0
 	add := func(s string) {
 		for _, p := range FindPlaceholders(s) {
-			if len(names) < maxPlaceholdersPerRequest {
-				name := p.Name
-				if len(name) > maxNamedLen {
-					name = name[:maxNamedLen] + "…"
-				}
-				names = append(names, name)
+			_, known := set.Secrets[p.Name]
+			switch {
+			case slices.Contains(names, p.Name): // few: the rules' secrets and 16 more
+			case known:
+				names = append(names, p.Name)
+			case len(p.Name) <= maxUnknownNameLen && unknown < maxUnknownNamed:
+				names = append(names, p.Name)
+				unknown++
 			}
 		}
 	}
@@ -43,9 +56,5 @@ func Named(h http.Header) []string {
 		return nil
 	}
 	slices.Sort(names)
-	return slices.Compact(names)
+	return names
 }
-
-// maxNamedLen bounds a name that Named returns; a longer one is cut and
-// ends in "…". No secret of a valid rules file is near that long.
-const maxNamedLen = 128

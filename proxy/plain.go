@@ -40,7 +40,7 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) refuseDirect(w http.ResponseWriter, r *http.Request, ref *inject.Refusal, c *caller) {
 	rec := audit.Record{
 		Time: time.Now(), RequestID: p.ids.Next(), Method: r.Method,
-		Scheme: r.URL.Scheme, Path: r.URL.Path, Secrets: inject.Named(r.Header),
+		Scheme: r.URL.Scheme, Path: r.URL.Path, Secrets: inject.Named(p.policy.Load().set, r.Header),
 	}
 	c.stamp(&rec)
 	if h, port, err := splitHostPort(r.URL.Host, 80); err == nil {

@@ -62,7 +62,7 @@ func (x *exchange) refuse(ref *inject.Refusal) *http.Response {
 	}
 	if x.rec.Secrets == nil {
 		// Nothing was injected: record what the request asked for.
-		x.rec.Secrets = inject.Named(x.req.Header)
+		x.rec.Secrets = inject.Named(x.pol.set, x.req.Header)
 	}
 	resp := refusalResponse(x.req, ref, x.rec.RequestID)
 	x.finish()

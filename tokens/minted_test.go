@@ -63,3 +63,37 @@ func TestMintedList(t *testing.T) {
 		t.Errorf("missing state dir: got %v %v, want not found and no error", ok, err)
 	}
 }
+
+// FuzzLookupMinted reads arbitrary bytes as the minted list: it never
+// fails or panics, and an id recorded after them is always found.
+func FuzzLookupMinted(f *testing.F) {
+	f.Add([]byte("task-1 billing 2026-11-26T10:45:00Z task-1\n"), "task-2")
+	f.Add([]byte("a b c d e\n\n  \x00\xff"), "a")
+	f.Add([]byte(strings.Repeat("x", 5000)), "x")
+	key := testKey(1)
+	f.Fuzz(func(t *testing.T, junk []byte, id string) {
+		if checkID(id) != nil {
+			return
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, MintedFile), junk, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := LookupMinted(dir, id); err != nil {
+			t.Fatalf("junk: %v", err)
+		}
+		if len(junk) > 0 && junk[len(junk)-1] != '\n' {
+			// An unterminated line is one being written: end it, as
+			// another minter's O_APPEND write would follow it.
+			f, _ := os.OpenFile(filepath.Join(dir, MintedFile), os.O_WRONLY|os.O_APPEND, 0)
+			f.Write([]byte("\n"))
+			f.Close()
+		}
+		if err := RecordMinted(dir, mustMint(t, key, id, Restriction{TTL: time.Minute})); err != nil {
+			t.Fatal(err)
+		}
+		if m, ok, err := LookupMinted(dir, id); err != nil || !ok || m.Agent != "billing" || m.ID != id {
+			t.Fatalf("recorded id %q: got %+v %v %v", id, m, ok, err)
+		}
+	})
+}
