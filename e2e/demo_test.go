@@ -87,3 +87,59 @@ func TestDemoKeepsDir(t *testing.T) {
 		t.Errorf("keyhole check of the demo rules: exit %d, %q; want 0 and egress default deny", code, check)
 	}
 }
+
+// TestDemoKeepRunning: with --keep-running the printed curl lines work
+// from another process (real curl), and SIGINT ends the demo cleanly.
+func TestDemoKeepRunning(t *testing.T) {
+	need(t, "curl")
+	cmd := exec.Command(binary, "demo", "--keep-running")
+	cmd.Env = baseEnv()
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "press Ctrl-C") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not get to its curl lines in 60s:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var curls []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "curl -s --proxy") {
+			curls = append(curls, l)
+		}
+	}
+	if len(curls) != 2 {
+		t.Fatalf("got %d curl lines, want 2:\n%s", len(curls), out.String())
+	}
+	allowed, err := exec.Command("bash", "-c", curls[0]).Output()
+	if err != nil || !strings.Contains(string(allowed), `"Authorization": "Bearer <<DEMO_TOKEN>>"`) || strings.Contains(string(allowed), "demo-real-secret-") {
+		t.Errorf("first curl line: %v; got %s, want the placeholder echoed back and no demo value", err, allowed)
+	}
+	refused, err := exec.Command("bash", "-c", curls[1]).Output()
+	if err != nil || !strings.Contains(string(refused), `"reason":"host_not_allowed"`) {
+		t.Errorf("second curl line: %v; got %s, want the host_not_allowed refusal", err, refused)
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-done:
+		stopped = true
+		if err != nil {
+			t.Errorf("the demo after SIGINT: %v, want exit 0\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the demo did not stop within 30s of SIGINT")
+	}
+}
