@@ -190,7 +190,7 @@ func agentToken(s settings, a *rules.Agent, ttl time.Duration) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return tokens.Mint(key, a.Name, "", tokens.Restriction{TTL: ttl}, time.Now())
+		return mintRecorded(s, key, a.Name, "", tokens.Restriction{TTL: ttl}, time.Now())
 	}
 	v, err := a.TokenValue()
 	if err != nil {

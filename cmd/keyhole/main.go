@@ -39,12 +39,13 @@ usage:
   keyhole ca cert                    print the CA certificate (PEM)
   keyhole env [--agent NAME] [--proxy URL] [--ttl D]
                                      print the exports an agent's shell needs
-  keyhole audit tail [-f] [--agent A] [--host H] [--secret S] [--denied] [--since 10m] [--json] [FILE]
+  keyhole audit tail [-f] [--agent A] [--host H] [--secret S] [--token ID] [--denied] [--since 10m] [--json] [FILE]
   keyhole audit summary [--since 1h] [--json] [FILE]
                                      read the audit log
+  keyhole audit verify [FILE...]     check the log's hash chain, oldest file first
   keyhole token mint --agent NAME --ttl 15m [--secrets A,B] [--hosts H,..] [--methods GET,..] [--id ID]
   keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
-  keyhole token revoke ID|TOKEN
+  keyhole token revoke [--force] ID|TOKEN
   keyhole token inspect TOKEN        per-task agent tokens
   keyhole health                     exit 0 if the admin listener's /healthz answers
   keyhole help                       show this help (flags: keyhole COMMAND -h)
