@@ -34,6 +34,9 @@ var readyLine = regexp.MustCompile(`msg="keyhole is listening" addr=(\S+)`)
 func startServer(ctx context.Context, bin, rules, listen string, settings ...string) (*server, error) {
 	cmd := exec.Command(bin, "serve", "--listen", listen, "--rules", rules)
 	cmd.Env = append(cleanEnv(), settings...)
+	// A process group of its own: Ctrl-C in the terminal reaches the demo,
+	// which then stops keyhole, rather than both at once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	s := &server{cmd: cmd, done: make(chan struct{})}

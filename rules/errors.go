@@ -76,7 +76,7 @@ func tabIndent(data []byte, line int, msg string) int {
 		return 0
 	}
 	lines := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
-	for n := line; n <= line+1 && n <= len(lines); n++ {
+	for n := max(line, 1); n <= line+1 && n <= len(lines); n++ {
 		text := lines[n-1]
 		indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
 		if strings.Contains(indent, "\t") {
