@@ -169,10 +169,10 @@ func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now
 	}
 	rec.Host, rec.Port = host, port
 	c, ref := p.authenticate(r, pol, now)
+	c.stamp(rec)
 	if ref != nil {
 		return nil, destination{}, ref
 	}
-	rec.Agent, rec.TokenID = c.Agent, c.tokenID
 	t := inject.Target{Scheme: "https", Host: host, Port: port, Method: http.MethodConnect}
 	// The policy refusals below come with the caller: the tunnel opens and
 	// its requests get the refusal (see refuseInsideTunnel).

@@ -46,7 +46,7 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	}
 	if ref == nil {
 		ref = p.recheck(x.pol, c, x.rec.Time)
-		x.rec.Agent, x.rec.TokenID = c.Agent, c.tokenID
+		c.stamp(&x.rec)
 	}
 	if ref == nil {
 		ref = checkGrant(c, t)
@@ -82,7 +82,7 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 // audit record is written.
 func (p *Proxy) newExchange(req *http.Request, c *caller, conn *clientConn) *exchange {
 	p.inflight.Add(1)
-	return &exchange{
+	x := &exchange{
 		p:      p,
 		pol:    p.policy.Load(),
 		caller: c,
@@ -91,12 +91,12 @@ func (p *Proxy) newExchange(req *http.Request, c *caller, conn *clientConn) *exc
 		rec: audit.Record{
 			Time:      time.Now(),
 			RequestID: p.ids.Next(),
-			Agent:     c.Agent,
-			TokenID:   c.tokenID,
 			Method:    req.Method,
 			Path:      req.URL.Path,
 		},
 	}
+	c.stamp(&x.rec)
+	return x
 }
 
 // target works out where the request goes, canonically, and refuses a

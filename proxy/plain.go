@@ -19,7 +19,7 @@ import (
 func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 	if !r.URL.IsAbs() {
 		p.refuseDirect(w, r, inject.Refuse(inject.BadRequest, "", "",
-			"keyhole is a proxy, not a web server: set HTTPS_PROXY and HTTP_PROXY to http://%s and request the real URL", r.Host))
+			"keyhole is a proxy, not a web server: set HTTPS_PROXY and HTTP_PROXY to http://%s and request the real URL", r.Host), nil)
 		return
 	}
 	if p.draining.Load() {
@@ -27,7 +27,7 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 	}
 	c, ref := p.authenticate(r, p.policy.Load(), time.Now())
 	if ref != nil {
-		p.refuseDirect(w, r, ref)
+		p.refuseDirect(w, r, ref, c)
 		return
 	}
 	resp := p.handle(r, c, nil, nil)
@@ -36,12 +36,13 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 }
 
 // refuseDirect writes a refusal decided before Proxy.handle ran, with its
-// audit record.
-func (p *Proxy) refuseDirect(w http.ResponseWriter, r *http.Request, ref *inject.Refusal) {
+// audit record, which names whom c claimed to be (c may be nil).
+func (p *Proxy) refuseDirect(w http.ResponseWriter, r *http.Request, ref *inject.Refusal, c *caller) {
 	rec := audit.Record{
 		Time: time.Now(), RequestID: p.ids.Next(), Method: r.Method,
-		Scheme: r.URL.Scheme, Path: r.URL.Path,
+		Scheme: r.URL.Scheme, Path: r.URL.Path, Secrets: inject.Named(r.Header),
 	}
+	c.stamp(&rec)
 	if h, port, err := splitHostPort(r.URL.Host, 80); err == nil {
 		rec.Host, rec.Port = h, port
 	}

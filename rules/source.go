@@ -30,7 +30,7 @@ const MaxSecretSize = 64 << 10
 func ParseSource(ref, dir string) (Source, error) {
 	kind, arg, ok := strings.Cut(ref, ":")
 	if !ok {
-		return nil, errors.New("want env:VAR or file:/path")
+		return nil, sourceKindMissing(ref)
 	}
 	switch kind {
 	case "env":

@@ -59,7 +59,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	auditLog, auditFile, err := audit.Open(s.AuditLog, os.Stdout)
+	auditLog, auditFile, err := audit.OpenChained(s.AuditLog, os.Stdout, s.StateDir)
 	if err != nil {
 		return err
 	}
