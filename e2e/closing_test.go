@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -125,10 +127,12 @@ func TestHTTP10StreamsWithoutBuffering(t *testing.T) {
 	up := newUpstream(t, []string{"bodies.test"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "first part\n")
 		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-time.After(15 * time.Second):
-			return
+		if r.URL.Path == "/stream" {
+			select {
+			case <-release:
+			case <-time.After(15 * time.Second):
+				return
+			}
 		}
 		chunk := bytes.Repeat([]byte("y"), 64<<10)
 		for range 24 << 4 {
@@ -159,6 +163,50 @@ func TestHTTP10StreamsWithoutBuffering(t *testing.T) {
 	n, err := io.Copy(io.Discard, br)
 	if err != nil || n != 24<<20+3 {
 		t.Errorf("rest of the body: got %d bytes, %v; want %d", n, err, 24<<20+3)
+	}
+
+	// Four clients at once (which took keyhole from 16 to 139 MiB when
+	// it buffered): its memory stays far below four bodies.
+	base := k.stats(t)
+	var peak atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+				if rss := k.stats(t).RSS; rss > peak.Load() {
+					peak.Store(rss)
+				}
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	got := make([]int64, 4)
+	for i := range got {
+		c := mustTunnel(t, k, "bodies.test:443")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.send("GET /big HTTP/1.0\r\nHost: bodies.test\r\n\r\n")
+			_ = c.conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+			if resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodGet}); err == nil {
+				got[i], _ = io.Copy(io.Discard, resp.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	for i, n := range got {
+		if n != 11+24<<20+3 {
+			t.Errorf("client %d got %d bytes, want %d", i, n, 11+24<<20+3)
+		}
+	}
+	growth := (peak.Load() - base.RSS) >> 20
+	t.Logf("RSS before %d MiB, peak %d MiB while four HTTP/1.0 clients read 24 MiB each", base.RSS>>20, peak.Load()>>20)
+	if growth > 48 {
+		t.Errorf("keyhole's RSS grew by %d MiB for four streamed bodies, want at most 48", growth)
 	}
 }
 
