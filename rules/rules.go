@@ -37,6 +37,8 @@ type Set struct {
 	Egress Egress
 	// Resolve pins host names to addresses.
 	Resolve []Pin
+	// Databases holds every PostgreSQL handle by name (see Database).
+	Databases map[string]*Database
 	// Warnings are problems that do not stop the rules from loading, such as
 	// a secret whose source cannot be read yet. They never hold a value.
 	Warnings []string
@@ -155,6 +157,8 @@ type Agent struct {
 	Token Source
 	// Secrets lists the names of the secrets the agent may use.
 	Secrets []string
+	// Databases lists the database handles the agent may use.
+	Databases []string
 	// Line is the line of the agent's name in the rules file.
 	Line int
 
