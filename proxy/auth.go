@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"keyhole/agentauth"
 	"keyhole/inject"
 	"keyhole/rules"
 	"keyhole/tokens"
@@ -71,49 +72,45 @@ func (p *Proxy) recheck(pol *policy, c *caller, now time.Time) *inject.Refusal {
 
 // verify checks c.user and c.pass against pol and fills in who c is.
 func (p *Proxy) verify(c *caller, pol *policy, now time.Time) *inject.Refusal {
-	bad := inject.Refuse(inject.ProxyAuthRequired, "", "",
-		"proxy authentication failed: unknown agent or wrong token")
-	agent := pol.set.Agents[c.user]
-	if agent == nil {
-		return bad
-	}
-	c.Agent, c.Rule, c.Token, c.grant, c.tokenID = agent.Name, agent, nil, nil, ""
+	id, err := p.verifier().Verify(pol.set, c.user, c.pass, now)
 	c.checked = pol
-	if !tokens.LooksLikeToken(c.pass) {
-		if !agent.CheckToken(c.pass) {
-			return bad
-		}
-		return nil
+	if id.Agent != nil {
+		c.Agent, c.Rule = id.Agent.Name, id.Agent
 	}
-	if p.tokens == nil {
-		return bad
+	c.Token, c.grant, c.tokenID = nil, nil, ""
+	if id.Grant != nil {
+		c.grant, c.Token, c.tokenID = id.Grant, id.Grant, id.Grant.ID
 	}
-	g, err := tokens.Verify(p.tokens.Key, c.pass, now)
-	switch {
-	case errors.Is(err, tokens.ErrExpired):
-		return inject.Refuse(inject.TokenExpired, "", "",
-			"the token of agent %s has expired; ask for a new one", c.user)
-	case err != nil || g.Agent != agent.Name:
-		return bad
-	}
-	c.grant, c.Token, c.tokenID = g, g, g.ID
-	return p.checkLive(c, now)
+	return authRefusal(c.Agent, err)
 }
 
 // checkLive re-checks a minted token's expiry and revocation.
 func (p *Proxy) checkLive(c *caller, now time.Time) *inject.Refusal {
-	if c.grant == nil {
+	return authRefusal(c.Agent, p.verifier().Live(c.grant, now))
+}
+
+// verifier is the proxy's token verifier.
+func (p *Proxy) verifier() *agentauth.Verifier {
+	if p.tokens == nil {
 		return nil
 	}
-	if !now.Before(c.grant.Expires) {
+	return &agentauth.Verifier{Key: p.tokens.Key, Revoked: p.tokens.Revoked}
+}
+
+// authRefusal maps an agentauth error to its refusal.
+func authRefusal(agent string, err error) *inject.Refusal {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, agentauth.ErrExpired):
 		return inject.Refuse(inject.TokenExpired, "", "",
-			"the token of agent %s has expired; ask for a new one", c.Agent)
-	}
-	if p.tokens.Revoked != nil && p.tokens.Revoked.Revoked(c.grant) {
+			"the token of agent %s has expired; ask for a new one", agent)
+	case errors.Is(err, agentauth.ErrRevoked):
 		return inject.Refuse(inject.TokenRevoked, "", "",
-			"the token of agent %s has been revoked", c.Agent)
+			"the token of agent %s has been revoked", agent)
 	}
-	return nil
+	return inject.Refuse(inject.ProxyAuthRequired, "", "",
+		"proxy authentication failed: unknown agent or wrong token")
 }
 
 // parseProxyBasic decodes "Basic base64(user:pass)".
