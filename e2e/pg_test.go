@@ -31,5 +31,7 @@ func TestPostgresQuery(t *testing.T) {
 	if pe.Code != "42P01" {
 		t.Errorf("got %s, want 42P01", pe.Code)
 	}
-	w.auditPG(t, func(r map[string]any) bool { return r["status"] == "42P01" && strings.Contains(r["query"].(string), "nope") })
+	w.auditPG(t, func(r map[string]any) bool {
+		return r["status"] == "42P01" && strings.Contains(r["query"].(string), "nope")
+	})
 }

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,23 +166,33 @@ func pgError(t *testing.T, err error) *pgconn.PgError {
 	return pe
 }
 
-func asPgError(err error, pe **pgconn.PgError) bool {
-	for e := err; e != nil; {
-		if p, ok := e.(*pgconn.PgError); ok {
-			*pe = p
-			return true
-		}
-		u, ok := e.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		e = u.Unwrap()
-	}
-	return false
-}
+func asPgError(err error, pe **pgconn.PgError) bool { return errors.As(err, pe) }
 
 // auditPG waits for a postgres audit record that match accepts.
 func (w *pgWorld) auditPG(t *testing.T, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	return w.k.WaitAudit(t, func(r map[string]any) bool { return r["protocol"] == "postgres" && match(r) })
 }
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// writeRules replaces k's rules file; keyhole reloads it within a second.
+func writeRules(t *testing.T, k *keyhole, body string) {
+	t.Helper()
+	tmp := k.Rules + ".new"
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, k.Rules); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
