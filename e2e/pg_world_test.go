@@ -196,3 +196,14 @@ func writeRules(t *testing.T, k *keyhole, body string) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+// ctxBG is a context for setup steps, bounded to a minute.
+func ctxBG(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}

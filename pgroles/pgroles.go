@@ -212,7 +212,10 @@ func dropOn(ctx context.Context, conn *pgconn.PgConn, role string) error {
 		[][]byte{[]byte(role)}, nil, nil, nil).Close(); err != nil {
 		return sqlState(err)
 	}
-	q := fmt.Sprintf("DROP OWNED BY %s; DROP ROLE IF EXISTS %s", quoteIdent(role), quoteIdent(role))
+	// DROP OWNED BY needs membership in the role; a CREATEROLE
+	// administrator may grant it to itself (PostgreSQL 15 does not make the
+	// creator a member; 16 gives it ADMIN OPTION, which suffices).
+	q := fmt.Sprintf("GRANT %s TO CURRENT_USER; DROP OWNED BY %s; DROP ROLE IF EXISTS %s", quoteIdent(role), quoteIdent(role), quoteIdent(role))
 	if _, err := conn.Exec(ctx, q).ReadAll(); err != nil {
 		return sqlState(err)
 	}
