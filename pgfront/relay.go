@@ -84,15 +84,20 @@ func (ss *session) fromClient() {
 				ss.stmts[m.Name] = bounded(m.Query)
 			}
 		case *pgproto3.Bind:
-			s, statement = stepBind, true
-			ss.portals[m.DestinationPortal] = ss.statementText(m.PreparedStatement)
-			if len(ss.portals) > maxStatements {
+			// Bind plans the statement, so it can fail with the
+			// statement's own error (SELECT 1/0 fails here).
+			s, query, statement = stepBind, ss.statementText(m.PreparedStatement), true
+			if len(ss.portals) >= maxStatements {
 				clear(ss.portals)
 			}
+			ss.portals[m.DestinationPortal] = query
 		case *pgproto3.Execute:
 			s, query, statement = stepExecute, ss.portals[m.Portal], true
 		case *pgproto3.Describe:
 			s = stepDescribe
+			if m.ObjectType == 'S' {
+				query = ss.statementText(m.Name)
+			}
 		case *pgproto3.Close:
 			s = stepClose
 			if m.ObjectType == 'S' {
