@@ -90,7 +90,9 @@ func TestPostgresProtocol(t *testing.T) {
 		if err != nil || tag.RowsAffected() != 5000 || !strings.HasPrefix(out.String(), "0\tline 0\n") {
 			t.Fatalf("copy out: %v, %v, %d bytes", tag, err, out.Len())
 		}
-		w.auditPG(t, func(r map[string]any) bool { return r["query"] == "COPY copied FROM STDIN" && r["rows"] == float64(5000) })
+		w.auditPG(t, func(r map[string]any) bool {
+			return r["query"] == "COPY copied FROM STDIN" && r["rows"] == float64(5000)
+		})
 	})
 	t.Run("LISTEN and NOTIFY", func(t *testing.T) {
 		l := w.mustConnect(t, "analyst", analystToken, "DB_PROD")
