@@ -207,3 +207,5 @@ func ctxBG(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func writeFileString(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
