@@ -85,6 +85,7 @@ func TestPostgresBenchmark(t *testing.T) {
 	targets := []struct{ name, dsn, pass string }{
 		{"direct (TLS)", fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=app sslmode=require", w.pg.port, pgAppUser), pgAppPassword},
 		{"keyhole (client TLS, upstream TLS)", fmt.Sprintf("host=%s port=%s user=analyst dbname=DB_PROD sslmode=require", host, port), analystToken},
+		{"keyhole (client plain loopback)", fmt.Sprintf("host=%s port=%s user=analyst dbname=DB_PROD sslmode=disable", host, port), analystToken},
 	}
 	for r := 1; r <= rounds; r++ {
 		for _, tg := range targets {
