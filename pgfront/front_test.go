@@ -148,3 +148,30 @@ func TestCancelNeedsTheKey(t *testing.T) {
 	s.forwardCancel(&pgproto3.CancelRequest{ProcessID: ck.pid, SecretKey: wrong[:]})
 	s.forwardCancel(&pgproto3.CancelRequest{ProcessID: ck.pid + 1, SecretKey: ck.key[:]})
 }
+
+// TestHugePasswordRefused: before authentication a client cannot make
+// keyhole read a large message.
+func TestHugePasswordRefused(t *testing.T) {
+	s := newTestServer(t)
+	c := pipeSession(t, s, "127.0.0.1:40000")
+	send(t, c, startup("analyst", "DB_PROD"))
+	fe := pgproto3.NewFrontend(c, c)
+	if msg, err := fe.Receive(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := msg.(*pgproto3.AuthenticationCleartextPassword); !ok {
+		t.Fatalf("got %#v", msg)
+	}
+	// A PasswordMessage header declaring 32 MiB, then nothing.
+	hdr := []byte{'p', 0x02, 0, 0, 4}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = c.Write(hdr)
+		_, _ = io.Copy(io.Discard, c) // keyhole closes the connection
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("keyhole kept reading a 32 MiB password message")
+	}
+}

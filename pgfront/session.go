@@ -127,7 +127,9 @@ func (s *Server) login(c, raw net.Conn, listen string, secure bool, m *pgproto3.
 	set := s.rules.Load()
 	ss := &session{s: s, id: s.ids.Next(), client: c, checked: set, ended: make(chan struct{})}
 	ss.be = pgproto3.NewBackend(c, c)
-	ss.be.SetMaxBodyLen(s.cfg.MaxMessageBytes)
+	// Until the agent is known, a message is at most a password: a
+	// token is a few hundred bytes.
+	ss.be.SetMaxBodyLen(maxPasswordMessage)
 	user, dbname := m.Parameters["user"], m.Parameters["database"]
 	if dbname == "" {
 		dbname = user
@@ -197,8 +199,13 @@ func (s *Server) login(c, raw net.Conn, listen string, secure bool, m *pgproto3.
 	}
 	defer s.unregister(ss)
 	_ = c.SetDeadline(time.Time{})
+	ss.be.SetMaxBodyLen(s.cfg.MaxMessageBytes)
 	ss.run()
 }
+
+// maxPasswordMessage bounds the messages of a client not yet
+// authenticated.
+const maxPasswordMessage = 16 << 10
 
 // readPassword asks for the token as a cleartext password.
 func (ss *session) readPassword() (string, bool) {
