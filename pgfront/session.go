@@ -93,13 +93,19 @@ func (s *Server) handle(raw net.Conn, listen string) {
 }
 
 // tlsConfig serves a leaf of keyhole's CA for the name the client asked
-// for (SNI), else for the listen address's host.
+// for (SNI), else for the listen address's host, or, when that is 0.0.0.0
+// or ::, for the local address the client reached.
 func (s *Server) tlsConfig(listen string) *tls.Config {
 	host, _, _ := net.SplitHostPort(listen)
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			name := host
+			if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() && hello.Conn != nil {
+				if ap, err := netip.ParseAddrPort(hello.Conn.LocalAddr().String()); err == nil {
+					name = ap.Addr().Unmap().String()
+				}
+			}
 			if hello.ServerName != "" {
 				if h, err := rules.CanonicalHost(hello.ServerName); err == nil {
 					name = h

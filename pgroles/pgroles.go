@@ -66,6 +66,10 @@ type Manager struct {
 	onExpire func(*Role)
 	log      *slog.Logger
 
+	// sweepMu keeps a sweep from dropping a role being created: a sweep
+	// holds it exclusively, a creation shared until its role is listed.
+	sweepMu sync.RWMutex
+
 	mu     sync.Mutex
 	roles  map[key]*Role
 	swept  map[string]bool // handle+upstream already swept
@@ -114,6 +118,9 @@ func (m *Manager) Acquire(ctx context.Context, d *rules.Database, agent, task st
 			return nil, false, ctx.Err()
 		}
 	}
+	m.sweepOnce(ctx, d)
+	m.sweepMu.RLock()
+	defer m.sweepMu.RUnlock()
 	r, err = m.create(ctx, d, k, notAfter)
 	m.mu.Lock()
 	close(m.making[k])
@@ -127,7 +134,6 @@ func (m *Manager) Acquire(ctx context.Context, d *rules.Database, agent, task st
 }
 
 func (m *Manager) create(ctx context.Context, d *rules.Database, k key, notAfter time.Time) (*Role, error) {
-	m.sweepOnce(ctx, d)
 	now := time.Now()
 	expires := now.Add(d.TemporaryRoles.TTL)
 	if !notAfter.IsZero() && notAfter.Before(expires) {

@@ -16,6 +16,8 @@ import (
 // dropping them. Several keyhole replicas must therefore not share one
 // upstream's temporary roles (see the README).
 func (m *Manager) Sweep(ctx context.Context, d *rules.Database) error {
+	m.sweepMu.Lock()
+	defer m.sweepMu.Unlock()
 	m.mu.Lock()
 	m.swept[sweepKey(d)] = true
 	live := map[string]bool{}
