@@ -175,3 +175,34 @@ func TestHugePasswordRefused(t *testing.T) {
 		t.Fatal("keyhole kept reading a 32 MiB password message")
 	}
 }
+
+type localConn struct {
+	net.Conn
+	local net.Addr
+}
+
+func (c localConn) LocalAddr() net.Addr { return c.local }
+
+// TestLeafName: the leaf is for SNI, else the listen host, else (on an
+// unspecified listen address) the address the client reached.
+func TestLeafName(t *testing.T) {
+	s := newTestServer(t)
+	local, _ := net.ResolveTCPAddr("tcp", "10.9.8.7:5432")
+	tests := []struct {
+		listen, sni, want string
+	}{
+		{"127.0.0.1:15432", "", "127.0.0.1"},
+		{"127.0.0.1:15432", "db.keyhole.test", "db.keyhole.test"},
+		{"0.0.0.0:15432", "", "10.9.8.7"},
+		{"[::]:15432", "", "10.9.8.7"},
+	}
+	for _, tc := range tests {
+		cert, err := s.tlsConfig(tc.listen).GetCertificate(&tls.ClientHelloInfo{ServerName: tc.sni, Conn: localConn{local: local}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cert.Leaf.VerifyHostname(tc.want); err != nil {
+			t.Errorf("listen %s, SNI %q: %v", tc.listen, tc.sni, err)
+		}
+	}
+}
