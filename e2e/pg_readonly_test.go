@@ -51,6 +51,22 @@ func TestPostgresReadOnly(t *testing.T) {
 			t.Fatalf("after the refusal: %v", err)
 		}
 	})
+	t.Run("startup options are not passed on", func(t *testing.T) {
+		need(t, "psql", "--version")
+		host, port, _ := strings.Cut(w.addr, ":")
+		out, err := runClient(t, []string{"PGHOST=" + host, "PGPORT=" + port, "PGUSER=analyst", "PGPASSWORD=" + analystToken,
+			"PGDATABASE=DB_RO", "PGSSLMODE=disable", "PGOPTIONS=-c default_transaction_read_only=off"},
+			"psql", "-X", "-A", "-t", "-c", "INSERT INTO notes (body) VALUES ('via options')")
+		if err == nil || !strings.Contains(out, "read-only transaction") {
+			t.Fatalf("PGOPTIONS turned read-only off: %v\n%s", err, out)
+		}
+		out, err = runClient(t, []string{"PGHOST=" + host, "PGPORT=" + port, "PGUSER=analyst", "PGPASSWORD=" + analystToken,
+			"PGDATABASE=DB_RO", "PGSSLMODE=disable", "PGOPTIONS=-c work_mem=1234kB"},
+			"psql", "-X", "-A", "-t", "-c", "SHOW work_mem")
+		if err != nil || strings.Contains(out, "1234kB") {
+			t.Fatalf("PGOPTIONS reached the server: %v\n%s", err, out)
+		}
+	})
 	t.Run("dynamic SQL closes the session", func(t *testing.T) {
 		c := w.mustConnect(t, "analyst", analystToken, "DB_RO")
 		_, err := query(t, c, "DO $$ BEGIN EXECUTE 'SET default_transaction_' || 'read_' || 'only = off'; END $$")
