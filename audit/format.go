@@ -68,6 +68,9 @@ func (p *Printer) appendLine(b []byte, e *Entry) []byte {
 	if e.Event != "" {
 		return append(p.paint(append(b, "  "...), yellow, eventText(e)), '\n')
 	}
+	if e.Postgres.Protocol == ProtocolPostgres {
+		return p.appendStatement(b, e)
+	}
 	b = appendCol(b, printable(e.Agent), agentWidth)
 	b = appendCol(b, tokenText(e), tokenWidth)
 	colour := red

@@ -57,6 +57,9 @@ type Entry struct {
 	OK     *bool    // the event's "ok"; nil when the line has none
 	Errors []string // the event's "errors"
 
+	// Postgres holds a postgres record's own fields.
+	Postgres PostgresEntry
+
 	// Raw is the line exactly as read, without its line ending.
 	Raw []byte
 }
@@ -74,7 +77,7 @@ type wireEntry struct {
 	Host       string    `json:"host"`
 	Port       int       `json:"port"`
 	Path       string    `json:"path"`
-	Status     int       `json:"status"`
+	Status     status    `json:"status"`
 	Decision   string    `json:"decision"`
 	Reason     string    `json:"reason"`
 	Secrets    []string  `json:"secrets"`
@@ -85,6 +88,8 @@ type wireEntry struct {
 	Event      string    `json:"event"`
 	OK         *bool     `json:"ok"`
 	Errors     []string  `json:"errors"`
+
+	wirePostgres
 }
 
 // maxDurationMS is the longest duration_ms a time.Duration can hold.
@@ -114,6 +119,9 @@ func ParseEntry(line []byte) (Entry, error) {
 	if w.DurationMS < 0 || w.DurationMS > maxDurationMS {
 		return Entry{}, errors.New("audit: parse entry: duration_ms: out of range")
 	}
+	if err := w.checkStatus(); err != nil {
+		return Entry{}, err
+	}
 	return Entry{
 		Time:          w.Time,
 		RequestID:     w.RequestID,
@@ -126,7 +134,7 @@ func ParseEntry(line []byte) (Entry, error) {
 		Host:          w.Host,
 		Port:          w.Port,
 		Path:          w.Path,
-		Status:        w.Status,
+		Status:        w.Status.code,
 		Decision:      w.Decision,
 		Reason:        w.Reason,
 		Secrets:       w.Secrets,
@@ -137,6 +145,7 @@ func ParseEntry(line []byte) (Entry, error) {
 		Event:         w.Event,
 		OK:            w.OK,
 		Errors:        w.Errors,
+		Postgres:      w.postgres(),
 		Raw:           bytes.Clone(line),
 	}, nil
 }

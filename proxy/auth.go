@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"keyhole/agentauth"
 	"keyhole/audit"
 	"keyhole/inject"
 	"keyhole/rules"
@@ -89,56 +90,52 @@ func (p *Proxy) recheck(pol *policy, c *caller, now time.Time) *inject.Refusal {
 // (checked is nil), and it names the agent and token ids the credentials
 // claimed, marked unverified unless the token's signature held.
 func (p *Proxy) verify(c *caller, pol *policy, now time.Time) *inject.Refusal {
-	bad := inject.Refuse(inject.ProxyAuthRequired, "", "",
-		"proxy authentication failed: unknown agent or wrong token")
+	id, err := p.verifier().Verify(pol.set, c.user, c.pass, now)
 	c.Caller = inject.Caller{Agent: rules.AnonymousAgent}
-	c.grant, c.tokenID, c.tokenIDs, c.unverified, c.checked = nil, "", nil, true, nil
-	agent := pol.set.Agents[c.user]
-	if agent != nil {
+	c.grant, c.checked = nil, nil
+	if id.Agent != nil {
 		// Only a name from the rules is recorded: the user field may hold
 		// anything, a token pasted in the wrong place included.
-		c.Agent = agent.Name
+		c.Agent = id.Agent.Name
 	}
-	if !tokens.LooksLikeToken(c.pass) {
-		if agent == nil || !agent.CheckToken(c.pass) {
-			return bad
-		}
-		c.Rule, c.unverified, c.checked = agent, false, pol
-		return nil
+	c.tokenID, c.tokenIDs, c.unverified = id.TokenID, id.TokenIDs, !id.Verified
+	if err != nil {
+		return authRefusal(c.Agent, err)
 	}
-	if info, err := tokens.Inspect(c.pass); err == nil {
-		c.tokenID, c.tokenIDs = info.ID, info.IDs
+	c.Rule, c.checked = id.Agent, pol
+	if id.Grant != nil {
+		c.grant, c.Token = id.Grant, id.Grant
 	}
-	if agent == nil || p.tokens == nil {
-		return bad
-	}
-	g, err := tokens.Verify(p.tokens.Key, c.pass, now)
-	switch {
-	case errors.Is(err, tokens.ErrExpired):
-		c.unverified = false // the signature held: the ids are the token's own
-		return inject.Refuse(inject.TokenExpired, "", "",
-			"the token of agent %s has expired; ask for a new one", c.user)
-	case err != nil || g.Agent != agent.Name:
-		return bad
-	}
-	c.Rule, c.grant, c.Token, c.tokenID, c.tokenIDs, c.unverified, c.checked = agent, g, g, g.ID, g.IDs, false, pol
-	return p.checkLive(c, now)
+	return nil
 }
 
 // checkLive re-checks a minted token's expiry and revocation.
 func (p *Proxy) checkLive(c *caller, now time.Time) *inject.Refusal {
-	if c.grant == nil {
+	return authRefusal(c.Agent, p.verifier().Live(c.grant, now))
+}
+
+// verifier is the proxy's token verifier.
+func (p *Proxy) verifier() *agentauth.Verifier {
+	if p.tokens == nil {
 		return nil
 	}
-	if !now.Before(c.grant.Expires) {
+	return &agentauth.Verifier{Key: p.tokens.Key, Revoked: p.tokens.Revoked}
+}
+
+// authRefusal maps an agentauth error to its refusal.
+func authRefusal(agent string, err error) *inject.Refusal {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, agentauth.ErrExpired):
 		return inject.Refuse(inject.TokenExpired, "", "",
-			"the token of agent %s has expired; ask for a new one", c.Agent)
-	}
-	if p.tokens.Revoked != nil && p.tokens.Revoked.Revoked(c.grant) {
+			"the token of agent %s has expired; ask for a new one", agent)
+	case errors.Is(err, agentauth.ErrRevoked):
 		return inject.Refuse(inject.TokenRevoked, "", "",
-			"the token of agent %s has been revoked", c.Agent)
+			"the token of agent %s has been revoked", agent)
 	}
-	return nil
+	return inject.Refuse(inject.ProxyAuthRequired, "", "",
+		"proxy authentication failed: unknown agent or wrong token")
 }
 
 // parseProxyBasic decodes "Basic base64(user:pass)".

@@ -131,6 +131,8 @@ type loader struct {
 	set   *Set
 	errs  Errors
 	reads []pendingRead
+
+	dbDefined map[string]bool // database handles, valid or not
 }
 
 // pendingRead is a source to read once the whole file proved valid. store
@@ -157,7 +159,7 @@ func (l *loader) newError(line int, field, format string, args ...any) *Error {
 }
 
 func (l *loader) root(n *yaml.Node) {
-	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault")
+	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault", "databases")
 	if !ok {
 		return
 	}
@@ -168,6 +170,9 @@ func (l *loader) root(n *yaml.Node) {
 	defined := map[string]bool{}
 	if p, ok := f["secrets"]; ok {
 		defined = l.secrets(p)
+	}
+	if p, ok := f["databases"]; ok {
+		l.databases(p) // before agents, which name its handles
 	}
 	if p, ok := f["agents"]; ok {
 		l.agents(p, defined)
@@ -314,7 +319,7 @@ func (l *loader) agents(p pair, defined map[string]bool) {
 }
 
 func (l *loader) agent(e pair, defined map[string]bool) *Agent {
-	f, ok := l.fields(e.v, e.field, "token", "secrets")
+	f, ok := l.fields(e.v, e.field, "token", "secrets", "databases")
 	if !ok {
 		return nil
 	}
@@ -336,6 +341,9 @@ func (l *loader) agent(e pair, defined map[string]bool) *Agent {
 			}
 			return s, s, nil
 		})
+	}
+	if p, ok := f["databases"]; ok {
+		a.Databases = l.agentDatabases(p)
 	}
 	return a
 }

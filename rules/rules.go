@@ -42,6 +42,8 @@ type Set struct {
 	// Vault is the vault section, which vault: sources need; nil when the
 	// file has none.
 	Vault *VaultConfig
+	// Databases holds every PostgreSQL handle by name (see Database).
+	Databases map[string]*Database
 	// Warnings are problems that do not stop the rules from loading, such as
 	// a secret whose source cannot be read yet. They never hold a value.
 	Warnings []string
@@ -179,6 +181,8 @@ type Agent struct {
 	Token Source
 	// Secrets lists the names of the secrets the agent may use.
 	Secrets []string
+	// Databases lists the database handles the agent may use.
+	Databases []string
 	// Line is the line of the agent's name in the rules file.
 	Line int
 

@@ -17,6 +17,9 @@ func (s *Set) Summary() string {
 	out := fmt.Sprintf("%s: ok: %s, %s, egress default %s (%d allow, %d deny), %s",
 		s.File, count(len(s.Secrets), "secret"), count(len(s.Agents), "agent"),
 		def, len(s.Egress.Allow), len(s.Egress.Deny), count(len(s.Resolve), "pin"))
+	if len(s.Databases) > 0 {
+		out += ", " + count(len(s.Databases), "database")
+	}
 	if len(s.Warnings) > 0 {
 		out += ", " + count(len(s.Warnings), "warning")
 	}

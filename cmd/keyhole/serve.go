@@ -86,6 +86,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	front, frontDone, err := startDatabases(ctx, s, set, authority, key, revoked, auditLog, log)
+	if err != nil {
+		return err
+	}
 
 	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
 	if _, set := os.LookupEnv("GOGC"); !set {
@@ -97,10 +101,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	watcher := &rules.Watcher{
 		Path:      s.Rules,
-		OnLoad:    func(set *rules.Set) { reloaded(p, set, log, auditLog, m) },
+		OnLoad:    func(set *rules.Set) { reloaded(p, set, log, auditLog, m); front.SetRules(set) },
 		OnError:   func(err error) { reloadFailed(err, log, auditLog, m) },
 		Loader:    loader,
-		OnRefresh: func(set *rules.Set) { refreshed(p, set, log, m) },
+		OnRefresh: func(set *rules.Set) { refreshed(p, set, log, m); front.SetRules(set) },
 		Changes:   storeChanged,
 	}
 	go watcher.Run(ctx, set, hangups(ctx, func() {
@@ -115,6 +119,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("keyhole is listening", "addr", ln.Addr().String(), "rules", s.Rules, "state_dir", s.StateDir)
 	err = p.Serve(ctx, ln)
+	<-frontDone
 	log.Info("keyhole stopped")
 	return err
 }

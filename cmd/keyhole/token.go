@@ -149,7 +149,7 @@ func mint(s settings, agent, id string, r tokens.Restriction, now time.Time, std
 		return fmt.Errorf("token mint: %s has no agent %q", s.Rules, agent)
 	}
 	for _, name := range r.Secrets {
-		if !slices.Contains(a.Secrets, name) {
+		if !slices.Contains(a.Secrets, name) && !a.MayUseDatabase(name) {
 			return fmt.Errorf("token mint: agent %s may not use secret %s (its secrets: %s)", agent, name, strings.Join(a.Secrets, ", "))
 		}
 	}
