@@ -189,9 +189,9 @@ func TestMintedTokenExpiresInsideTunnel(t *testing.T) {
 		t.Error("the upstream received a request made with an expired token")
 	}
 	rec := w.k.WaitAudit(t, func(r map[string]any) bool { return r["reason"] == "token_expired" })
-	// A refused CONNECT's record names the agent only once the token
-	// checked is kept for it (the audit part of issue 11).
-	if reused && (rec["token_id"] != "task-42" || rec["agent"] != "billing") {
+	// Inside the tunnel or on the new CONNECT, the record names the
+	// agent and the token the expired token claimed.
+	if rec["token_id"] != "task-42" || rec["agent"] != "billing" {
 		t.Errorf("audit: got token_id %v agent %v", rec["token_id"], rec["agent"])
 	}
 	if strings.Contains(w.k.stdout.String()+w.k.stderr.String(), tok) {

@@ -184,13 +184,20 @@ func (pythonClient) Do(t *testing.T, k *keyhole, r request) response {
 	if err != nil {
 		return response{Err: "python requests: " + err.Error() + ": " + lastLine(stderr.String())}
 	}
+	return decodeResponse(t, "python", out)
+}
+
+// decodeResponse decodes what a client script printed: a JSON object with
+// status, headers (one value each) and body.
+func decodeResponse(t *testing.T, client string, out []byte) response {
+	t.Helper()
 	var res struct {
 		Status  int               `json:"status"`
 		Headers map[string]string `json:"headers"`
 		Body    string            `json:"body"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("python output: %v", err)
+		t.Fatalf("%s output: %v", client, err)
 	}
 	h := http.Header{}
 	for name, v := range res.Headers {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -165,19 +164,7 @@ func (nodeClient) Do(t *testing.T, k *keyhole, r request) response {
 	if err != nil {
 		return response{Err: "node: " + err.Error() + ": " + redact(stderr.String())}
 	}
-	var res struct {
-		Status  int               `json:"status"`
-		Headers map[string]string `json:"headers"`
-		Body    string            `json:"body"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("node output: %v", err)
-	}
-	h := http.Header{}
-	for name, v := range res.Headers {
-		h.Set(name, v)
-	}
-	return response{Status: res.Status, Header: h, Body: res.Body}
+	return decodeResponse(t, "node", out)
 }
 
 // TestMethodOverrideIsRefused checks, through every client, that a

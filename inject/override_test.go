@@ -54,3 +54,35 @@ func TestApplyMethodOverride(t *testing.T) {
 		})
 	}
 }
+
+// FuzzMethodOverride checks that Apply never sends a secret limited to GET
+// and POST with a method-override header naming another method, whatever
+// the header's spelling of it, and that a refusal never repeats more of the
+// header than a standard method name.
+func FuzzMethodOverride(f *testing.F) {
+	f.Add(uint8(0), "DELETE")
+	f.Add(uint8(1), "get, post")
+	f.Add(uint8(2), " Post ,,")
+	f.Add(uint8(0), "GET,\tPATCH")
+	f.Add(uint8(1), "~stripe-live-0123456789a")
+	set := newTestSet(f)
+	f.Fuzz(func(t *testing.T, which uint8, v string) {
+		name := methodOverrideHeaders[int(which)%len(methodOverrideHeaders)]
+		h := http.Header{"Authorization": {"Bearer <<STRIPE_LIVE>>"}, name: {v}}
+		_, ref := Apply(set, Caller{Agent: "anonymous"}, target(t, "GET", "https://api.stripe.com/v1/charges"), h)
+		allowed := true
+		for _, m := range strings.Split(v, ",") {
+			switch strings.ToUpper(strings.TrimSpace(m)) {
+			case "", "GET", "POST":
+			default:
+				allowed = false
+			}
+		}
+		if allowed != (ref == nil) {
+			t.Fatalf("%s: %q: allowed %v, want %v", name, v, ref == nil, allowed)
+		}
+		if ref != nil {
+			assertNoValue(t, "refusal", ref.Message)
+		}
+	})
+}
