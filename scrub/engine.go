@@ -56,6 +56,8 @@ type matcher interface {
 	run(dst, b []byte, final bool) ([]byte, int, int)
 	// has reports false only if run would leave b unchanged.
 	has(b []byte) bool
+	// hold returns where run, when not final, stops consuming b.
+	hold(b []byte) int
 	// holdLen bounds the bytes run keeps back.
 	holdLen() int
 	// triggered reports whether an earlier stage that writes one of

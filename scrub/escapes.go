@@ -26,6 +26,7 @@ type escapes struct {
 	repl    []string
 	byFirst [256][]int32 // patterns by first byte, longest first
 	alpha   [256]bool    // bytes of any pattern
+	sorted  []string     // pats in byte order, for raw prefixes
 	// spells marks the bytes that can be part of a spelling: pattern
 	// bytes (raw, or a space for a plus) and the bytes of escapes.
 	spells [256]bool
@@ -49,6 +50,8 @@ func newEscapes(pats, repl []string) *escapes {
 		b := byte(c)
 		e.spells[c] = e.alpha[fold(b)] || isIntroducer(b) || unhex(b) >= 0 || b == 'u' || jsonEscape(b) != 0
 	}
+	e.sorted = slices.Clone(pats)
+	slices.Sort(e.sorted)
 	e.span = 6 * e.maxLen
 	return e
 }
@@ -166,12 +169,60 @@ func (e *escapes) hold(b []byte) int {
 			break
 		}
 	}
+	if first == len(b) {
+		// No escape in the tail: every unit is a byte, and a prefix
+		// is a raw one, shorter than maxLen.
+		for i := max(tail, len(b)-e.maxLen+1); i < len(b); i++ {
+			if len(e.byFirst[fold(b[i])]) > 0 && e.rawPrefix(b[i:]) {
+				return i
+			}
+		}
+		return len(b)
+	}
 	for i := tail; i < q; i += unitAt(b[:q], i).n {
 		if len(e.byFirst[fold(unitAt(b[:q], i).dec[0])]) > 0 && e.prefixAt(b, i, q) {
 			return i
 		}
 	}
 	return q
+}
+
+// rawPrefix reports whether t, folded, is a proper prefix of a pattern.
+// The patterns that start with it are contiguous in sorted order, from
+// the first one not below it.
+func (e *escapes) rawPrefix(t []byte) bool {
+	lo, hi := 0, len(e.sorted)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if cmpFolded(e.sorted[m], t) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	for ; lo < len(e.sorted); lo++ {
+		p := e.sorted[lo]
+		if len(p) < len(t) || cmpFolded(p[:len(t)], t) != 0 {
+			return false
+		}
+		if len(p) > len(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// cmpFolded compares p with t folded, in byte order.
+func cmpFolded(p string, t []byte) int {
+	for i := 0; i < len(p) && i < len(t); i++ {
+		if c := fold(t[i]); p[i] != c {
+			if p[i] < c {
+				return -1
+			}
+			return 1
+		}
+	}
+	return len(p) - len(t)
 }
 
 // candidate returns the first position at or after from of an escape
@@ -226,7 +277,12 @@ func (e *escapes) run(dst, b []byte, final bool) ([]byte, int, int) {
 		if j < 0 {
 			break
 		}
-		rs := max(walked, j-e.span)
+		// A spelling that holds the escape at j starts at most span
+		// before it, after the last byte that no spelling holds.
+		rs := j
+		for lo := max(walked, j-e.span); rs > lo && e.spells[b[rs-1]]; {
+			rs--
+		}
 		if rs >= limit {
 			break
 		}

@@ -83,7 +83,11 @@ func Compile(secrets []Secret) *Replacer {
 			b64, b64Repl = append(b64, f), append(b64Repl, placeholder)
 		}
 	}
-	r := newReplacer(find, repl, false)
+	// The decoding stages run first, so that the literal stage, the
+	// costliest, writes straight into the caller's buffer, and a
+	// decoding stage with nothing to do hands its buffer on (see
+	// pipeline.flush).
+	r := &Replacer{}
 	if len(dec) > 0 {
 		r.stages = append(r.stages, newMatcherStage(newEscapes(dec, decRepl), dec, decRepl))
 	}
@@ -91,6 +95,7 @@ func Compile(secrets []Secret) *Replacer {
 		b64, b64Repl = dedupe(b64, b64Repl)
 		r.stages = append(r.stages, newMatcherStage(newWrapped(b64, b64Repl), b64, b64Repl))
 	}
+	r.stages = append(r.stages, newReplacer(find, repl, false).stages...)
 	if len(lower) > 0 {
 		r.names = newReplacer(lower, lower, false)
 	}
