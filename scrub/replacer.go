@@ -37,17 +37,20 @@ type Replacer struct {
 	names *Replacer
 }
 
-// Compile returns a Replacer for secrets. Each secret's raw value, its JSON
-// string escapes (with and without the \u003c-style HTML escapes) and its
-// percent-encodings (url.QueryEscape and url.PathEscape, with upper- and
-// lower-case hex) are all replaced by <<Name>>. So is, for values of at
-// least 12 bytes, its standard or URL-safe base64 encoding inside larger
-// base64 text, at each of the three byte alignments: the characters that
-// the value alone determines become <<Name>>, which breaks the surrounding
-// base64 but leaves at most a few bits of the value in the characters at
-// either end. Secrets with an empty value are skipped. When two secrets
-// share a form, the first in secrets wins. Compile is meant to run once per
-// rules load, not per request.
+// Compile returns a Replacer for secrets. Each secret's value is replaced
+// by <<Name>> in every spelling a JSON or URL decoder reads back as the
+// value: each character raw, percent-encoded (either hex case, + for a
+// space) or JSON-escaped (\/, \uXXXX in either hex case, ...), in any mix.
+// So is, for values of at least 12 bytes, its standard or URL-safe base64
+// encoding inside larger base64 text, at each of the three byte
+// alignments, spelled with escapes or cut by line breaks (LF or CRLF): the
+// characters that the value alone determines become <<Name>>, which breaks
+// the surrounding base64 but leaves at most a few bits of the value in the
+// characters at either end. The common spellings are found in one pass of
+// a multi-pattern search; the others only near an escape or a line break
+// (see escapes and wrapped). Secrets with an empty value are skipped. When
+// two secrets share a form, the first in secrets wins. Compile is meant to
+// run once per rules load, not per request.
 func Compile(secrets []Secret) *Replacer {
 	var find, repl, lower, dec, decRepl, b64, b64Repl []string
 	seen := make(map[string]bool)
