@@ -4,9 +4,10 @@
 // An agent holds placeholders such as <<STRIPE_LIVE>>; keyhole swaps them for
 // real credentials on the way out. Whatever comes back — a header, a JSON
 // body, a gzip-compressed stream of server-sent events, a WebSocket message —
-// may echo a credential, so before the agent sees it every known value, and
-// the forms it takes when a server escapes it for JSON or a URL or encodes it
-// in base64, is replaced by its placeholder.
+// may echo a credential, so before the agent sees it every known value, in
+// every spelling a decoder reads back as the value (escaped for JSON or a
+// URL in any mix of escapes, or encoded in base64, also cut into lines), is
+// replaced by its placeholder.
 //
 // # The engine
 //
@@ -23,7 +24,21 @@
 //
 // Matching is leftmost-longest and non-overlapping, and a replacement is
 // never scanned again: a secret whose value contains "<<OTHER>>" is not
-// substituted twice. [Chain] runs replacers one after the other, each over
+// substituted twice.
+//
+// # Decoding stages
+//
+// No list of spellings covers "any character may be escaped", so two
+// stages run before the literal search and read text as a decoder does,
+// only where it matters. The escapes stage looks at each percent or JSON
+// escape that decodes to a byte some secret holds, reads the units
+// (escapes or raw bytes) around it and replaces any spelling of a value or
+// of its base64 forms that uses an escape. The wrapped stage looks at each
+// line break with base64 characters on both sides and replaces a base64
+// form that the break cuts. Text without escapes or such line breaks costs
+// a few bytes.IndexByte scans. Each stage's result is defined as if it
+// read the whole text from its start; the fuzz tests check it against
+// naive references of all three. [Chain] runs replacers one after the other, each over
 // the previous one's output; keyhole chains the global replacer with a tiny
 // per-request one, which swaps the Authorization: Basic credential it sent
 // back to the one the agent sent and always runs first.
@@ -31,16 +46,19 @@
 // # Streams
 //
 // [Replacer.NewReader] scrubs a stream. It holds back only the bytes that
-// could still begin a secret, at most the longest pattern's length less one,
-// and passes everything else on in the Read call in which it arrived, so
+// could still begin a secret in one of its spellings (at most six bytes a
+// character of the longest pattern, and in practice the few bytes at the
+// end that a secret could start with), and passes everything else on in
+// the Read call in which it arrived, so
 // server-sent events and chunked bodies flow as they did upstream. Streamed
 // output equals one-shot output for every split of the input.
 //
 // # HTTP and WebSocket
 //
-// [Replacer.Response] scrubs an *http.Response in place: header values and
-// trailers, and the body after undoing its Content-Encoding (gzip, deflate,
-// br, zstd, stacked). [Replacer.WebSocket] scrubs the server-to-client
+// [Replacer.Response] scrubs an *http.Response in place: the status line,
+// header names and values, trailers, and the body after undoing its
+// Content-Encoding (gzip, deflate, br, zstd, stacked); what it cannot
+// decode is an error, never passed on. [Replacer.WebSocket] scrubs the server-to-client
 // direction of a WebSocket connection frame by frame, streaming each
 // message's payload across fragments.
 //

@@ -39,10 +39,53 @@ type stage struct {
 	growNum, growDen int
 	wm               *wuManber // nil: search with bytes.Index
 	literal          bool      // built by NewPairs: runs first in a Chain
+	// m, when not nil, is a matcher that reads text as a decoder does
+	// (escapes, line breaks); it replaces the literal search, and find
+	// holds its patterns only to be counted.
+	m matcher
 	// readBufs recycles the read buffers of Readers that run this stage
 	// alone (*[]byte of capacity readSize+maxLen), so that a stream does
 	// not leave 32 KiB of garbage behind.
 	readBufs sync.Pool
+}
+
+// matcher is a stage that decodes what it reads. Its result is defined by
+// its own rules (see escapes and wrapped); like the literal search it
+// keeps, when not final, the bytes that more input could change.
+type matcher interface {
+	run(dst, b []byte, final bool) ([]byte, int, int)
+	// has reports false only if run would leave b unchanged.
+	has(b []byte) bool
+	// hold returns where run, when not final, stops consuming b.
+	hold(b []byte) int
+	// holdLen bounds the bytes run keeps back.
+	holdLen() int
+	// triggered reports whether an earlier stage that writes one of
+	// repl in place of a match may make has true where it was false.
+	triggered(repl []string) bool
+}
+
+// newMatcherStage returns a stage that runs m, whose patterns (decoded)
+// are find and replacements repl.
+func newMatcherStage(m matcher, find, repl []string) *stage {
+	s := &stage{find: find, repl: repl, m: m, maxLen: m.holdLen(), growNum: 1, growDen: 1}
+	for i, f := range find {
+		// A match takes at least len(f) bytes of input.
+		if len(repl[i])*s.growDen > s.growNum*len(f) {
+			s.growNum, s.growDen = len(repl[i]), len(f)
+		}
+	}
+	return s
+}
+
+// has reports whether b may hold a match: false means run leaves b as it
+// is.
+func (s *stage) has(b []byte) bool {
+	if s.m != nil {
+		return s.m.has(b)
+	}
+	at, _ := s.next(b, 0, &cursor{})
+	return at >= 0
 }
 
 func newStage(find, repl []string) *stage {
@@ -127,6 +170,9 @@ func (s *stage) next(b []byte, from int, c *cursor) (int, int) {
 // match, so that the rest can be scrubbed together with what follows;
 // when final is true it consumes all of b.
 func (s *stage) run(dst, b []byte, final bool) ([]byte, int, int) {
+	if s.m != nil {
+		return s.m.run(dst, b, final)
+	}
 	end := len(b)
 	if !final {
 		end = s.holdStart(b, 0)

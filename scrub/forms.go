@@ -32,11 +32,23 @@ func forms(v string) []string {
 		add(f)
 		add(lowerHex(f))
 	}
-	if len(v) >= minBase64Secret {
-		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
-			for align := range 3 {
-				add(base64Inner(enc, v, align))
-			}
+	for _, f := range base64Forms(v) {
+		add(f)
+	}
+	return out
+}
+
+// base64Forms returns the standard and URL-safe base64 forms of v inside
+// larger base64 text, at each of the three alignments; none for a value
+// shorter than minBase64Secret.
+func base64Forms(v string) []string {
+	if len(v) < minBase64Secret {
+		return nil
+	}
+	var out []string
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		for align := range 3 {
+			out = append(out, base64Inner(enc, v, align))
 		}
 	}
 	return out

@@ -3,6 +3,8 @@ package scrub
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"keyhole/secret"
@@ -37,6 +39,74 @@ func plant(body []byte, find []string, plan []byte) []byte {
 	return body
 }
 
+// plantSpellings inserts spellings of secrets that decoders read as the
+// value or one of its base64 forms, as plan says (four bytes each: which
+// secret and form, where, and a seed): each character raw or escaped at
+// random (percent, JSON \u or \/, either hex case), or a base64 form cut
+// by line breaks.
+func plantSpellings(body []byte, secrets []Secret, plan []byte) []byte {
+	for i := 0; i+3 < len(plan) && i < 4*16; i += 4 {
+		s := secrets[int(plan[i])%len(secrets)].Value.Reveal()
+		rng := rand.New(rand.NewPCG(uint64(plan[i+3]), uint64(i)))
+		var sp string
+		if b64 := base64Forms(s); len(b64) > 0 && plan[i]&0x80 != 0 {
+			sp = wrapSpelling(b64[int(plan[i+3])%len(b64)], rng)
+		} else {
+			sp = escapeSpelling(s, rng)
+		}
+		at := (int(plan[i+1])<<8 | int(plan[i+2])) % (len(body) + 1)
+		body = append(body[:at:at], append([]byte(sp), body[at:]...)...)
+	}
+	return body
+}
+
+// escapeSpelling writes each byte of v raw or escaped, at random.
+func escapeSpelling(v string, rng *rand.Rand) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch rng.IntN(6) {
+		case 0:
+			fmt.Fprintf(&b, "%%%02X", c)
+		case 1:
+			fmt.Fprintf(&b, "%%%02x", c)
+		case 2:
+			if c < 0x80 {
+				fmt.Fprintf(&b, `\u%04X`, c)
+			} else {
+				b.WriteByte(c)
+			}
+		case 3:
+			if c < 0x80 {
+				fmt.Fprintf(&b, `\u%04x`, c)
+			} else {
+				b.WriteByte(c)
+			}
+		case 4:
+			if c == '/' || c == '"' || c == '\\' {
+				b.WriteString(`\` + string(c))
+			} else {
+				b.WriteByte(c)
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// wrapSpelling cuts f by line breaks, LF or CRLF, at random.
+func wrapSpelling(f string, rng *rand.Rand) string {
+	var b strings.Builder
+	for i := 0; i < len(f); i++ {
+		if i > 0 && rng.IntN(8) == 0 {
+			b.WriteString([]string{"\n", "\r\n"}[rng.IntN(2)])
+		}
+		b.WriteByte(f[i])
+	}
+	return b.String()
+}
+
 // chunkSizes turns fuzz bytes into read sizes of 1 to 256 bytes.
 func chunkSizes(b []byte) []int {
 	sizes := make([]int, len(b))
@@ -46,25 +116,27 @@ func chunkSizes(b []byte) []int {
 	return sizes
 }
 
-// checkStream asserts the invariants of r on in: one-shot output equals the
-// naive reference, the reference leaves no pattern in bytes it copied, and
-// streamed output through reads of the given sizes equals one-shot output.
+// checkStream asserts the invariants of r on in: one-shot output equals
+// the naive reference of every stage, the reference of the literal stage
+// (find, repl) leaves no pattern in bytes it copied, and streamed output
+// through reads of the given sizes equals one-shot output.
 func checkStream(t *testing.T, r *Replacer, find, repl []string, in []byte, sizes []int, bufSize int) {
 	t.Helper()
-	want, spans := naive(find, repl, in)
-	checkLeak(t, find, want, spans)
+	lit, spans := naive(find, repl, in)
+	checkLeak(t, find, lit, spans)
+	want, count := reference(r, in)
 	got, n := r.Replace(nil, in)
-	if !bytes.Equal(got, want) || n != len(spans) {
-		t.Fatalf("Replace: got %d replacements, want %d; %s", n, len(spans), describeDiff(got, want))
+	if !bytes.Equal(got, want) || n != count {
+		t.Fatalf("Replace: got %d replacements, want %d; %s", n, count, describeDiff(got, want))
 	}
-	if s, n := r.ReplaceString(string(in)); s != string(want) || n != len(spans) {
-		t.Fatalf("ReplaceString: got %d replacements, want %d; %s", n, len(spans), describeDiff([]byte(s), want))
+	if s, n := r.ReplaceString(string(in)); s != string(want) || n != count {
+		t.Fatalf("ReplaceString: got %d replacements, want %d; %s", n, count, describeDiff([]byte(s), want))
 	}
 	rd := r.NewReader(&chunkReader{data: in, sizes: sizes})
 	streamed, err := readAllSized(rd, bufSize)
-	if err != nil || !bytes.Equal(streamed, want) || rd.Count() != len(spans) {
+	if err != nil || !bytes.Equal(streamed, want) || rd.Count() != count {
 		t.Fatalf("stream (chunks %v, buffer %d): error %v, got %d replacements, want %d; %s",
-			sizes, bufSize, err, rd.Count(), len(spans), describeDiff(streamed, want))
+			sizes, bufSize, err, rd.Count(), count, describeDiff(streamed, want))
 	}
 }
 
@@ -75,6 +147,7 @@ func FuzzStream(f *testing.F) {
 	f.Add([]byte("\x02\x0fsk_live_abcdefg\x04ab/c"), []byte(`{"a":"b"}`), []byte{0, 0, 3, 1, 0, 0}, []byte{1, 2, 3})
 	f.Add([]byte("\x01\x02aa"), []byte("aaaaaaa"), []byte{}, []byte{0})
 	f.Add([]byte("\x03\x03abc\x05abcde\x01c"), []byte("xxabcdexx"), []byte{1, 0, 2, 2, 0, 9}, []byte{4, 0, 200})
+	f.Add([]byte("\x01\x1cwJalrXUtnFEMI/K7MDENG+bPxRfiCY"), []byte(`{"a":"b"}`+"\n"), []byte{0, 0, 3, 7, 0x80, 0, 5, 9, 0, 0, 1, 3}, []byte{5, 1, 9})
 	f.Fuzz(func(t *testing.T, secretsBlob, body, plan, chunks []byte) {
 		secrets := fuzzSecrets(secretsBlob)
 		if len(secrets) == 0 || len(body) > 1<<16 {
@@ -83,6 +156,7 @@ func FuzzStream(f *testing.F) {
 		r := Compile(secrets)
 		find, repl := patterns(t, r)
 		in := plant(body, find, plan)
+		in = plantSpellings(in, secrets, plan)
 		bufSize := 1
 		if len(chunks) > 0 {
 			bufSize = int(chunks[0])*37 + 1

@@ -78,12 +78,11 @@ func (r *Reader) fill(p []byte) int {
 	space := r.pl.space()
 	var dst []byte
 	direct := false
-	if len(r.pl.stages) == 1 {
-		s := r.pl.stages[0]
-		if budget := len(p)*s.growDen/s.growNum - r.pl.held(); budget >= minDirect {
-			space = space[:min(len(space), budget)]
-			dst, direct = p[:0:len(p)], true
-		}
+	// Each stage's output is at most its input, the bytes it held and
+	// what the stage before it wrote, times its growth.
+	if budget := len(p)*r.pl.growDen/r.pl.growNum - r.pl.held(); budget >= minDirect {
+		space = space[:min(len(space), budget)]
+		dst, direct = p[:0:len(p)], true
 	}
 	if !direct {
 		if r.out == nil {
@@ -145,10 +144,17 @@ var errClosed = errors.New("scrub: read after close")
 type pipeline struct {
 	stages []*stage
 	bufs   [][]byte
+	// growNum/growDen is the product of the stages' growth bounds.
+	growNum, growDen int
 }
 
 func newPipeline(stages []*stage) pipeline {
-	return pipeline{stages: stages, bufs: make([][]byte, len(stages))}
+	p := pipeline{stages: stages, bufs: make([][]byte, len(stages)), growNum: 1, growDen: 1}
+	for _, s := range stages {
+		p.growNum *= s.growNum
+		p.growDen *= s.growDen
+	}
+	return p
 }
 
 // space returns the free room after the first stage's input, at least
@@ -162,10 +168,13 @@ func (p *pipeline) space() []byte {
 	if p.bufs[0] == nil {
 		// Each stage's output is at most its input plus what the
 		// stage before held back, unless a replacement is longer than
-		// what it replaces; then append grows the buffer once.
+		// what it replaces; then append grows the buffer once. The
+		// buffers are of one size, since flush may swap them.
 		n := readSize
-		for i, s := range p.stages {
+		for _, s := range p.stages {
 			n += s.maxLen
+		}
+		for i := range p.stages {
 			p.bufs[i] = make([]byte, 0, n)
 		}
 	}
@@ -176,8 +185,14 @@ func (p *pipeline) space() []byte {
 // commit appends the first n bytes of space to the input.
 func (p *pipeline) commit(n int) { p.bufs[0] = p.bufs[0][:len(p.bufs[0])+n] }
 
-// held returns the number of bytes the first stage holds back.
-func (p *pipeline) held() int { return len(p.bufs[0]) }
+// held returns the number of bytes the stages hold back.
+func (p *pipeline) held() int {
+	n := 0
+	for _, b := range p.bufs {
+		n += len(b)
+	}
+	return n
+}
 
 // flush scrubs the input through every stage, appends the output to dst
 // and returns it with the number of replacements. Unless final, each stage
@@ -186,6 +201,19 @@ func (p *pipeline) flush(dst []byte, final bool) ([]byte, int) {
 	total := 0
 	for i, s := range p.stages {
 		last := i == len(p.stages)-1
+		if !last && s.m != nil && len(p.bufs[i+1]) == 0 && !s.m.has(p.bufs[i]) {
+			// The stage leaves its input as it is: hand the
+			// buffer on, keeping only what it holds back.
+			b := p.bufs[i]
+			used := len(b)
+			if !final {
+				used = s.m.hold(b)
+			}
+			next := p.bufs[i+1]
+			p.bufs[i+1] = b[:used]
+			p.bufs[i] = append(next[:0], b[used:]...)
+			continue
+		}
 		out := dst
 		if !last {
 			out = p.bufs[i+1]

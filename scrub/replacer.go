@@ -1,6 +1,7 @@
 package scrub
 
 import (
+	"sync"
 	"unsafe"
 
 	"keyhole/secret"
@@ -36,27 +37,32 @@ type Replacer struct {
 	names *Replacer
 }
 
-// Compile returns a Replacer for secrets. Each secret's raw value, its JSON
-// string escapes (with and without the \u003c-style HTML escapes) and its
-// percent-encodings (url.QueryEscape and url.PathEscape, with upper- and
-// lower-case hex) are all replaced by <<Name>>. So is, for values of at
-// least 12 bytes, its standard or URL-safe base64 encoding inside larger
-// base64 text, at each of the three byte alignments: the characters that
-// the value alone determines become <<Name>>, which breaks the surrounding
-// base64 but leaves at most a few bits of the value in the characters at
-// either end. Secrets with an empty value are skipped. When two secrets
-// share a form, the first in secrets wins. Compile is meant to run once per
-// rules load, not per request.
+// Compile returns a Replacer for secrets. Each secret's value is replaced
+// by <<Name>> in every spelling a JSON or URL decoder reads back as the
+// value: each character raw, percent-encoded (either hex case, + for a
+// space) or JSON-escaped (\/, \uXXXX in either hex case, ...), in any mix.
+// So is, for values of at least 12 bytes, its standard or URL-safe base64
+// encoding inside larger base64 text, at each of the three byte
+// alignments, spelled with escapes or cut by line breaks (LF or CRLF): the
+// characters that the value alone determines become <<Name>>, which breaks
+// the surrounding base64 but leaves at most a few bits of the value in the
+// characters at either end. The common spellings are found in one pass of
+// a multi-pattern search; the others only near an escape or a line break
+// (see escapes and wrapped). Secrets with an empty value are skipped. When
+// two secrets share a form, the first in secrets wins. Compile is meant to
+// run once per rules load, not per request.
 func Compile(secrets []Secret) *Replacer {
-	var find, repl, lower []string
+	var find, repl, lower, dec, decRepl, b64, b64Repl []string
 	seen := make(map[string]bool)
 	seenLower := make(map[string]bool)
+	seenDec := make(map[string]bool)
 	for _, s := range secrets {
 		if s.Value.IsZero() {
 			continue
 		}
 		placeholder := "<<" + s.Name + ">>"
-		for _, f := range forms(s.Value.Reveal()) {
+		v := s.Value.Reveal()
+		for _, f := range forms(v) {
 			if l := lowerASCII(f); !seenLower[l] {
 				seenLower[l] = true
 				lower = append(lower, l)
@@ -68,12 +74,57 @@ func Compile(secrets []Secret) *Replacer {
 			find = append(find, f)
 			repl = append(repl, placeholder)
 		}
+		if d := foldString(v); !seenDec[d] {
+			seenDec[d] = true
+			dec, decRepl = append(dec, d), append(decRepl, placeholder)
+		}
+		for _, f := range base64Forms(v) {
+			if d := foldString(f); !seenDec[d] {
+				seenDec[d] = true
+				dec, decRepl = append(dec, d), append(decRepl, placeholder)
+			}
+			b64, b64Repl = append(b64, f), append(b64Repl, placeholder)
+		}
 	}
-	r := newReplacer(find, repl, false)
+	// The decoding stages run first, so that the literal stage, the
+	// costliest, writes straight into the caller's buffer, and a
+	// decoding stage with nothing to do hands its buffer on (see
+	// pipeline.flush).
+	r := &Replacer{}
+	if len(dec) > 0 {
+		r.stages = append(r.stages, newMatcherStage(newEscapes(dec, decRepl), dec, decRepl))
+	}
+	if len(b64) > 0 {
+		b64, b64Repl = dedupe(b64, b64Repl)
+		r.stages = append(r.stages, newMatcherStage(newWrapped(b64, b64Repl), b64, b64Repl))
+	}
+	r.stages = append(r.stages, newReplacer(find, repl, false).stages...)
 	if len(lower) > 0 {
 		r.names = newReplacer(lower, lower, false)
 	}
 	return r
+}
+
+// dedupe drops the later of two equal patterns and its replacement.
+func dedupe(find, repl []string) ([]string, []string) {
+	seen := make(map[string]bool, len(find))
+	var f2, r2 []string
+	for i, f := range find {
+		if !seen[f] {
+			seen[f] = true
+			f2, r2 = append(f2, f), append(r2, repl[i])
+		}
+	}
+	return f2, r2
+}
+
+// foldString folds every byte of s (see fold).
+func foldString(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		b[i] = fold(c)
+	}
+	return string(b)
 }
 
 // lowerASCII returns s with ASCII letters in lower case.
@@ -88,7 +139,7 @@ func lowerASCII(s string) string {
 // contains reports whether any of r's patterns occurs in b.
 func (r *Replacer) contains(b []byte) bool {
 	for _, st := range r.stages {
-		if at, _ := st.next(b, 0, &cursor{}); at >= 0 {
+		if st.has(b) {
 			return true
 		}
 	}
@@ -174,18 +225,62 @@ func (r *Replacer) Replace(dst, src []byte) ([]byte, int) {
 	if r == nil || len(r.stages) == 0 {
 		return append(dst, src...), 0
 	}
+	var buf [8]*stage
+	stages := r.active(buf[:0], src)
 	total := 0
-	for i, s := range r.stages {
-		if i == len(r.stages)-1 {
+	var tmp [2]*[]byte // the outputs of the stages before the last
+	defer func() {
+		for _, t := range tmp {
+			if t != nil {
+				replaceBufs.Put(t)
+			}
+		}
+	}()
+	for i, s := range stages {
+		if i == len(stages)-1 {
 			var n int
 			dst, _, n = s.run(dst, src, true)
 			return dst, total + n
 		}
+		t := tmp[i%2]
+		if t == nil {
+			if t, _ = replaceBufs.Get().(*[]byte); t == nil {
+				t = new([]byte)
+			}
+			tmp[i%2] = t
+		}
 		var n int
-		src, _, n = s.run(nil, src, true)
+		*t, _, n = s.run((*t)[:0], src, true)
+		src = *t
 		total += n
 	}
-	return dst, total
+	return append(dst, src...), total
+}
+
+// replaceBufs recycles the buffers (*[]byte) that Replace passes from one
+// stage to the next.
+var replaceBufs sync.Pool
+
+// triggers reports whether one of stages may write what m starts from.
+func triggers(stages []*stage, m matcher) bool {
+	for _, s := range stages {
+		if m.triggered(s.repl) {
+			return true
+		}
+	}
+	return false
+}
+
+// active appends to dst the stages of r that may change src: a decoding
+// stage finds nothing in a text without what it starts from (an escape,
+// a line break inside base64), unless a stage before it can write that.
+func (r *Replacer) active(dst []*stage, src []byte) []*stage {
+	for _, s := range r.stages {
+		if s.m == nil || s.m.has(src) || triggers(dst, s.m) {
+			dst = append(dst, s)
+		}
+	}
+	return dst
 }
 
 // ReplaceString returns s with every pattern replaced, and the number of
@@ -210,7 +305,7 @@ func (r *Replacer) replaceIfAny(src []byte) ([]byte, int) {
 		return src, 0
 	}
 	for i, st := range r.stages {
-		if at, _ := st.next(src, 0, &cursor{}); at < 0 {
+		if !st.has(src) {
 			continue
 		}
 		return (&Replacer{stages: r.stages[i:]}).Replace(nil, src)

@@ -107,9 +107,11 @@ func TestCompile(t *testing.T) {
 		{Name: "DUP", Value: secret.FromString("wJal/rXU+tnFE")},
 	}
 	r := Compile(secrets)
-	// AWS: raw, 2 query and 2 path escapes, 3 base64 alignments (the
-	// URL alphabet gives the same); PW: raw, 2 JSON and 2 percent forms.
-	if got, want := r.Len(), 8+5; got != want {
+	// Literal: AWS raw, 2 query and 2 path escapes, 3 base64 alignments
+	// (the URL alphabet gives the same); PW raw, 2 JSON and 2 percent
+	// forms. Escapes: both raw values and the 3 base64 forms. Wrapped:
+	// the 3 base64 forms.
+	if got, want := r.Len(), 8+5+5+3; got != want {
 		t.Errorf("Len: got %d, want %d", got, want)
 	}
 	tests := []struct {

@@ -199,12 +199,39 @@ func (r *Replacer) scrubHeader(h http.Header, dropped *[]string) int {
 		}
 		for i, v := range vs {
 			if s, c := r.ReplaceString(v); c > 0 {
+				vs[i], v = s, s
+				n += c
+			}
+			if s, c := r.unfolded(v); c > 0 {
 				vs[i] = s
 				n += c
 			}
 		}
 	}
 	return n
+}
+
+// unfolded returns v without its spaces and tabs, scrubbed, when that
+// holds a secret, and v with 0 otherwise. An upstream can fold a header
+// line in the middle of a value (obs-fold, RFC 9112 section 5.2), which
+// net/http unfolds into a space, and a reader can take the space out
+// again. A value that needs this loses its spaces: it held a secret.
+func (r *Replacer) unfolded(v string) (string, int) {
+	if strings.IndexByte(v, ' ') < 0 && strings.IndexByte(v, '\t') < 0 {
+		return v, 0
+	}
+	var buf [256]byte
+	b := buf[:0]
+	for i := 0; i < len(v); i++ {
+		if v[i] != ' ' && v[i] != '\t' {
+			b = append(b, v[i])
+		}
+	}
+	out, n := r.replaceIfAny(b)
+	if n == 0 {
+		return v, 0
+	}
+	return string(out), n
 }
 
 // nameHasSecret reports whether the header name k, lowered, holds a

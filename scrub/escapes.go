@@ -1,0 +1,306 @@
+package scrub
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+)
+
+// escapes finds secrets spelled with escapes, in any mix: each character
+// of a value (or of one of its base64 forms) may be written raw, as a
+// percent escape with upper- or lower-case hex, or as a JSON escape (\/,
+// \u002F, \u002f, ...), the way any URL or JSON decoder reads them. No
+// finite list of spellings covers that, so this stage reads the text as a
+// decoder does, a unit at a time (see unit), and compares decoded bytes.
+//
+// Its result is defined as if the whole input were read as units from its
+// start: at each unit, in order, the longest pattern that the decoded
+// units from there spell (whole units, a space matching a plus), and that
+// uses at least one escape, is replaced by its placeholder; spellings
+// without an escape are the literal stage's. To stay fast it reads units
+// only near an escape that decodes to a byte some pattern holds, since
+// every spelling it replaces holds one: a body without % or \ costs two
+// bytes.IndexByte scans.
+type escapes struct {
+	pats    []string // folded decoded patterns
+	repl    []string
+	byFirst [256][]int32 // patterns by first byte, longest first
+	alpha   [256]bool    // bytes of any pattern
+	sorted  []string     // pats in byte order, for raw prefixes
+	// spells marks the bytes that can be part of a spelling: pattern
+	// bytes (raw, or a space for a plus) and the bytes of escapes.
+	spells [256]bool
+	maxLen int
+	span   int // the most input bytes a match takes: 6 per decoded byte
+}
+
+func newEscapes(pats, repl []string) *escapes {
+	e := &escapes{pats: pats, repl: repl}
+	for k, p := range pats {
+		e.maxLen = max(e.maxLen, len(p))
+		e.byFirst[p[0]] = append(e.byFirst[p[0]], int32(k))
+		for i := 0; i < len(p); i++ {
+			e.alpha[p[i]] = true
+		}
+	}
+	for _, l := range e.byFirst {
+		slices.SortStableFunc(l, func(a, b int32) int { return len(pats[b]) - len(pats[a]) })
+	}
+	for c := range 256 {
+		b := byte(c)
+		e.spells[c] = e.alpha[fold(b)] || isIntroducer(b) || unhex(b) >= 0 || b == 'u' || jsonEscape(b) != 0
+	}
+	e.sorted = slices.Clone(pats)
+	slices.Sort(e.sorted)
+	e.span = 6 * e.maxLen
+	return e
+}
+
+// holdLen bounds what run holds back when not final.
+func (e *escapes) holdLen() int { return e.span + 2*maxUnit }
+
+// has reports whether b holds an escape that decodes to pattern bytes;
+// without one run leaves b as it is.
+func (e *escapes) has(b []byte) bool {
+	pct, bs := -1, -1
+	return e.candidate(b, 0, &pct, &bs) >= 0
+}
+
+// triggered reports whether writing one of repl between two bytes can
+// make an escape: only one that is empty, holds an introducer, or starts
+// with a byte that goes on an escape (a hex digit, u, or a JSON escape
+// letter).
+func (e *escapes) triggered(repl []string) bool {
+	for _, r := range repl {
+		if r == "" || strings.ContainsAny(r, `%\`) || unhex(r[0]) >= 0 || r[0] == 'u' || jsonEscape(r[0]) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAt returns the end and pattern index of the longest pattern that
+// the units from b[i] spell with at least one escape, or -1, -1.
+func (e *escapes) matchAt(b []byte, i int) (int, int) {
+	first := unitAt(b, i)
+	for _, k := range e.byFirst[fold(first.dec[0])] {
+		if end, ok := e.spell(b, i, e.pats[k]); ok {
+			return end, int(k)
+		}
+	}
+	return -1, -1
+}
+
+// spell reports whether the units from b[i] spell p, using an escape, and
+// where they end.
+func (e *escapes) spell(b []byte, i int, p string) (int, bool) {
+	esc := false
+	for j := 0; j < len(p); {
+		if i >= len(b) {
+			return 0, false
+		}
+		u := unitAt(b, i)
+		if j+u.dn > len(p) {
+			return 0, false
+		}
+		for t := range u.dn {
+			if fold(u.dec[t]) != p[j+t] {
+				return 0, false
+			}
+		}
+		j += u.dn
+		i += u.n
+		esc = esc || u.escape
+	}
+	return i, esc
+}
+
+// prefixAt reports whether the units from b[i] up to q spell a proper
+// prefix of some pattern, so that more input could complete a match.
+func (e *escapes) prefixAt(b []byte, i, q int) bool {
+	first := unitAt(b, i)
+	for _, k := range e.byFirst[fold(first.dec[0])] {
+		p := e.pats[k]
+		at, j := i, 0
+		for j < len(p) {
+			if at >= q {
+				return true
+			}
+			u := unitAt(b[:q], at)
+			if j+u.dn > len(p) {
+				break
+			}
+			ok := true
+			for t := range u.dn {
+				ok = ok && fold(u.dec[t]) == p[j+t]
+			}
+			if !ok {
+				break
+			}
+			j += u.dn
+			at += u.n
+		}
+	}
+	return false
+}
+
+// hold returns the first unit boundary from which the rest of b could
+// still grow into a match, or begins an escape that more bytes would
+// change; run keeps b from there for the next call.
+func (e *escapes) hold(b []byte) int {
+	// A match's bytes before its first escape are raw, fewer than
+	// maxLen, so one that is not complete starts at most maxLen before
+	// the first introducer of the tail, or before the end.
+	from := max(0, len(b)-e.holdLen())
+	// Nor does it start before a byte that no spelling holds.
+	for i := len(b) - 1; i >= from; i-- {
+		if !e.spells[b[i]] {
+			from = i + 1
+			break
+		}
+	}
+	first := min(indexFrom(b, from, '%'), indexFrom(b, from, '\\'))
+	tail := resync(b, max(from, first-e.maxLen), 0)
+	q := len(b)
+	// Only the last maxUnit-1 bytes can hold an escape cut short.
+	for i := resync(b, max(tail, len(b)-maxUnit), tail); i < len(b); i += unitAt(b, i).n {
+		if isIntroducer(b[i]) && incomplete(b[i:]) {
+			q = i
+			break
+		}
+	}
+	if first == len(b) {
+		// No escape in the tail: every unit is a byte, and a prefix
+		// is a raw one, shorter than maxLen.
+		for i := max(tail, len(b)-e.maxLen+1); i < len(b); i++ {
+			if len(e.byFirst[fold(b[i])]) > 0 && e.rawPrefix(b[i:]) {
+				return i
+			}
+		}
+		return len(b)
+	}
+	for i := tail; i < q; i += unitAt(b[:q], i).n {
+		if len(e.byFirst[fold(unitAt(b[:q], i).dec[0])]) > 0 && e.prefixAt(b, i, q) {
+			return i
+		}
+	}
+	return q
+}
+
+// rawPrefix reports whether t, folded, is a proper prefix of a pattern.
+// The patterns that start with it are contiguous in sorted order, from
+// the first one not below it.
+func (e *escapes) rawPrefix(t []byte) bool {
+	lo, hi := 0, len(e.sorted)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if cmpFolded(e.sorted[m], t) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	for ; lo < len(e.sorted); lo++ {
+		p := e.sorted[lo]
+		if len(p) < len(t) || cmpFolded(p[:len(t)], t) != 0 {
+			return false
+		}
+		if len(p) > len(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// cmpFolded compares p with t folded, in byte order.
+func cmpFolded(p string, t []byte) int {
+	for i := 0; i < len(p) && i < len(t); i++ {
+		if c := fold(t[i]); p[i] != c {
+			if p[i] < c {
+				return -1
+			}
+			return 1
+		}
+	}
+	return len(p) - len(t)
+}
+
+// candidate returns the first position at or after from of an escape
+// that decodes to pattern bytes, or -1. pct and bs cache the next % and \.
+func (e *escapes) candidate(b []byte, from int, pct, bs *int) int {
+	for {
+		if *pct < from {
+			*pct = indexFrom(b, from, '%')
+		}
+		if *bs < from {
+			*bs = indexFrom(b, from, '\\')
+		}
+		j := min(*pct, *bs)
+		if j == len(b) {
+			return -1
+		}
+		u := unitAt(b, j)
+		if u.escape {
+			ok := true
+			for t := range u.dn {
+				ok = ok && e.alpha[fold(u.dec[t])]
+			}
+			if ok {
+				return j
+			}
+		}
+		from = j + 1
+	}
+}
+
+// indexFrom returns the index of c in b at or after from, or len(b).
+func indexFrom(b []byte, from int, c byte) int {
+	if i := bytes.IndexByte(b[from:], c); i >= 0 {
+		return from + i
+	}
+	return len(b)
+}
+
+// run is stage.run for escaped spellings.
+func (e *escapes) run(dst, b []byte, final bool) ([]byte, int, int) {
+	limit := len(b)
+	if !final {
+		limit = e.hold(b)
+	}
+	pos, n := 0, 0
+	// Units before walked were tried already, and walked is a unit
+	// boundary (so is pos, which it never trails).
+	walked := 0
+	pct, bs := -1, -1
+	for from := 0; ; {
+		j := e.candidate(b, from, &pct, &bs)
+		if j < 0 {
+			break
+		}
+		// A spelling that holds the escape at j starts at most span
+		// before it, after the last byte that no spelling holds.
+		rs := j
+		for lo := max(walked, j-e.span); rs > lo && e.spells[b[rs-1]]; {
+			rs--
+		}
+		if rs >= limit {
+			break
+		}
+		cur := resync(b, rs, walked)
+		for cur <= j && cur < limit {
+			if end, k := e.matchAt(b, cur); k >= 0 {
+				dst = append(dst, b[pos:cur]...)
+				dst = append(dst, e.repl[k]...)
+				n++
+				cur, pos = end, end
+				continue
+			}
+			cur += unitAt(b, cur).n
+		}
+		walked = cur
+		from = max(cur, j+1)
+	}
+	end := max(pos, limit)
+	dst = append(dst, b[pos:end]...)
+	return dst, end, n
+}
