@@ -89,7 +89,7 @@ func newTestSet(tb testing.TB) *rules.Set {
 	}
 	tb.Setenv("KH_TEST_MISSING", "")
 	os.Unsetenv("KH_TEST_MISSING")
-	set, err := rules.Parse("testdata/keyhole.yaml", []byte(testRules))
+	set, err := rules.LoadData("testdata/keyhole.yaml", []byte(testRules))
 	if err != nil {
 		tb.Fatalf("rules.Parse: %v", err)
 	}

@@ -28,6 +28,7 @@ type Metrics struct {
 	scrubbed   prometheus.Counter
 	duration   prometheus.Histogram
 	reloads    *prometheus.CounterVec
+	sources    sourceMetrics
 }
 
 // New returns a registry with keyhole's collectors and the Go runtime and
@@ -59,6 +60,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(m.requests, m.injections, m.scrubbed, m.duration, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.sources = newSourceMetrics(m.reg)
 	return m
 }
 

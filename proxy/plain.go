@@ -31,6 +31,7 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := p.handle(r, c, nil, nil)
+	defer p.watchToken(connFrom(r.Context()), c)() // a stream or upgrade ends with its token
 	p.writeResponse(w, r, resp)
 }
 
@@ -63,6 +64,10 @@ func (p *Proxy) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 		h[k] = vs
 	}
 	removeHopHeaders(h, false)
+	if resp.StatusCode == http.StatusProxyAuthRequired && isRefusal(resp) {
+		// Hop-by-hop, but this hop's own: the client must learn the scheme.
+		h["Proxy-Authenticate"] = resp.Header["Proxy-Authenticate"]
+	}
 	if resp.ContentLength >= 0 && resp.Header.Get("Content-Length") == "" && bodyAllowed(r.Method, resp.StatusCode) {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}

@@ -108,7 +108,7 @@ func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config
 		rulesYAML = strings.ReplaceAll(rulesYAML, "UPSTREAM", up.Listener.Addr().String())
 		cfg.UpstreamCAFile = up.caFile
 	}
-	set, err := rules.Parse(filepath.Join(t.TempDir(), "keyhole.yaml"), []byte(rulesYAML))
+	set, err := rules.LoadData(filepath.Join(t.TempDir(), "keyhole.yaml"), []byte(rulesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

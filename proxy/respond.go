@@ -28,7 +28,7 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout, x.conn, resp.ContentLength < 0)
 	}
-	body, err := rep.Response(resp, x.req.Method, len(res.Secrets) > 0)
+	body, err := rep.Response(resp, x.req.Method)
 	if err != nil {
 		resp.Body.Close()
 		return x.refuse(inject.Refuse(inject.UnscrubbableEncoding, "", x.rec.Host,

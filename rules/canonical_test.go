@@ -32,11 +32,18 @@ func canonical(t testing.TB, s *Set) string {
 		Deny         []string `yaml:"deny"`
 		BlockPrivate bool     `yaml:"block_private"`
 	}
+	type vaultDoc struct {
+		Address   string         `yaml:"address,omitempty"`
+		Namespace string         `yaml:"namespace,omitempty"`
+		CAFile    string         `yaml:"ca_file,omitempty"`
+		Auth      map[string]any `yaml:"auth"`
+	}
 	type doc struct {
 		Secrets map[string]secretDoc `yaml:"secrets"`
 		Agents  map[string]agentDoc  `yaml:"agents,omitempty"`
 		Egress  egressDoc            `yaml:"egress"`
 		Resolve map[string]string    `yaml:"resolve"`
+		Vault   *vaultDoc            `yaml:"vault,omitempty"`
 	}
 	d := doc{
 		Secrets: map[string]secretDoc{},
@@ -71,6 +78,14 @@ func canonical(t testing.TB, s *Set) string {
 		d.Agents = map[string]agentDoc{}
 		for name, a := range s.Agents {
 			d.Agents[name] = agentDoc{Token: a.Token.String(), Secrets: a.Secrets}
+		}
+	}
+	if v := s.Vault; v != nil {
+		d.Vault = &vaultDoc{Address: v.Address, Namespace: v.Namespace, CAFile: v.CAFile, Auth: map[string]any{}}
+		if v.Token != nil {
+			d.Vault.Auth["token"] = v.Token.String()
+		} else {
+			d.Vault.Auth["approle"] = map[string]string{"role_id": v.RoleID.String(), "secret_id": v.SecretID.String()}
 		}
 	}
 	for _, p := range s.Resolve {

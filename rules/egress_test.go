@@ -9,7 +9,7 @@ import (
 // mustParse parses a rules file held in a test, failing the test on error.
 func mustParse(t testing.TB, data string) *Set {
 	t.Helper()
-	s, err := Parse("test.yaml", []byte(data))
+	s, err := LoadData("test.yaml", []byte(data))
 	if err != nil {
 		t.Fatalf("got error %v, want none", err)
 	}

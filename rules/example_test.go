@@ -25,7 +25,7 @@ egress:
 	fmt.Println(s.CheckEgress("api.stripe.com", 443, 443) == rules.EgressAllowed)
 	fmt.Println(s.CheckEgress("evil.example", 443, 443) == rules.EgressNotAllowed)
 	// Output:
-	// keyhole.yaml: ok: 1 secret, 0 agents, egress default deny (1 allow, 0 deny), 0 pins, 1 warning
+	// keyhole.yaml: ok: 1 secret, 0 agents, egress default deny (1 allow, 0 deny), 0 pins
 	// true
 	// true
 }

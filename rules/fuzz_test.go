@@ -95,3 +95,35 @@ func yamlLineCount(s string) int {
 	}
 	return n
 }
+
+// FuzzVaultRef checks that the vault: reference parser never panics, that
+// an accepted reference prints back as itself, and that an error never
+// quotes the reference.
+func FuzzVaultRef(f *testing.F) {
+	for _, s := range []string{"secret/data/stripe#api_key", "database/creds/readonly#password", "a#b#c", "#x", "x#", "a/../b#c", "/a#b", "kv/x y#z", "a//b#c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ref string) {
+		src, err := ParseSource("vault:"+ref, ".")
+		if err != nil {
+			// Messages are fixed sentences; one of them has an example
+			// reference that short inputs may match.
+			if msg := strings.Replace(err.Error(), "vault:secret/data/stripe#api_key", "", 1); len(ref) > 3 && strings.Contains(msg, ref) {
+				t.Fatalf("the error quotes the reference: %v", err)
+			}
+			return
+		}
+		vs := src.(VaultSource)
+		if got := vs.String(); got != "vault:"+ref {
+			t.Fatalf("got %q, want %q", got, "vault:"+ref)
+		}
+		if vs.Path == "" || vs.Field == "" || strings.Contains(vs.Field, "#") {
+			t.Fatalf("accepted path %q field %q", vs.Path, vs.Field)
+		}
+		for _, seg := range strings.Split(vs.Path, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				t.Fatalf("accepted path %q with segment %q", vs.Path, seg)
+			}
+		}
+	})
+}

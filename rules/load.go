@@ -2,6 +2,7 @@ package rules
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -18,15 +20,25 @@ import (
 )
 
 // Load reads, validates and compiles the rules file at path, and reads every
-// secret and token source it names. A file larger than MaxFileSize is
-// refused.
+// source it names with the zero Loader (env: and file: sources). A file
+// larger than MaxFileSize is refused.
 //
 // When the file is invalid, the error is an Errors listing every problem at
 // once, each as "FILE:LINE: FIELD: message", and the Set is nil. A source
 // that cannot be read (an unset variable, a missing file, a value with
 // control characters) does not fail the load: the secret's Value, or the
 // agent's TokenValue, returns the reason, and Set.Warnings says it.
-func Load(path string) (*Set, error) {
+func Load(path string) (*Set, error) { return (&Loader{}).Load(context.Background(), path, nil) }
+
+// LoadData is Load for the contents data of the rules file at path.
+func LoadData(path string, data []byte) (*Set, error) {
+	return (&Loader{}).LoadData(context.Background(), path, data, nil)
+}
+
+// Load is the package's Load with ld's source kinds. prev, when not nil, is
+// the set this one replaces: a value that expires and cannot be read again
+// now is kept from it while it lives.
+func (ld *Loader) Load(ctx context.Context, path string, prev *Set) (*Set, error) {
 	// Stamp the files before reading them, so that a Watcher started
 	// later still sees a change made after this read.
 	rulesStamp := stamp(path)
@@ -47,12 +59,53 @@ func Load(path string) (*Set, error) {
 	for _, p := range set.SourceFiles() {
 		set.stamps[p] = stamp(p)
 	}
+	ld.resolve(ctx, set, prev.readingsOrNil(), nil, false)
 	return set, nil
 }
 
-// Parse is Load for the contents data of the rules file at path. The path
-// names the file in messages, and relative file: sources are taken relative
-// to its directory.
+// LoadData is Load for the contents data of the rules file at path.
+func (ld *Loader) LoadData(ctx context.Context, path string, data []byte, prev *Set) (*Set, error) {
+	set, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	ld.resolve(ctx, set, prev.readingsOrNil(), nil, false)
+	return set, nil
+}
+
+// Refresh returns a new set with the rules of prev and its values, except
+// those that are due to be read again (about to expire, or retried after a
+// failure) and every source of the kinds named, which it reads again. A
+// read that fails keeps the last good value while it lives. Refresh reads
+// neither the rules file nor sources that are not due.
+func (ld *Loader) Refresh(ctx context.Context, prev *Set, kinds ...string) *Set {
+	set, err := Parse(prev.File, prev.data)
+	if err != nil {
+		return prev // cannot happen: prev was parsed from the same bytes
+	}
+	set.stamps = prev.stamps
+	now := time.Now()
+	due := func(r *reading) bool {
+		return slices.Contains(kinds, r.kind) || !r.next.IsZero() && !now.Before(r.next)
+	}
+	ld.resolve(ctx, set, prev.readings, due, true)
+	return set
+}
+
+// readingsOrNil returns the readings of s, or nil when s is nil.
+func (s *Set) readingsOrNil() map[string]*reading {
+	if s == nil {
+		return nil
+	}
+	return s.readings
+}
+
+// Parse decodes, validates and compiles the contents data of the rules file
+// at path, and reads nothing: no environment, file, program or network. The
+// path names the file in messages, and relative file: sources are taken
+// relative to its directory. The secrets and tokens of the Set it returns
+// have no values yet (each reports that its source was not read); Load and
+// Loader.Load parse and then read every source.
 func Parse(path string, data []byte) (*Set, error) {
 	l := &loader{file: path, dir: filepath.Dir(path), set: &Set{File: path}, lines: countLines(data)}
 	if root := l.decode(data); root != nil && l.scan(root) {
@@ -62,11 +115,8 @@ func Parse(path string, data []byte) (*Set, error) {
 		slices.SortStableFunc(l.errs, byLine)
 		return nil, l.errs
 	}
-	l.readSources()
-	slices.SortStableFunc(l.warns, byLine)
-	for _, w := range l.warns {
-		l.set.Warnings = append(l.set.Warnings, w.Error())
-	}
+	l.set.pending = l.reads
+	l.set.data = data
 	l.set.compile()
 	return l.set, nil
 }
@@ -80,24 +130,22 @@ type loader struct {
 	lines int // in the file, for keeping error lines within it
 	set   *Set
 	errs  Errors
-	warns Errors
 	reads []pendingRead
 }
 
-// pendingRead is a source to read once the whole file proved valid.
+// pendingRead is a source to read once the whole file proved valid. store
+// receives the outcome; expire, when set, receives the time the value stops
+// being valid (zero: never).
 type pendingRead struct {
-	field string
-	line  int
-	src   Source
-	store func(secret.Value, error)
+	field  string
+	line   int
+	src    Source
+	store  func(secret.Value, error)
+	expire func(time.Time)
 }
 
 func (l *loader) errorf(line int, field, format string, args ...any) {
 	l.errs = append(l.errs, l.newError(line, field, format, args...))
-}
-
-func (l *loader) warnf(line int, field, format string, args ...any) {
-	l.warns = append(l.warns, l.newError(line, field, format, args...))
 }
 
 // newError makes an Error that prints as one line within the file: yaml.v3
@@ -109,10 +157,14 @@ func (l *loader) newError(line int, field, format string, args ...any) *Error {
 }
 
 func (l *loader) root(n *yaml.Node) {
-	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve")
+	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault")
 	if !ok {
 		return
 	}
+	if p, ok := f["vault"]; ok {
+		l.vault(p)
+	}
+	defer l.bindVault()
 	defined := map[string]bool{}
 	if p, ok := f["secrets"]; ok {
 		defined = l.secrets(p)
@@ -165,10 +217,13 @@ func (l *loader) secret(e pair) *parsedSecret {
 	if !ok {
 		return nil
 	}
-	s := &Secret{Name: e.key, Env: e.key, Line: e.k.Line}
+	s := &Secret{Name: e.key, Env: e.key, Line: e.k.Line, err: errNotRead}
 	out := &parsedSecret{Secret: s, envLine: e.k.Line}
 	if p, ok := l.required(f, "source", e); ok {
 		s.Source = l.source(p, func(v secret.Value, err error) { s.value, s.err = v, err })
+		if s.Source != nil {
+			l.reads[len(l.reads)-1].expire = func(t time.Time) { s.expires = t }
+		}
 	}
 	if p, ok := l.required(f, "hosts", e); ok {
 		s.Hosts, _ = parseList(l, p, parseHost)
@@ -263,9 +318,12 @@ func (l *loader) agent(e pair, defined map[string]bool) *Agent {
 	if !ok {
 		return nil
 	}
-	a := &Agent{Name: e.key, Line: e.k.Line, Secrets: []string{}}
+	a := &Agent{Name: e.key, Line: e.k.Line, Secrets: []string{}, err: errNotRead}
 	if p, ok := l.required(f, "token", e); ok {
 		a.Token = l.source(p, func(v secret.Value, err error) { a.token, a.err = v, err })
+		if a.Token != nil {
+			l.reads[len(l.reads)-1].expire = func(t time.Time) { a.expires = t }
+		}
 	}
 	if p, ok := f["secrets"]; ok {
 		a.Secrets, _ = parseList(l, p, func(s string) (string, string, error) {
@@ -348,35 +406,3 @@ func (l *loader) pin(e pair, seen map[string]string) (Pin, bool) {
 	}
 	return pin, valid
 }
-
-// readSources reads every queued source, turning failures into warnings.
-func (l *loader) readSources() {
-	holders := make(map[string]string) // secret value → the secret holding it
-	for _, r := range l.reads {
-		v, err := r.src.Read()
-		r.store(v, err)
-		if err != nil {
-			l.warnf(r.line, r.field, "%v", err)
-			continue
-		}
-		name, isSecret := strings.CutSuffix(r.field, ".source")
-		if !isSecret {
-			continue
-		}
-		// Scrubbing responses replaces every occurrence of a value by its
-		// placeholder: a short value occurs by chance, and a value two
-		// secrets share cannot say which placeholder to put back.
-		if v.Len() < minScrubLen {
-			l.warnf(r.line, r.field, "%s: the value is shorter than %d bytes; scrubbing it from responses may garble them", r.src, minScrubLen)
-		}
-		if prev, dup := holders[v.Reveal()]; dup {
-			l.warnf(r.line, r.field, "%s: holds the same value as %s", r.src, prev)
-			continue
-		}
-		holders[v.Reveal()] = name
-	}
-}
-
-// minScrubLen is the length below which a secret's value is likely to occur
-// by chance in a response.
-const minScrubLen = 8

@@ -119,7 +119,7 @@ func TestLoadValid(t *testing.T) {
 			// The canonical form loads to the same rules. Its sources are
 			// relative to the working directory, and so is it.
 			rt := filepath.Base(file)
-			again, err := Parse(rt, []byte(canonical(t, s)))
+			again, err := LoadData(rt, []byte(canonical(t, s)))
 			if err != nil {
 				t.Fatalf("canonical form: got error %v, want none", err)
 			}

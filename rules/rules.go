@@ -15,9 +15,11 @@
 package rules
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
+	"time"
 
 	"keyhole/secret"
 )
@@ -37,6 +39,9 @@ type Set struct {
 	Egress Egress
 	// Resolve pins host names to addresses.
 	Resolve []Pin
+	// Vault is the vault section, which vault: sources need; nil when the
+	// file has none.
+	Vault *VaultConfig
 	// Warnings are problems that do not stop the rules from loading, such as
 	// a secret whose source cannot be read yet. They never hold a value.
 	Warnings []string
@@ -47,6 +52,14 @@ type Set struct {
 	// stamps are the rules file and file: sources as Load found them, for
 	// Watcher.
 	stamps map[string]fileStamp
+	// refresh is when the first value that expires (or failed) should be
+	// read again; zero when none.
+	refresh time.Time
+	// data is the rules file as parsed, pending its sources, and readings
+	// their outcomes by reference, for Loader.Refresh.
+	data     []byte
+	pending  []pendingRead
+	readings map[string]*reading
 }
 
 // compile derives the set's lookup tables; Load calls it once.
@@ -90,13 +103,24 @@ type Secret struct {
 	// Line is the line of the secret's name in the rules file.
 	Line int
 
-	value secret.Value
-	err   error // why the value could not be read; nil when it was
+	value   secret.Value
+	err     error     // why the value could not be read; nil when it was
+	expires time.Time // when value stops being valid; zero: never
 }
 
-// Value returns the secret's value as read at load, or the error that
-// prevented reading it. The error names the source, never a value.
-func (s *Secret) Value() (secret.Value, error) { return s.value, s.err }
+// Value returns the secret's value as last read, or the error that
+// prevented reading it. A value past its expiry is an error: keyhole serves
+// a value only while it lives. The error names the source, never a value.
+func (s *Secret) Value() (secret.Value, error) {
+	if s.err == nil && expired(s.expires) {
+		return secret.Value{}, fmt.Errorf("%s: the value expired at %s and could not be read again", s.Source, s.expires.UTC().Format(time.RFC3339))
+	}
+	return s.value, s.err
+}
+
+// Expires returns when the secret's value stops being valid; the zero time
+// means it does not expire.
+func (s *Secret) Expires() time.Time { return s.expires }
 
 // Placeholder returns the secret's placeholder, "<<NAME>>".
 func (s *Secret) Placeholder() string { return "<<" + s.Name + ">>" }
@@ -158,8 +182,9 @@ type Agent struct {
 	// Line is the line of the agent's name in the rules file.
 	Line int
 
-	token secret.Value
-	err   error
+	token   secret.Value
+	err     error
+	expires time.Time
 }
 
 // MayUse reports whether the agent may use the secret named name.
@@ -168,15 +193,20 @@ func (a *Agent) MayUse(name string) bool { return slices.Contains(a.Secrets, nam
 // CheckToken reports, in constant time, whether tok is the agent's static
 // token. It is false when the token's source could not be read.
 func (a *Agent) CheckToken(tok string) bool {
-	if a.err != nil || a.token.IsZero() {
+	if a.err != nil || a.token.IsZero() || expired(a.expires) {
 		return false
 	}
 	return a.token.Equal(tok)
 }
 
-// TokenValue returns the agent's static token as read at load, or the error
-// that prevented reading it.
-func (a *Agent) TokenValue() (secret.Value, error) { return a.token, a.err }
+// TokenValue returns the agent's static token as last read, or the error
+// that prevented reading it (also once the token has expired).
+func (a *Agent) TokenValue() (secret.Value, error) {
+	if a.err == nil && expired(a.expires) {
+		return secret.Value{}, fmt.Errorf("%s: the token expired and could not be read again", a.Token)
+	}
+	return a.token, a.err
+}
 
 // Egress decides which destinations that no secret names may be reached.
 type Egress struct {

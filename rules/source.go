@@ -2,35 +2,41 @@ package rules
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"keyhole/secret"
 )
 
-// Source reads a credential. Sources are read at load and reload, never on the
-// request path. String describes the source ("env:VAR", "file:/path") and
-// never includes the value.
+// Source reads a credential. Sources are read at load and reload, and again
+// before a value expires; never on the request path. Read returns the value
+// and the time it stops being valid (the zero time: it does not expire); it
+// stops when ctx ends. String describes the source ("env:VAR",
+// "file:/path") and never includes the value.
 type Source interface {
-	Read() (secret.Value, error)
+	Read(ctx context.Context) (v secret.Value, expires time.Time, err error)
 	String() string
 }
 
 // MaxSecretSize bounds the bytes read from a file source.
 const MaxSecretSize = 64 << 10
 
-// ParseSource parses a source reference: "env:VAR" or "file:/path". A
-// relative file path is taken relative to dir (the rules file's directory).
-// A malformed reference is not quoted in the error: it may be a credential
-// written where its reference belongs.
+// ParseSource parses a source reference: "env:VAR", "file:/path",
+// "exec:PROGRAM ARG...", "vault:PATH#FIELD" or "store:NAME". It does no
+// I/O. A relative file path (and a relative program path) is taken
+// relative to dir (the rules file's directory). A malformed reference is
+// not quoted in the error: it may be a credential written where its
+// reference belongs.
 func ParseSource(ref, dir string) (Source, error) {
 	kind, arg, ok := strings.Cut(ref, ":")
 	if !ok {
-		return nil, errors.New("want env:VAR or file:/path")
+		return nil, sourceKindMissing(ref)
 	}
 	switch kind {
 	case "env":
@@ -49,8 +55,18 @@ func ParseSource(ref, dir string) (Source, error) {
 			arg = filepath.Join(dir, arg)
 		}
 		return FileSource(filepath.Clean(arg)), nil
+	case "exec":
+		return parseExec(arg, dir)
+	case "vault":
+		path, field, err := ParseVaultRef(arg)
+		if err != nil {
+			return nil, err
+		}
+		return VaultSource{Path: path, Field: field}, nil
+	case "store":
+		return parseStore(arg)
 	default:
-		return nil, errors.New("unknown source kind (want env:VAR or file:/path)")
+		return nil, errors.New("unknown source kind (want " + sourceSyntax + ")")
 	}
 }
 
@@ -72,13 +88,15 @@ func validEnvName(s string) bool {
 // EnvSource reads a credential from the environment variable it names.
 type EnvSource string
 
-// Read returns the variable's value; an unset or empty variable is an error.
-func (e EnvSource) Read() (secret.Value, error) {
+// Read returns the variable's value, which does not expire; an unset or
+// empty variable is an error.
+func (e EnvSource) Read(context.Context) (secret.Value, time.Time, error) {
 	v, ok := os.LookupEnv(string(e))
 	if !ok {
-		return secret.Value{}, fmt.Errorf("%s: the variable is not set", e)
+		return secret.Value{}, time.Time{}, fmt.Errorf("%s: the variable is not set", e)
 	}
-	return checkValue(e, []byte(v))
+	val, err := checkValue(e, []byte(v))
+	return val, time.Time{}, err
 }
 
 // String returns "env:NAME".
@@ -88,8 +106,14 @@ func (e EnvSource) String() string { return "env:" + string(e) }
 type FileSource string
 
 // Read returns the file's contents without its trailing newline (and a
-// carriage return before it).
-func (f FileSource) Read() (secret.Value, error) {
+// carriage return before it). The value does not expire: the Watcher reads
+// the file again when it changes.
+func (f FileSource) Read(context.Context) (secret.Value, time.Time, error) {
+	v, err := f.read()
+	return v, time.Time{}, err
+}
+
+func (f FileSource) read() (secret.Value, error) {
 	// Only regular files: opening a FIFO would block the load forever, and a
 	// device such as /dev/stdin is no place for a credential.
 	fi, err := os.Stat(string(f))
@@ -131,9 +155,15 @@ func pathless(err error) error {
 	return err
 }
 
+// CheckValue refuses a value that cannot travel in an HTTP header: an empty
+// one, or one with a control character (a CR or LF would split the header).
+// Its error names src and the offending byte's offset, never the value.
+// Source kinds outside this package check what they read with it.
+func CheckValue(src fmt.Stringer, b []byte) (secret.Value, error) { return checkValue(src, b) }
+
 // checkValue refuses values that cannot travel in an HTTP header: empty ones,
 // and ones with control characters (a CR or LF would split the header).
-func checkValue(src Source, b []byte) (secret.Value, error) {
+func checkValue(src fmt.Stringer, b []byte) (secret.Value, error) {
 	if len(b) == 0 {
 		return secret.Value{}, fmt.Errorf("%s: the value is empty", src)
 	}

@@ -47,9 +47,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// SourceFiles returns the path of every file: source of the secrets and
-// agent tokens, sorted and without duplicates, so that the proxy can watch
-// them and reload when a credential rotates.
+// SourceFiles returns the path of every file: source (of the secrets, the
+// agent tokens and every other field the file reads from a source), sorted
+// and without duplicates, so that the proxy can watch them and reload when
+// a credential rotates.
 func (s *Set) SourceFiles() []string {
 	var out []string
 	add := func(src Source) {
@@ -62,6 +63,9 @@ func (s *Set) SourceFiles() []string {
 	}
 	for _, a := range s.Agents {
 		add(a.Token)
+	}
+	for _, r := range s.pending {
+		add(r.src)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

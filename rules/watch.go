@@ -15,7 +15,7 @@ const DefaultWatchInterval = 250 * time.Millisecond
 
 // Watcher reloads a rules file when it changes, when one of its file:
 // sources changes (so that a rotated secret takes effect without a restart),
-// or when asked to. It polls the files' metadata rather than relying on
+// when a value is about to expire (see Set.RefreshAt), or when asked to. It polls the files' metadata rather than relying on
 // filesystem notifications, so editors that replace files, configuration
 // management that swaps symlinks, and files that appear after start (a
 // source that was missing) are all seen.
@@ -30,8 +30,19 @@ type Watcher struct {
 	// OnError is called with the error of a load that failed; the old set
 	// stays in force.
 	OnError func(error)
+	// Loader loads the rules and reads their sources; nil means the zero
+	// Loader (env: and file: sources only).
+	Loader *Loader
+	// OnRefresh is called with every set made by reading values again that
+	// were about to expire, that failed, or whose kind reported a change
+	// (the rules are the same); nil means OnLoad.
+	OnRefresh func(*Set)
+	// Changes receives the name of a source kind whose values changed
+	// ("store"): its sources are read again at once. Nil: none.
+	Changes <-chan string
 
 	seen map[string]fileStamp
+	ctx  context.Context
 }
 
 // fileStamp identifies a version of a file.
@@ -70,6 +81,7 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 		interval = DefaultWatchInterval
 	}
 	w.seen = w.stamps(current)
+	w.ctx = ctx
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var pending map[string]fileStamp // the changed files at the last look
@@ -80,7 +92,12 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 			return
 		case <-reload:
 			current, pending = w.load(current), nil
+		case kind := <-w.Changes:
+			current = w.refresh(current, kind)
 		case <-tick.C:
+			if w.refreshDue(current) {
+				current = w.refresh(current)
+			}
 			now := w.current()
 			switch {
 			case maps.Equal(now, w.seen):
@@ -93,6 +110,42 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 			}
 		}
 	}
+}
+
+// refresh reads again the values of current that are due and every
+// source of kinds, and puts the new set in force.
+func (w *Watcher) refresh(current *Set, kinds ...string) *Set {
+	if current == nil {
+		return current
+	}
+	set := w.loader().Refresh(w.ctx, current, kinds...)
+	if set == current {
+		return current
+	}
+	switch {
+	case w.OnRefresh != nil:
+		w.OnRefresh(set)
+	case w.OnLoad != nil:
+		w.OnLoad(set)
+	}
+	return set
+}
+
+func (w *Watcher) loader() *Loader {
+	if w.Loader != nil {
+		return w.Loader
+	}
+	return &Loader{}
+}
+
+// refreshDue reports whether a value of current is about to expire and
+// should be read again now.
+func (w *Watcher) refreshDue(current *Set) bool {
+	if current == nil {
+		return false
+	}
+	at, ok := current.RefreshAt()
+	return ok && !time.Now().Before(at)
 }
 
 // stamps returns the stamps of the rules file and of set's sources: as
@@ -138,7 +191,7 @@ func (w *Watcher) load(current *Set) *Set {
 	if before.exists && before.size == 0 {
 		err = Errors{{File: w.Path, Line: 1, Msg: "the file is empty (still being written?); the previous rules stay in force; write {} to run with no rules"}}
 	} else {
-		set, err = Load(w.Path)
+		set, err = w.loader().Load(w.ctx, w.Path, current)
 	}
 	if err != nil {
 		w.seen = w.stamps(current)

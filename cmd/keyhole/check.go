@@ -1,11 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-
-	"keyhole/rules"
 )
 
 // check validates a rules file: one summary line on stdout, or every error
@@ -25,7 +24,8 @@ func check(args []string, stdout, stderr io.Writer) error {
 	default:
 		return errors.New("check: want at most one rules file")
 	}
-	set, err := rules.Load(path)
+	loader, _ := sourceLoader(s, false, nil)
+	set, err := loader.Load(context.Background(), path, nil)
 	if err != nil {
 		printErrors(stderr, err)
 		return exitError{}

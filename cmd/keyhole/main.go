@@ -32,6 +32,8 @@ const usage = `keyhole: an HTTPS egress proxy that keeps real credentials out of
 
 usage:
   keyhole serve [flags]              run the proxy until SIGINT/SIGTERM
+  keyhole demo [--keep-running] [--dir DIR]
+                                     offline quick start: keyhole, a local echo server, curl lines
   keyhole check [RULES]              validate a rules file
   keyhole ca init                    create the CA in the state dir if missing
   keyhole ca cert                    print the CA certificate (PEM)
@@ -45,6 +47,9 @@ usage:
   keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
   keyhole token revoke [--force] ID|TOKEN
   keyhole token inspect TOKEN        per-task agent tokens
+  keyhole secret set NAME            store a secret read from stdin in the encrypted store
+  keyhole secret ls [--json]         list the store (names, origins, times, fingerprints)
+  keyhole secret rm NAME             delete a stored secret
   keyhole health                     exit 0 if the admin listener's /healthz answers
   keyhole help                       show this help (flags: keyhole COMMAND -h)
 
@@ -64,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, rest, stderr)
 	case "check":
 		return check(rest, stdout, stderr)
+	case "demo":
+		return demoCommand(ctx, rest, stdout, stderr)
 	case "ca":
 		return caCommand(rest, stdout, stderr)
 	case "env":
@@ -74,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return auditCommand(rest, stdout, stderr)
 	case "health":
 		return health(rest, stdout, stderr)
+	case "secret":
+		return secretCommand(rest, os.Stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

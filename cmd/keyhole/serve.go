@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,7 +35,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", rest[0])
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
-	set, err := rules.Load(s.Rules)
+	// net/http prints through the standard logger with texts that quote
+	// bytes from upstreams: route it to fixed sentences.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(proxy.StdLogWriter(log))
+	m := metrics.New()
+	loader, secretStore := sourceLoader(s, true, m)
+	storeChanged := storeChanges(ctx, secretStore) // from before the first read
+	set, err := loader.Load(ctx, s.Rules, nil)
 	if err != nil {
 		printErrors(stderr, err)
 		return exitError{}
@@ -59,7 +67,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer auditFile.Close()
-	m := metrics.New()
 
 	p, err := proxy.New(s.Proxy, proxy.Deps{
 		Rules:     set,
@@ -89,9 +96,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		go (&gctune.Tuner{Requests: p.Requests}).Run(ctx)
 	}
 	watcher := &rules.Watcher{
-		Path:    s.Rules,
-		OnLoad:  func(set *rules.Set) { reloaded(p, set, log, auditLog, m) },
-		OnError: func(err error) { reloadFailed(err, log, auditLog, m) },
+		Path:      s.Rules,
+		OnLoad:    func(set *rules.Set) { reloaded(p, set, log, auditLog, m) },
+		OnError:   func(err error) { reloadFailed(err, log, auditLog, m) },
+		Loader:    loader,
+		OnRefresh: func(set *rules.Set) { refreshed(p, set, log, m) },
+		Changes:   storeChanged,
 	}
 	go watcher.Run(ctx, set, hangups(ctx, func() {
 		if err := auditFile.Reopen(); err != nil {
