@@ -6,6 +6,13 @@
 // refused". Its keys are constant and it is built from an allowlist of
 // fields: it never holds a secret value, a header value, a token or a query
 // string, because no field of Record can carry one.
+//
+// The log is tamper-evident: with OpenChained (as keyhole serve writes it)
+// every line ends with "prev", the hash of the line before, and "hash", an
+// HMAC-SHA256 of the line under a key in the state dir, and the chain
+// continues across rotation and restarts. Verify checks a log and names
+// the first line that was changed, removed or moved; chain.go says exactly
+// what is hashed.
 package audit
 
 import (

@@ -76,20 +76,25 @@ func LoadKey(stateDir string) (secret.Value, error) {
 }
 
 // chain seals lines in the order they are written. Sealing and writing
-// happen under mu, so that the order of the chain is the order of the log.
+// happen under mu, so that the order of the chain is the order of the log;
+// the bulk of each line is hashed before mu is taken, so that the lock is
+// held for the last block or two only.
 type chain struct {
+	macs sync.Pool // of *sealer: HMAC-SHA256 under the key
 	mu   sync.Mutex
-	mac  hash.Hash // HMAC-SHA256 under the key, reset for each line
-	prev []byte    // hex hash of the last line written; empty at the start
-	sum  []byte
+	prev []byte // hex hash of the last line written; empty at the start
+}
+
+type sealer struct {
+	mac hash.Hash
+	sum []byte
 }
 
 func newChain(key secret.Value, prev string) *chain {
-	return &chain{
-		mac:  hmac.New(sha256.New, []byte(key.Reveal())),
-		prev: append(make([]byte, 0, hashHex), prev...),
-		sum:  make([]byte, 0, sha256.Size),
-	}
+	c := &chain{prev: append(make([]byte, 0, hashHex), prev...)}
+	k := []byte(key.Reveal())
+	c.macs.New = func() any { return &sealer{mac: hmac.New(sha256.New, k), sum: make([]byte, 0, sha256.Size)} }
+	return c
 }
 
 // write seals b, one line's JSON without its closing brace, and writes it
@@ -97,16 +102,20 @@ func newChain(key secret.Value, prev string) *chain {
 // line never vouches for a line that is not in the log. It returns the
 // sealed line, which reuses b's array.
 func (c *chain) write(w io.Writer, b []byte) ([]byte, error) {
+	s := c.macs.Get().(*sealer)
+	defer c.macs.Put(s)
+	s.mac.Reset()
+	s.mac.Write(b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	rest := len(b)
 	b = append(append(b, prevKey...), c.prev...)
 	b = append(b, '"', '}')
-	c.mac.Reset()
-	c.mac.Write(b)
-	c.sum = c.mac.Sum(c.sum[:0])
+	s.mac.Write(b[rest:])
+	s.sum = s.mac.Sum(s.sum[:0])
 	b = append(b[:len(b)-1], hashKey...)
 	start := len(b)
-	b = hex.AppendEncode(b, c.sum)
+	b = hex.AppendEncode(b, s.sum)
 	b = append(b, '"', '}', '\n')
 	if _, err := w.Write(b); err != nil {
 		return b, err

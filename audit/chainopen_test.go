@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"keyhole/audit"
@@ -146,5 +147,34 @@ func TestOpenChainedStdout(t *testing.T) {
 	path := writeLines(t, scanLines([]byte(out.String())))
 	if res, err := verifyFiles(t, stateDir, path); err != nil || res.Lines != 2 {
 		t.Errorf("two runs to stdout: got %+v %v, want one whole chain of 2 lines", res, err)
+	}
+}
+
+// TestChainConcurrentWriters: lines logged from many goroutines, across
+// batch flushes and a reopen, form one whole chain in file order.
+func TestChainConcurrentWriters(t *testing.T) {
+	dir := t.TempDir()
+	stateDir, path := filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")
+	l, f, err := audit.OpenChained(path, nil, stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 500 {
+				l.Log(&audit.Record{Time: at, RequestID: "r", Path: strings.Repeat("p", g*i%300)})
+				if g == 0 && i == 250 {
+					f.Reopen()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := verifyFiles(t, stateDir, path); err != nil || res.Lines != 4000 {
+		t.Errorf("got %+v %v, want a whole chain of 4000 lines", res, err)
 	}
 }
