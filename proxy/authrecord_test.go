@@ -93,7 +93,7 @@ func startTokenProxy(t *testing.T) *tokenProxy {
 func (tp *tokenProxy) rules(t *testing.T, v string) *rules.Set {
 	t.Helper()
 	yaml := strings.ReplaceAll(fmt.Sprintf(agentRulesYAML, v), "UPSTREAM", tp.up.Listener.Addr().String())
-	set, err := rules.Parse(filepath.Join(t.TempDir(), "keyhole.yaml"), []byte(yaml))
+	set, err := rules.LoadData(filepath.Join(t.TempDir(), "keyhole.yaml"), []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func policySet(t *testing.T, values map[string]string) *rules.Set {
 		b.Reset()
 		b.WriteString("{}\n")
 	}
-	set, err := rules.Parse(filepath.Join(t.TempDir(), "keyhole.yaml"), []byte(b.String()))
+	set, err := rules.LoadData(filepath.Join(t.TempDir(), "keyhole.yaml"), []byte(b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 func TestEgressRefusalNamesThePort(t *testing.T) {
 	t.Setenv("PORT_TEST_KEY", "port-test-value-0123")
 	for _, def := range []string{"allow", "deny"} {
-		set, err := rules.Parse(filepath.Join(t.TempDir(), "keyhole.yaml"), []byte(`
+		set, err := rules.LoadData(filepath.Join(t.TempDir(), "keyhole.yaml"), []byte(`
 secrets:
   K:
     source: env:PORT_TEST_KEY
