@@ -124,7 +124,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (err error) {
 	if err := stepRefuse(ctx, p, client, upstream); err != nil {
 		return err
 	}
-	if err := stepAudit(ctx, p, f.audit); err != nil {
+	if err := stepAudit(ctx, p, f.audit, f.auditStart); err != nil {
 		return err
 	}
 	if !opts.KeepRunning {
@@ -144,6 +144,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (err error) {
 type files struct {
 	dir, rules, token, upstreamCA, state, audit string
 	value                                       string // the demo's "real" secret
+	auditStart                                  int64  // the audit log's size before this run (a kept Dir)
 }
 
 // writeFiles writes the demo value into dir and names the other files.
@@ -166,6 +167,9 @@ func writeFiles(dir string) (*files, error) {
 	}
 	if err := os.WriteFile(f.token, []byte(f.value+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
+	}
+	if info, err := os.Stat(f.audit); err == nil {
+		f.auditStart = info.Size()
 	}
 	return f, nil
 }
@@ -224,17 +228,17 @@ func stepRefuse(ctx context.Context, p *printer, a *agent, e *echoServer) error 
 	return nil
 }
 
-// stepAudit waits for both requests' audit records and prints them.
-func stepAudit(ctx context.Context, p *printer, path string) error {
-	p.step("3. The audit log: one record per request, never a secret value", "cat "+path)
+// stepAudit waits for both requests' audit records, the ones written
+// after offset start, and prints them.
+func stepAudit(ctx context.Context, p *printer, path string, start int64) error {
+	p.step("3. The audit log: one record per request, never a secret value", "tail -n 2 "+path)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		data, err := os.ReadFile(path)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("demo: audit log: %w", err)
+		lines, err := auditLines(path, start)
+		if err != nil {
+			return err
 		}
-		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		if len(data) > 0 && len(lines) >= 2 {
+		if len(lines) >= 2 {
 			p.lines(lines)
 			return nil
 		}
@@ -247,4 +251,30 @@ func stepAudit(ctx context.Context, p *printer, path string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// auditLines returns the whole lines of the audit log at path from offset
+// start on (at most 1 MiB of them).
+func auditLines(path string, start int64) ([]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("demo: audit log: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("demo: audit log: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("demo: audit log: %w", err)
+	}
+	// Only whole lines: keyhole may be writing the next one.
+	data = data[:bytes.LastIndexByte(data, '\n')+1]
+	if len(data) == 0 {
+		return nil, nil
+	}
+	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n"), nil
 }

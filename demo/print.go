@@ -51,7 +51,9 @@ func (p *printer) outro(dir string, temporary bool) {
 		p.printf("Run `keyhole demo --keep-running` to try the curl lines yourself, or `keyhole demo --dir DIR` to keep the files.\n")
 		return
 	}
-	p.printf("The files are in %s: `keyhole audit tail %s` reads the audit log.\n", dir, filepath.Join(dir, "audit.jsonl"))
+	audit := filepath.Join(dir, "audit.jsonl")
+	p.printf("The files are in %s: `keyhole audit tail %s` reads the audit log,\n", dir, audit)
+	p.printf("and `KEYHOLE_STATE_DIR=%s keyhole audit verify %s` checks its hash chain.\n", filepath.Join(dir, "state"), audit)
 }
 
 // byHand prints what to paste into a second terminal while the demo keeps

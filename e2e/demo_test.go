@@ -72,7 +72,8 @@ func TestDemo(t *testing.T) {
 // records and no secret, and the rules refuse every other host.
 func TestDemoKeepsDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
-	out := runDemo(t, nil, "--dir", dir)
+	runDemo(t, nil, "--dir", dir)
+	out := runDemo(t, nil, "--dir", dir) // a second run in the same place
 	value, err := os.ReadFile(filepath.Join(dir, "demo-token"))
 	if err != nil {
 		t.Fatalf("demo-token: %v", err)
@@ -84,8 +85,15 @@ func TestDemoKeepsDir(t *testing.T) {
 	if strings.Contains(string(audit), strings.TrimSpace(string(value))) {
 		t.Errorf("the audit log holds the demo value")
 	}
-	if n := strings.Count(string(audit), "\n"); n != 2 {
-		t.Errorf("audit log: got %d records, want 2", n)
+	if n := strings.Count(string(audit), "\n"); n != 4 {
+		t.Errorf("audit log: got %d records after two runs, want 4", n)
+	}
+	if n := strings.Count(out, `"decision":`); n != 2 {
+		t.Errorf("the second run shows %d audit records, want its own 2:\n%s", n, out)
+	}
+	verify, stderr, code := runKeyhole(t, []string{"KEYHOLE_STATE_DIR=" + filepath.Join(dir, "state")}, "audit", "verify", filepath.Join(dir, "audit.jsonl"))
+	if code != 0 || !strings.HasPrefix(verify, "ok: 4 lines") {
+		t.Errorf("keyhole audit verify: exit %d, %q %q; want ok: 4 lines", code, verify, stderr)
 	}
 	check, _, code := runKeyhole(t, nil, "check", filepath.Join(dir, "keyhole.yaml"))
 	if code != 0 || !strings.Contains(check, "egress default deny") {

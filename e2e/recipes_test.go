@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -36,5 +38,32 @@ func TestRecipesPassCheck(t *testing.T) {
 				t.Errorf("keyhole check %s: stderr has more than warnings: %s", f, stderr)
 			}
 		})
+	}
+}
+
+// TestExampleRulesWarnings: the README's quick start says the example
+// rules print two warnings when STRIPE_SECRET_KEY and GITHUB_TOKEN are
+// unset, and still load.
+func TestExampleRulesWarnings(t *testing.T) {
+	var env []string
+	for _, kv := range baseEnv() {
+		if !strings.HasPrefix(kv, "STRIPE_SECRET_KEY=") && !strings.HasPrefix(kv, "GITHUB_TOKEN=") {
+			env = append(env, kv)
+		}
+	}
+	cmd := exec.Command(binary, "check", "../examples/keyhole.yaml")
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("keyhole check examples/keyhole.yaml: %v\n%s", err, stderr.String())
+	}
+	warnings := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "env:STRIPE_SECRET_KEY: the variable is not set") ||
+		!strings.Contains(warnings[1], "env:GITHUB_TOKEN: the variable is not set") {
+		t.Errorf("warnings: got %q, want the two the README names", warnings)
+	}
+	if !strings.Contains(stdout.String(), ": ok: 3 secrets") {
+		t.Errorf("summary: got %q", stdout.String())
 	}
 }
