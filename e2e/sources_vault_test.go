@@ -36,7 +36,10 @@ func TestVaultSourceInjects(t *testing.T) {
 	v.Set("kv/legacy", &vaulttest.Secret{KV: 1, Data: map[string]string{"password": vaultKV1}})
 	n := 0
 	v.Set("database/creds/readonly", &vaulttest.Secret{TTL: time.Hour, Renewable: true,
-		Mint: func(int) map[string]string { n++; return map[string]string{"password": fmt.Sprintf("%s-db-%d", vaultKV1, n)} }})
+		Mint: func(int) map[string]string {
+			n++
+			return map[string]string{"password": fmt.Sprintf("%s-db-%d", vaultKV1, n)}
+		}})
 	v.Set("database/creds/denied", &vaulttest.Secret{TTL: time.Hour, Status: http.StatusForbidden})
 	up := sourceUpstream(t)
 	k := startKeyhole(t, sourceRules(up, ""+
@@ -77,7 +80,10 @@ func TestVaultLeases(t *testing.T) {
 	v.Set("database/creds/renewable", &vaulttest.Secret{TTL: 3 * time.Second, Renewable: true, Data: map[string]string{"password": vaultKV1 + "-renewable"}})
 	reads := 0
 	v.Set("database/creds/fixed", &vaulttest.Secret{TTL: 3 * time.Second, Renewable: false,
-		Mint: func(int) map[string]string { reads++; return map[string]string{"password": fmt.Sprintf("%s-fixed-%d", vaultKV1, reads)} }})
+		Mint: func(int) map[string]string {
+			reads++
+			return map[string]string{"password": fmt.Sprintf("%s-fixed-%d", vaultKV1, reads)}
+		}})
 	v.Set("kv/rotating", &vaulttest.Secret{KV: 1, TTL: 3 * time.Second, Data: map[string]string{"password": vaultKV1 + "-old"}})
 	up := sourceUpstream(t)
 	k := startKeyhole(t, sourceRules(up, ""+
