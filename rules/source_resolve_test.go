@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,6 +213,58 @@ func TestBackoff(t *testing.T) {
 	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 7: time.Minute, 100: time.Minute} {
 		if got := backoff(n); got != want {
 			t.Errorf("backoff(%d): got %v, want %v", n, got, want)
+		}
+	}
+}
+
+// TestWatcherRefresh checks that a Watcher reads a value again before it
+// expires, and every source of a kind that reports a change, without a
+// change to any file.
+func TestWatcherRefresh(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/keyhole.yaml"
+	if err := os.WriteFile(path, []byte(manySecrets(2)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k := &fakeKind{}
+	k.set("V0", fakeValue{v: "short-lived-value-0", ttl: 1500 * time.Millisecond})
+	k.set("V1", fakeValue{v: "forever-value-00001"})
+	ld := &Loader{Kinds: map[string]Kind{"env": k}}
+	set, err := ld.Load(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshed := make(chan *Set, 10)
+	changes := make(chan string)
+	w := &Watcher{Path: path, Interval: 20 * time.Millisecond, Loader: ld, Changes: changes,
+		OnRefresh: func(s *Set) { refreshed <- s }, OnLoad: func(*Set) { t.Error("a refresh reloaded the rules") }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx, set, nil); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	select {
+	case s := <-refreshed:
+		if _, err := s.Secrets["S0"].Value(); err != nil {
+			t.Errorf("after the refresh: %v", err)
+		}
+		if k.count("V0") < 2 || k.count("V1") != 1 {
+			t.Errorf("got %d and %d reads, want V0 again and V1 once", k.count("V0"), k.count("V1"))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refresh before the value expired")
+	}
+	k.set("V1", fakeValue{v: "forever-value-00002"})
+	changes <- "env"
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-refreshed:
+			if v, err := s.Secrets["S1"].Value(); err == nil && v.Equal("forever-value-00002") {
+				return
+			}
+		case <-deadline:
+			t.Fatal("a change of the kind was not read")
 		}
 	}
 }
