@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -58,16 +59,39 @@ func (ld *Loader) LoadData(ctx context.Context, path string, data []byte, prev *
 // read that fails keeps the last good value while it lives. Refresh reads
 // neither the rules file nor sources that are not due.
 func (ld *Loader) Refresh(ctx context.Context, prev *Set, kinds ...string) *Set {
+	now := time.Now()
+	return ld.rebuild(ctx, prev, prev.readings, func(r *reading) bool {
+		return slices.Contains(kinds, r.kind) || !r.next.IsZero() && !now.Before(r.next)
+	})
+}
+
+// refreshKinds is Refresh for the sources of kinds only.
+func (ld *Loader) refreshKinds(ctx context.Context, prev *Set, kinds ...string) *Set {
+	return ld.rebuild(ctx, prev, prev.readings, func(r *reading) bool { return slices.Contains(kinds, r.kind) })
+}
+
+// merge returns current with the readings of fresh that ended later than
+// its own (fresh was refreshed from an older set while current took its
+// place), reading nothing.
+func (ld *Loader) merge(ctx context.Context, current, fresh *Set) *Set {
+	readings := maps.Clone(current.readings)
+	for k, r := range fresh.readings {
+		if c, ok := readings[k]; ok && r.at.After(c.at) {
+			readings[k] = r
+		}
+	}
+	return ld.rebuild(ctx, current, readings, func(*reading) bool { return false })
+}
+
+// rebuild parses prev's rules again and resolves them from readings,
+// reading the sources for which due is true.
+func (ld *Loader) rebuild(ctx context.Context, prev *Set, readings map[string]*reading, due func(*reading) bool) *Set {
 	set, err := Parse(prev.File, prev.data)
 	if err != nil {
 		return prev // cannot happen: prev was parsed from the same bytes
 	}
 	set.stamps = prev.stamps
-	now := time.Now()
-	due := func(r *reading) bool {
-		return slices.Contains(kinds, r.kind) || !r.next.IsZero() && !now.Before(r.next)
-	}
-	ld.resolve(ctx, set, prev.readings, due, true)
+	ld.resolve(ctx, set, readings, due, true)
 	return set
 }
 
