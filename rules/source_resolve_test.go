@@ -23,7 +23,7 @@ type fakeKind struct {
 	reads   map[string]int
 	running atomic.Int32
 	most    atomic.Int32
-	block   bool // wait for ctx to end
+	block   bool                     // wait for ctx to end
 	slow    map[string]time.Duration // reads of a name after its first take this long
 }
 
