@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"keyhole/secret"
 )
 
 // Record is one audit line for one request.
@@ -25,19 +27,28 @@ type Record struct {
 	RequestID string
 	Agent     string
 	TokenID   string // id of the minted token the agent used; "" for a static token
-	Method    string
-	Scheme    string
-	Host      string
-	Port      int
-	Path      string // URL path only, never the query
-	Status    int
-	Decision  string // "allow" or "deny"
-	Reason    string // refusal reason; "" when allowed
-	Secrets   []string
-	Scrubbed  int
-	Duration  time.Duration
-	BytesOut  int64  // response body bytes delivered to the agent
-	Error     string // a fixed description of an upstream failure, never a value
+	// TokenIDs is the minted token's id chain, root first, ending with
+	// TokenID; written as token_ids only when it has more than one id
+	// (an attenuated token).
+	TokenIDs []string
+	// TokenUnverified marks credentials that did not verify (a wrong
+	// static token, a token whose signature does not hold): Agent and the
+	// token ids are what they claimed. Written as "token_verified":false
+	// when set, and left out otherwise.
+	TokenUnverified bool
+	Method          string
+	Scheme          string
+	Host            string
+	Port            int
+	Path            string // URL path only, never the query
+	Status          int
+	Decision        string // "allow" or "deny"
+	Reason          string // refusal reason; "" when allowed
+	Secrets         []string
+	Scrubbed        int
+	Duration        time.Duration
+	BytesOut        int64  // response body bytes delivered to the agent
+	Error           string // a fixed description of an upstream failure, never a value
 }
 
 // Decisions.
@@ -57,6 +68,16 @@ type Logger struct {
 // record is one Write call.
 func New(w io.Writer) *Logger {
 	return &Logger{h: newLineHandler(w)}
+}
+
+// NewChained returns a Logger writing JSON lines to w, each sealed into the
+// tamper-evident chain (see Verify) under key, the first with prev as its
+// "prev" ("" starts a new chain). Writes are serialized in chain order; one
+// record is one Write call.
+func NewChained(w io.Writer, key secret.Value, prev string) *Logger {
+	h := newLineHandler(w)
+	h.chain, h.mu = newChain(key, prev), nil
+	return &Logger{h: h}
 }
 
 // Log writes r. It returns the writer's error, if any; callers on the
@@ -80,6 +101,14 @@ func (r *Record) LogValue() slog.Value {
 		slog.String("request_id", r.RequestID),
 		slog.String("agent", r.Agent),
 		slog.String("token_id", r.TokenID),
+	}
+	if len(r.TokenIDs) > 1 {
+		attrs = append(attrs, slog.Any("token_ids", r.TokenIDs))
+	}
+	if r.TokenUnverified {
+		attrs = append(attrs, slog.Bool("token_verified", false))
+	}
+	attrs = append(attrs,
 		slog.String("method", r.Method),
 		slog.String("scheme", r.Scheme),
 		slog.String("host", r.Host),
@@ -92,7 +121,7 @@ func (r *Record) LogValue() slog.Value {
 		slog.Int("scrubbed", r.Scrubbed),
 		slog.Float64("duration_ms", r.durationMS()),
 		slog.Int64("bytes_out", r.BytesOut),
-	}
+	)
 	if r.Error != "" {
 		attrs = append(attrs, slog.String("error", r.Error))
 	}

@@ -48,6 +48,8 @@ type line struct {
 	DurationMS float64  `json:"duration_ms"`
 	BytesOut   int64    `json:"bytes_out"`
 	Error      string   `json:"error"`
+	TokenIDs   []string `json:"token_ids"`
+	Verified   *bool    `json:"token_verified"`
 }
 
 // parse decodes one JSON line strictly, returning its keys too.
@@ -105,6 +107,27 @@ func TestLog(t *testing.T) {
 				Reason: "upstream_unreachable", Secrets: []string{"A", "B"}, DurationMS: 1500,
 				Error: "upstream_unreachable"},
 			wantKeys: slices.Sorted(slices.Values(append(slices.Clone(requestKeys), "error"))),
+		},
+		{
+			name: "attenuated token that did not verify",
+			rec: audit.Record{Time: at, RequestID: "abc-5", Agent: "billing", TokenID: "child-1",
+				TokenIDs: []string{"task-43", "child-1"}, TokenUnverified: true, Method: "GET", Scheme: "https",
+				Host: "api.stripe.com", Port: 443, Path: "/", Status: 407, Decision: audit.Deny, Reason: "proxy_auth_required"},
+			want: line{Time: "2026-11-26T10:30:00.123Z", RequestID: "abc-5", Agent: "billing", TokenID: "child-1",
+				TokenIDs: []string{"task-43", "child-1"}, Verified: new(bool), Method: "GET", Scheme: "https",
+				Host: "api.stripe.com", Port: 443, Path: "/", Status: 407, Decision: "deny",
+				Reason: "proxy_auth_required", Secrets: []string{}},
+			wantKeys: append(slices.Clone(requestKeys), "token_ids", "token_verified"),
+		},
+		{
+			name: "a root token has no token_ids",
+			rec: audit.Record{Time: at, RequestID: "abc-6", Agent: "billing", TokenID: "task-43",
+				TokenIDs: []string{"task-43"}, Method: "GET", Scheme: "https", Host: "api.stripe.com", Port: 443,
+				Path: "/", Status: 200, Decision: audit.Allow},
+			want: line{Time: "2026-11-26T10:30:00.123Z", RequestID: "abc-6", Agent: "billing", TokenID: "task-43",
+				Method: "GET", Scheme: "https", Host: "api.stripe.com", Port: 443, Path: "/", Status: 200,
+				Decision: "allow", Secrets: []string{}},
+			wantKeys: requestKeys,
 		},
 		{
 			name: "quotes and newlines stay on one line",

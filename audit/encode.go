@@ -19,9 +19,10 @@ import (
 // values go through encoding/json. Groups are flattened into dotted keys.
 type lineHandler struct {
 	w      io.Writer
-	mu     *sync.Mutex
-	prefix []byte // encoded attributes from WithAttrs, each followed by ','
-	group  string // key prefix from WithGroup
+	chain  *chain      // seals and orders lines; nil: lines are not chained
+	mu     *sync.Mutex // serializes writes to w when neither chain nor w does
+	prefix []byte      // encoded attributes from WithAttrs, each followed by ','
+	group  string      // key prefix from WithGroup
 }
 
 func newLineHandler(w io.Writer) *lineHandler {
@@ -53,6 +54,12 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 		return true
 	})
+	if h.chain != nil {
+		b, err := h.chain.write(h.w, b)
+		*bp = b
+		linePool.Put(bp)
+		return err
+	}
 	b = append(b, "}\n"...)
 	if h.mu != nil {
 		h.mu.Lock()
@@ -110,14 +117,7 @@ func (h *lineHandler) appendAttr(b []byte, a slog.Attr) []byte {
 		return appendJSONString(b, v.Time().UTC().Format(time.RFC3339Nano))
 	}
 	if list, ok := v.Any().([]string); ok {
-		b = append(b, '[')
-		for i, s := range list {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, s)
-		}
-		return append(b, ']')
+		return appendStrings(b, list)
 	}
 	js, err := json.Marshal(v.Any())
 	if err != nil {
@@ -131,6 +131,12 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = appendJSONString(append(b, `"request_id":`...), r.RequestID)
 	b = appendJSONString(append(b, `,"agent":`...), r.Agent)
 	b = appendJSONString(append(b, `,"token_id":`...), r.TokenID)
+	if len(r.TokenIDs) > 1 {
+		b = appendStrings(append(b, `,"token_ids":`...), r.TokenIDs)
+	}
+	if r.TokenUnverified {
+		b = append(b, `,"token_verified":false`...)
+	}
 	b = appendJSONString(append(b, `,"method":`...), r.Method)
 	b = appendJSONString(append(b, `,"scheme":`...), r.Scheme)
 	b = appendJSONString(append(b, `,"host":`...), r.Host)
@@ -139,20 +145,26 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = strconv.AppendInt(append(b, `,"status":`...), int64(r.Status), 10)
 	b = appendJSONString(append(b, `,"decision":`...), r.Decision)
 	b = appendJSONString(append(b, `,"reason":`...), r.Reason)
-	b = append(b, `,"secrets":[`...)
-	for i, s := range r.Secrets {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, s)
-	}
-	b = strconv.AppendInt(append(b, `],"scrubbed":`...), int64(r.Scrubbed), 10)
+	b = appendStrings(append(b, `,"secrets":`...), r.Secrets)
+	b = strconv.AppendInt(append(b, `,"scrubbed":`...), int64(r.Scrubbed), 10)
 	b = strconv.AppendFloat(append(b, `,"duration_ms":`...), r.durationMS(), 'f', -1, 64)
 	b = strconv.AppendInt(append(b, `,"bytes_out":`...), r.BytesOut, 10)
 	if r.Error != "" {
 		b = appendJSONString(append(b, `,"error":`...), r.Error)
 	}
 	return b
+}
+
+// appendStrings appends list as a JSON array of strings; [] when empty.
+func appendStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
 }
 
 // appendTime appends t in UTC as 2006-01-02T15:04:05.000Z, the layout of

@@ -76,6 +76,9 @@ func TestRecordFastPathMatchesLogValue(t *testing.T) {
 			Decision: Allow, Secrets: []string{"A", "B"}, Scrubbed: 3, Duration: 41200 * time.Microsecond, BytesOut: 1532},
 		{Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC), RequestID: "id-2", Decision: Deny, Reason: "host_not_allowed",
 			Status: 403, Error: "upstream: reset", Duration: 7},
+		{Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC), RequestID: "id-3", Agent: "billing", TokenID: "child",
+			TokenIDs: []string{"task-43", "child"}, TokenUnverified: true, Decision: Deny, Reason: "proxy_auth_required", Status: 407},
+		{Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC), RequestID: "id-4", TokenID: "root", TokenIDs: []string{"root"}},
 	}
 	for _, r := range recs {
 		t.Run(r.RequestID, func(t *testing.T) {

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,17 +24,58 @@ const flushSize = 64 << 10
 // if missing. Records reach their destination within FlushInterval, and at
 // once when the returned File is flushed or closed (keyhole closes it when
 // it stops).
+//
+// Its lines are not chained; keyhole serve uses OpenChained.
 func Open(path string, stdout io.Writer) (*Logger, *File, error) {
+	f, err := openFile(path, stdout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return New(f), f, nil
+}
+
+// OpenChained is Open for a log whose every line carries "prev" and
+// "hash" (see Verify), under the key in stateDir's KeyFile, created on
+// first use. The chain continues where the last line keyhole wrote left
+// it: across Reopen, and across restarts through stateDir's ChainFile,
+// which the File keeps up to date as batches reach the log.
+func OpenChained(path string, stdout io.Writer, stateDir string) (*Logger, *File, error) {
+	key, err := LoadOrCreateKey(stateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	stateFile := filepath.Join(stateDir, ChainFile)
+	if path == "-" {
+		path = ""
+	}
+	prev, err := chainStart(stateFile, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	saver, err := openChainSaver(stateFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := openFile(path, stdout)
+	if err != nil {
+		saver.close()
+		return nil, nil, err
+	}
+	f.saver = saver
+	return NewChained(f, key, prev), f, nil
+}
+
+func openFile(path string, stdout io.Writer) (*File, error) {
 	f := &File{path: path, w: stdout}
 	if path == "-" {
 		f.path = ""
 	}
 	if err := f.Reopen(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	f.timer = time.AfterFunc(time.Hour, f.Flush)
 	f.timer.Stop()
-	return New(f), f, nil
+	return f, nil
 }
 
 // File is the buffered destination of an audit log. It can be reopened, so
@@ -53,9 +96,10 @@ type File struct {
 	closed bool
 	timer  *time.Timer
 
-	wmu sync.Mutex
-	w   io.Writer // the destination
-	f   *os.File  // the file, when path is set
+	wmu   sync.Mutex
+	w     io.Writer   // the destination
+	f     *os.File    // the file, when path is set
+	saver *chainSaver // records each batch's last hash; nil when not chained
 
 	failed atomic.Int64
 }
@@ -96,6 +140,8 @@ func (f *File) flushUnlock() {
 	f.mu.Unlock()
 	if len(batch) > 0 && f.w != nil {
 		if _, err := f.w.Write(batch); err != nil {
+			f.failed.Add(1)
+		} else if f.saver != nil && f.saver.saved(batch) != nil {
 			f.failed.Add(1)
 		}
 	}
@@ -157,8 +203,12 @@ func (f *File) Close() error {
 	f.flushUnlock()
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	if f.f != nil {
-		return f.f.Close()
+	var err error
+	if f.saver != nil {
+		err = f.saver.close()
 	}
-	return nil
+	if f.f != nil {
+		err = errors.Join(f.f.Close(), err)
+	}
+	return err
 }

@@ -41,31 +41,44 @@ func (p *Printer) Print(e *Entry) error {
 	return nil
 }
 
+// Column widths of a request line. A longer field is cut to the width,
+// ending with "…", so that the columns stay aligned; --json shows it whole.
+const (
+	agentWidth   = 12
+	tokenWidth   = 16
+	methodWidth  = 7
+	targetWidth  = 40
+	secretsWidth = 20
+)
+
 // appendLine formats e: for a request, columns two spaces apart (time,
-// agent, decision, status, method, host and path, secrets, then the values
-// scrubbed or the refusal's reason, duration, error), as in
+// agent, token id, decision, status, method, host and path, secrets, then
+// the values scrubbed or the refusal's reason, duration, error), as in
 //
-//	10:30:00.123  billing     allow  200  POST     api.stripe.com/v1/charges         STRIPE_LIVE   scrubbed=0  41.2ms
-//	10:30:00.124  billing     deny   403  POST     evil.example/v1/charges           STRIPE_LIVE   host_not_allowed  0.21ms
+//	2026-11-26 10:30:00.123Z  billing       task-42           allow  200  POST     api.stripe.com/v1/charges                 STRIPE_LIVE           scrubbed=0  41.2ms
+//	2026-11-26 10:30:00.124Z  billing       -                 deny   403  POST     evil.example/v1/charges                   STRIPE_LIVE           host_not_allowed  0.21ms
 //
-// and for an event "10:30:01.000  reload ok" or "reload FAILED: error".
-// Every field from the log is escaped so that it cannot move the cursor
-// or forge a line on the auditor's terminal. Times are in p.Loc.
+// and for an event "2026-11-26 10:30:01.000Z  reload ok" or "reload
+// FAILED: error". A token id that did not verify ends with "?" (the agent
+// and id are only what the token claimed). Every field from the log is
+// escaped so that it cannot move the cursor or forge a line on the
+// auditor's terminal. Times are in p.Loc.
 func (p *Printer) appendLine(b []byte, e *Entry) []byte {
-	b = e.Time.In(p.Loc).AppendFormat(b, "15:04:05.000")
+	b = e.Time.In(p.Loc).AppendFormat(b, timeLayout) // the date, and "Z" for UTC
 	if e.Event != "" {
 		return append(p.paint(append(b, "  "...), yellow, eventText(e)), '\n')
 	}
-	b = appendCol(b, printable(e.Agent), 10)
+	b = appendCol(b, printable(e.Agent), agentWidth)
+	b = appendCol(b, tokenText(e), tokenWidth)
 	colour := red
 	if e.Decision == Allow {
 		colour = green
 	}
 	b = p.paint(append(b, "  "...), colour, fmt.Sprintf("%-5s", printable(e.Decision)))
 	b = strconv.AppendInt(append(b, "  "...), int64(e.Status), 10)
-	b = appendCol(b, printable(e.Method), 7)
-	b = appendCol(b, target(e), 32)
-	b = appendCol(b, secretsText(e.Secrets), 12)
+	b = appendCol(b, printable(e.Method), methodWidth)
+	b = appendCol(b, target(e), targetWidth)
+	b = appendCol(b, secretsText(e.Secrets), secretsWidth)
 	if e.Reason != "" {
 		b = p.paint(append(b, "  "...), red, printable(e.Reason))
 	} else {
@@ -78,13 +91,39 @@ func (p *Printer) appendLine(b []byte, e *Entry) []byte {
 	return append(b, '\n')
 }
 
-// appendCol appends two spaces and s padded to width characters.
+// tokenText is the token id column: "-" without a token, the id with "?"
+// appended when the token did not verify.
+func tokenText(e *Entry) string {
+	s := printable(e.TokenID)
+	if e.TokenVerified != nil && !*e.TokenVerified {
+		s = cut(s, tokenWidth-1) + "?"
+	}
+	return s
+}
+
+// appendCol appends two spaces and s, cut to width (see cut), padded to
+// width characters.
 func appendCol(b []byte, s string, width int) []byte {
+	s = cut(s, width)
 	b = append(append(b, "  "...), s...)
 	for n := utf8.RuneCountInString(s); n < width; n++ {
 		b = append(b, ' ')
 	}
 	return b
+}
+
+// cut returns s if it has at most width characters, else its first
+// width-1 characters and "…".
+func cut(s string, width int) string {
+	if utf8.RuneCountInString(s) <= width {
+		return s
+	}
+	i := 0
+	for range width - 1 {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return s[:i] + "…"
 }
 
 // paint appends s in colour when p colours its output.

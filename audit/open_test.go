@@ -159,7 +159,11 @@ func TestIDsConcurrent(t *testing.T) {
 }
 
 func BenchmarkLog(b *testing.B) {
-	l := audit.New(io.Discard)
+	b.Run("plain", func(b *testing.B) { benchmarkLog(b, audit.New(io.Discard)) })
+	b.Run("chained", func(b *testing.B) { benchmarkLog(b, audit.NewChained(io.Discard, chainKey, "")) })
+}
+
+func benchmarkLog(b *testing.B, l *audit.Logger) {
 	rec := audit.Record{Time: time.Now(), RequestID: "3f9a0c12be47-1a", Agent: "billing", TokenID: "task-42",
 		Method: "POST", Scheme: "https", Host: "api.stripe.com", Port: 443, Path: "/v1/charges", Status: 200,
 		Decision: audit.Allow, Secrets: []string{"STRIPE_LIVE"}, Scrubbed: 1, Duration: 41 * time.Millisecond, BytesOut: 1532}

@@ -34,19 +34,24 @@ type Entry struct {
 	RequestID string
 	Agent     string
 	TokenID   string
-	Method    string
-	Scheme    string
-	Host      string
-	Port      int
-	Path      string
-	Status    int
-	Decision  string // Allow or Deny; "" for an event
-	Reason    string // refusal reason; "" when allowed
-	Secrets   []string
-	Scrubbed  int
-	Duration  time.Duration // from duration_ms, to the microsecond
-	BytesOut  int64
-	Error     string
+	TokenIDs  []string // the id chain of an attenuated token, root first; nil otherwise
+	// TokenVerified is false when the credentials did not verify, and the
+	// agent and token ids are only what they claimed; nil when the line
+	// does not say (the credentials verified, or there were none).
+	TokenVerified *bool
+	Method        string
+	Scheme        string
+	Host          string
+	Port          int
+	Path          string
+	Status        int
+	Decision      string // Allow or Deny; "" for an event
+	Reason        string // refusal reason; "" when allowed
+	Secrets       []string
+	Scrubbed      int
+	Duration      time.Duration // from duration_ms, to the microsecond
+	BytesOut      int64
+	Error         string
 
 	Event  string   // the event's name, such as "reload"; "" for a request record
 	OK     *bool    // the event's "ok"; nil when the line has none
@@ -62,6 +67,8 @@ type wireEntry struct {
 	RequestID  string    `json:"request_id"`
 	Agent      string    `json:"agent"`
 	TokenID    string    `json:"token_id"`
+	TokenIDs   []string  `json:"token_ids"`
+	Verified   *bool     `json:"token_verified"`
 	Method     string    `json:"method"`
 	Scheme     string    `json:"scheme"`
 	Host       string    `json:"host"`
@@ -108,27 +115,29 @@ func ParseEntry(line []byte) (Entry, error) {
 		return Entry{}, errors.New("audit: parse entry: duration_ms: out of range")
 	}
 	return Entry{
-		Time:      w.Time,
-		RequestID: w.RequestID,
-		Agent:     w.Agent,
-		TokenID:   w.TokenID,
-		Method:    w.Method,
-		Scheme:    w.Scheme,
-		Host:      w.Host,
-		Port:      w.Port,
-		Path:      w.Path,
-		Status:    w.Status,
-		Decision:  w.Decision,
-		Reason:    w.Reason,
-		Secrets:   w.Secrets,
-		Scrubbed:  w.Scrubbed,
-		Duration:  time.Duration(math.Round(w.DurationMS*1000)) * time.Microsecond,
-		BytesOut:  w.BytesOut,
-		Error:     w.Error,
-		Event:     w.Event,
-		OK:        w.OK,
-		Errors:    w.Errors,
-		Raw:       bytes.Clone(line),
+		Time:          w.Time,
+		RequestID:     w.RequestID,
+		Agent:         w.Agent,
+		TokenID:       w.TokenID,
+		TokenIDs:      w.TokenIDs,
+		TokenVerified: w.Verified,
+		Method:        w.Method,
+		Scheme:        w.Scheme,
+		Host:          w.Host,
+		Port:          w.Port,
+		Path:          w.Path,
+		Status:        w.Status,
+		Decision:      w.Decision,
+		Reason:        w.Reason,
+		Secrets:       w.Secrets,
+		Scrubbed:      w.Scrubbed,
+		Duration:      time.Duration(math.Round(w.DurationMS*1000)) * time.Microsecond,
+		BytesOut:      w.BytesOut,
+		Error:         w.Error,
+		Event:         w.Event,
+		OK:            w.OK,
+		Errors:        w.Errors,
+		Raw:           bytes.Clone(line),
 	}, nil
 }
 
@@ -138,7 +147,8 @@ func ParseEntry(line []byte) (Entry, error) {
 type Filter struct {
 	Agent      string    // the agent, exactly; "" for any
 	Host       string    // the host, exactly (any case), or "*.example.com" for any subdomain; "" for any
-	Secret     string    // a secret the request used; "" for any
+	Secret     string    // a secret the request used, or named if it was refused; "" for any
+	Token      string    // a token id: the token's own or any in its chain; "" for any
 	DeniedOnly bool      // only refused requests
 	Since      time.Time // only entries at or after this time; zero for any
 }
@@ -149,7 +159,7 @@ func (f Filter) Match(e *Entry) bool {
 		return false
 	}
 	if e.Event != "" {
-		return f.Agent == "" && f.Host == "" && f.Secret == "" && !f.DeniedOnly
+		return f.Agent == "" && f.Host == "" && f.Secret == "" && f.Token == "" && !f.DeniedOnly
 	}
 	switch {
 	case f.Agent != "" && e.Agent != f.Agent:
@@ -157,6 +167,8 @@ func (f Filter) Match(e *Entry) bool {
 	case f.Host != "" && !matchHost(f.Host, e.Host):
 		return false
 	case f.Secret != "" && !slices.Contains(e.Secrets, f.Secret):
+		return false
+	case f.Token != "" && e.TokenID != f.Token && !slices.Contains(e.TokenIDs, f.Token):
 		return false
 	case f.DeniedOnly && e.Decision != Deny:
 		return false

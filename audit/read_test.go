@@ -149,6 +149,10 @@ func TestFilterMatch(t *testing.T) {
 		want   bool
 	}{
 		{"zero filter, request", audit.Filter{}, allow, true},
+		{"token id", audit.Filter{Token: "task-43"}, audit.Entry{TokenID: "task-43"}, true},
+		{"token id in the chain", audit.Filter{Token: "task-43"}, audit.Entry{TokenID: "c1", TokenIDs: []string{"task-43", "c1"}}, true},
+		{"token id differs", audit.Filter{Token: "task-43"}, audit.Entry{TokenID: "task-44", TokenIDs: []string{"task-44"}}, false},
+		{"token filter, event", audit.Filter{Token: "task-43"}, reload, false},
 		{"zero filter, event", audit.Filter{}, reload, true},
 		{"agent matches", audit.Filter{Agent: "billing"}, allow, true},
 		{"agent differs", audit.Filter{Agent: "billing"}, deny, false},

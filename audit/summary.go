@@ -193,6 +193,8 @@ func (s Summary) Write(w io.Writer) error {
 	return nil
 }
 
+// timeLayout is how times are shown: the date, milliseconds, and the
+// zone, "Z" for UTC.
 const timeLayout = "2006-01-02 15:04:05.000Z07:00"
 
 func table(b *strings.Builder, title string, counts []Count) {

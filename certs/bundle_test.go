@@ -175,3 +175,110 @@ func bundleCerts(t *testing.T, path string) []*x509.Certificate {
 		certs = append(certs, cert)
 	}
 }
+
+// useSystemRoots makes path the only system roots file for the test.
+func useSystemRoots(t *testing.T, path string) {
+	t.Helper()
+	saved := systemRootsFiles
+	systemRootsFiles = []string{path}
+	t.Cleanup(func() { systemRootsFiles = saved })
+}
+
+// TestWriteTrustBundleRerun is `eval "$(keyhole env)"` followed by keyhole
+// env again: SSL_CERT_FILE then names keyhole's own bundle, which must not
+// be read as the system roots (145 → 146 → 147 certificates), also after
+// the state dir, and with it the CA and the bundle, is re-created.
+func TestWriteTrustBundleRerun(t *testing.T) {
+	dir := t.TempDir()
+	root := writeCA(t, filepath.Join(dir, "root"), func(*x509.Certificate) {})
+	roots := filepath.Join(dir, "system.pem")
+	writeFile(t, roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o644)
+	useSystemRoots(t, roots)
+	bundle := filepath.Join(dir, "ca-bundle.pem")
+	want := func(t *testing.T, a *Authority) {
+		t.Helper()
+		got := bundleCerts(t, bundle)
+		if len(got) != 2 || !got[0].Equal(root) || !got[1].Equal(a.Certificate()) {
+			t.Errorf("bundle: got %d certificates, want 2: the system root then the current CA", len(got))
+		}
+	}
+
+	a := loadCA(t, Options{})
+	t.Setenv("SSL_CERT_FILE", "")
+	t.Setenv(TrustBundleEnv, "")
+	if err := a.WriteTrustBundle(bundle); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	want(t, a)
+	first := readBytes(t, bundle)
+
+	t.Run("again, marker only", func(t *testing.T) {
+		t.Setenv("SSL_CERT_FILE", bundle)
+		for range 3 {
+			if err := a.WriteTrustBundle(bundle); err != nil {
+				t.Fatalf("WriteTrustBundle: %v", err)
+			}
+		}
+		if !bytes.Equal(readBytes(t, bundle), first) {
+			t.Errorf("bundle changed on a re-run; want the same bytes")
+		}
+	})
+	t.Run("state dir re-created", func(t *testing.T) {
+		t.Setenv("SSL_CERT_FILE", bundle)
+		t.Setenv(TrustBundleEnv, bundle)
+		if err := os.Remove(bundle); err != nil {
+			t.Fatal(err)
+		}
+		b := loadCA(t, Options{})
+		if err := b.WriteTrustBundle(bundle); err != nil {
+			t.Fatalf("WriteTrustBundle with SSL_CERT_FILE gone: %v", err)
+		}
+		want(t, b)
+	})
+	t.Run("no system roots: the old bundle without its keyhole CAs", func(t *testing.T) {
+		t.Setenv("SSL_CERT_FILE", bundle)
+		useSystemRoots(t, filepath.Join(dir, "absent.pem"))
+		b := loadCA(t, Options{})
+		if err := b.WriteTrustBundle(bundle); err != nil {
+			t.Fatalf("WriteTrustBundle: %v", err)
+		}
+		want(t, b)
+	})
+}
+
+// TestWriteTrustBundleDropsKeyholeCAs: roots that hold earlier keyhole CAs
+// (a bundle concatenated by hand, or written before bundles had a marker)
+// keep everything else, byte for byte, and lose those CAs.
+func TestWriteTrustBundleDropsKeyholeCAs(t *testing.T) {
+	dir := t.TempDir()
+	other := writeCA(t, filepath.Join(dir, "other"), func(*x509.Certificate) {})
+	otherPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Raw})
+	old := loadCA(t, Options{})
+	// A look-alike that is not a CA stays: only keyhole's own CAs go.
+	notCA := writeCA(t, filepath.Join(dir, "leaf"), func(c *x509.Certificate) {
+		c.Subject.CommonName, c.Subject.Organization = caCommonName, []string{caOrganization}
+		c.IsCA, c.MaxPathLenZero, c.KeyUsage = false, false, x509.KeyUsageDigitalSignature
+	})
+	notCAPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: notCA.Raw})
+	var roots []byte
+	roots = append(roots, "# comment\n"...)
+	roots = append(roots, old.CertPEM()...)
+	roots = append(roots, otherPEM...)
+	roots = append(roots, old.CertPEM()...)
+	roots = append(roots, notCAPEM...)
+	path := filepath.Join(dir, "roots.pem")
+	writeFile(t, path, roots, 0o644)
+	t.Setenv("SSL_CERT_FILE", path)
+	t.Setenv(TrustBundleEnv, "")
+
+	a := loadCA(t, Options{})
+	bundle := filepath.Join(dir, "bundle.pem")
+	if err := a.WriteTrustBundle(bundle); err != nil {
+		t.Fatalf("WriteTrustBundle: %v", err)
+	}
+	got := readBytes(t, bundle)
+	want := bundleMarker + "# comment\n" + string(otherPEM) + string(notCAPEM) + string(a.CertPEM())
+	if string(got) != want {
+		t.Errorf("bundle:\ngot  %q\nwant %q", got, want)
+	}
+}

@@ -31,6 +31,11 @@ const (
 	// maxPEMSize bounds what is read from ca.pem and ca-key.pem: a P-256
 	// certificate or key is under 1 KiB; anything past 64 KiB is not one.
 	maxPEMSize = 64 << 10
+
+	// caCommonName and caOrganization name keyhole's CA; WriteTrustBundle
+	// recognizes earlier keyhole CAs by them.
+	caCommonName   = "keyhole CA"
+	caOrganization = "keyhole"
 )
 
 // ca is a loaded, validated CA.
@@ -121,8 +126,8 @@ func createCA(dir string) (*ca, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject: pkix.Name{
-			CommonName:         "keyhole CA",
-			Organization:       []string{"keyhole"},
+			CommonName:         caCommonName,
+			Organization:       []string{caOrganization},
 			OrganizationalUnit: []string{creator()},
 		},
 		NotBefore:             now.Add(-time.Hour), // tolerate clients whose clocks lag

@@ -43,5 +43,10 @@
 // Tools such as curl, Python and Node replace, rather than extend, their
 // trusted roots when pointed at a CA file. [Authority.WriteTrustBundle]
 // therefore writes the system roots ([SystemRootsFile]) followed by the CA,
-// so that an agent trusts keyhole without losing the public roots.
+// so that an agent trusts keyhole without losing the public roots. The
+// bundle starts with a marker line, and SystemRootsFile never takes a
+// bundle keyhole wrote (SSL_CERT_FILE after `eval "$(keyhole env)"`) for
+// the system's roots; earlier keyhole CAs among the roots are dropped. So
+// writing the bundle again gives the same file, with exactly one keyhole
+// CA, also after the state dir and its CA were re-created.
 package certs

@@ -123,12 +123,12 @@ func TestHostForms(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.target, func(t *testing.T) {
 				before := w.hits()
-				resp, m := rawConnect(t, w.k, tc.target)
+				status, reason, inTunnel := connectRefusal(t, w.k, tc.target)
 				if tc.reason == "" {
-					m = map[string]any{"reason": ""}
+					reason = ""
 				}
-				if resp.StatusCode != tc.status || m["reason"] != tc.reason {
-					t.Fatalf("got %d %v, want %d %s", resp.StatusCode, m["reason"], tc.status, tc.reason)
+				if status != tc.status || reason != tc.reason || inTunnel != (tc.status == 403) {
+					t.Fatalf("got %d %v (inside the tunnel: %v), want %d %s", status, reason, inTunnel, tc.status, tc.reason)
 				}
 				w.assertHits(t, before, nil)
 			})

@@ -157,8 +157,8 @@ resolve:
 		if status, reason := rulesRequest(t, k, "api.rules.test"); status != http.StatusOK {
 			t.Errorf("api.rules.test: got %d %s, want 200", status, reason)
 		}
-		if resp, m := rawConnect(t, k, "other.rules.test:443"); resp.StatusCode != http.StatusForbidden || m["reason"] != "egress_denied" {
-			t.Errorf("CONNECT other.rules.test: got %d %v, want 403 egress_denied", resp.StatusCode, m["reason"])
+		if status, reason, _ := connectRefusal(t, k, "other.rules.test:443"); status != http.StatusForbidden || reason != "egress_denied" {
+			t.Errorf("CONNECT other.rules.test: got %d %v, want 403 egress_denied", status, reason)
 		}
 	}
 	steps := []struct {

@@ -390,7 +390,10 @@ func (k *keyhole) assertNoSecrets() {
 func (k *keyhole) AuditRecords(t *testing.T) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(k.stdout.String()), "\n") {
+	log := k.stdout.String()
+	// Only whole lines: keyhole may be writing the next one right now.
+	log = log[:strings.LastIndexByte(log, '\n')+1]
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
 		if line == "" {
 			continue
 		}

@@ -3,6 +3,7 @@ package gctune
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +23,6 @@ func recorder() (*Tuner, *uint64, *[]string) {
 			calls = append(calls, fmt.Sprintf("gogc=%d", p))
 			return 0
 		},
-		release: func() { calls = append(calls, "release") },
 	}
 	return t, &n, &calls
 }
@@ -36,10 +36,10 @@ func TestStep(t *testing.T) {
 	}{
 		{"quiet stays low", []uint64{0, 10, 200, 0}, ""},
 		{"load raises the target once", []uint64{5000, 20000, 1000}, "gogc=100"},
-		{"falling under a quarter of busy for two intervals lowers it and releases", []uint64{5000, 100, 0, 0}, "gogc=100 gogc=50 release"},
+		{"falling under a quarter of busy for two intervals lowers it", []uint64{5000, 100, 0, 0}, "gogc=100 gogc=50"},
 		{"one quiet interval is not enough", []uint64{5000, 0, 5000, 0, 2000}, "gogc=100"},
 		{"between a quarter and busy holds the target", []uint64{5000, 600, 600, 600}, "gogc=100"},
-		{"load, pause, load", []uint64{5000, 0, 0, 5000, 0, 0}, "gogc=100 gogc=50 release gogc=100 gogc=50 release"},
+		{"load, pause, load", []uint64{5000, 0, 0, 5000, 0, 0}, "gogc=100 gogc=50 gogc=100 gogc=50"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,5 +78,25 @@ func TestZeroFieldsMeanDefaults(t *testing.T) {
 	tu.defaults()
 	if tu.Busy != DefaultBusy || tu.Low != DefaultLow || tu.High != DefaultHigh || tu.Interval != DefaultInterval {
 		t.Errorf("got busy %v, low %d, high %d, interval %v; want the defaults", tu.Busy, tu.Low, tu.High, tu.Interval)
+	}
+}
+
+// TestQuietForcesNoCollection: when load stops, the Tuner lowers the target
+// and nothing else. A forced collection (runtime.GC, debug.FreeOSMemory)
+// there stalled the streams that began right after a burst.
+func TestQuietForcesNoCollection(t *testing.T) {
+	tu, n, calls := recorder()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, r := range []uint64{5000, 5000, 0, 0, 0, 0} {
+		*n += r / 10
+		tu.step()
+	}
+	runtime.ReadMemStats(&after)
+	if got := strings.Join(*calls, " "); got != "gogc=100 gogc=50" {
+		t.Errorf("calls: got %q, want %q", got, "gogc=100 gogc=50")
+	}
+	if forced := after.NumForcedGC - before.NumForcedGC; forced != 0 {
+		t.Errorf("forced collections: got %d, want 0", forced)
 	}
 }

@@ -98,7 +98,7 @@ func Apply(set *rules.Set, c Caller, t Target, h http.Header) (Result, *Refusal)
 	// Sorted, so that a request with several faults always gets the same
 	// refusal.
 	slices.Sort(names)
-	a := applier{set: set, caller: c, target: t}
+	a := applier{set: set, caller: c, target: t, header: h}
 	var out http.Header
 	for _, name := range names {
 		vs := h[name]
@@ -150,6 +150,7 @@ type applier struct {
 	set      *rules.Set
 	caller   Caller
 	target   Target
+	header   http.Header // the request's, for checks across headers
 	count    int
 	secrets  []string
 	swapBack []SwapBack

@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"net/http"
 	"strings"
 
 	"keyhole/rules"
@@ -16,10 +17,7 @@ func (a *applier) check(name, header string) (string, *Refusal) {
 	t := a.target
 	sec := a.set.Secrets[name]
 	if sec == nil {
-		shown := name
-		if len(shown) > maxNameInMessage {
-			shown = shown[:maxNameInMessage] + "..."
-		}
+		shown := shorten(name)
 		return "", Refuse(UnknownSecret, shown, t.Host,
 			"no secret named %s exists; a placeholder must name a secret in the rules file", shown)
 	}
@@ -49,6 +47,9 @@ func (a *applier) check(name, header string) (string, *Refusal) {
 		return "", Refuse(MethodNotAllowed, name, t.Host,
 			"secret %s may only be sent with %s, not %s", name, list(sec.Methods), t.Method)
 	}
+	if ref := checkOverride(sec, name, t.Host, a.header); ref != nil {
+		return "", ref
+	}
 	if sec.Paths != nil {
 		if !canonicalPath(t.Path, t.EscapedPath) {
 			return "", Refuse(PathNotAllowed, name, t.Host,
@@ -69,6 +70,56 @@ func (a *applier) check(name, header string) (string, *Refusal) {
 			"secret %s is unavailable right now: its source could not be read; the operator's log says why", name)
 	}
 	return v.Reveal(), nil
+}
+
+// methodOverrideHeaders are the headers frameworks (Rails, Laravel,
+// Express's method-override, ASP.NET, Google APIs) read as the request's
+// real method, in canonical form.
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// checkOverride refuses a secret limited by methods, or any secret when an
+// override names TRACE or TRACK, on a request whose method-override header
+// names a method the secret may not be sent with: the upstream may act on
+// the override rather than on the request line the rule was checked
+// against. Every value and every comma-separated element counts.
+func checkOverride(sec *rules.Secret, name, host string, h http.Header) *Refusal {
+	for _, hn := range methodOverrideHeaders {
+		for _, v := range h[hn] {
+			for m := range strings.SplitSeq(v, ",") {
+				m = strings.ToUpper(strings.TrimSpace(m))
+				if m == "" {
+					continue
+				}
+				if m == "TRACE" || m == "TRACK" {
+					return Refuse(MethodNotAllowed, name, host,
+						"secret %s is never sent with a %s header naming %s, which echoes the request back", name, hn, m)
+				}
+				if !sec.AllowsMethod(m) {
+					return Refuse(MethodNotAllowed, name, host,
+						"secret %s may only be sent with %s; the %s header asks for %s", name, list(sec.Methods), hn, shownMethod(m))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// shownMethod returns m when it is a standard method, else a fixed word:
+// a refusal never repeats arbitrary bytes of a header.
+func shownMethod(m string) string {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT":
+		return m
+	}
+	return "another method"
+}
+
+// shorten bounds what a refusal repeats of a name the agent wrote.
+func shorten(s string) string {
+	if len(s) > maxNameInMessage {
+		return s[:maxNameInMessage] + "..."
+	}
+	return s
 }
 
 func globs(gs []rules.PathGlob) []string {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"keyhole/audit"
 	"keyhole/inject"
 	"keyhole/rules"
 	"keyhole/tokens"
@@ -20,10 +21,14 @@ type Tokens struct {
 }
 
 // caller is an authenticated client, bound to a tunnel or a plain request.
+// After a refusal it names whom the credentials claimed, for the audit
+// record (see stamp), and allows nothing: checked is nil.
 type caller struct {
 	inject.Caller
-	tokenID string
-	grant   *tokens.Grant // nil unless a minted token was used
+	tokenID    string
+	tokenIDs   []string      // the minted token's id chain, root first; shared, never modified
+	unverified bool          // the credentials did not verify: Agent and the ids are only claimed
+	grant      *tokens.Grant // nil unless a minted token was used
 
 	// The credentials presented, kept to re-check them on every request in
 	// a tunnel: a reload may remove the agent, a token may expire or be
@@ -33,7 +38,8 @@ type caller struct {
 }
 
 // authenticate identifies the client of r under pol. Without an agents
-// section every client is the anonymous agent.
+// section every client is the anonymous agent. With a refusal, the caller
+// it returns only names whom the credentials claimed, for the audit record.
 func (p *Proxy) authenticate(r *http.Request, pol *policy, now time.Time) (*caller, *inject.Refusal) {
 	c := &caller{Caller: inject.Caller{Agent: rules.AnonymousAgent}, checked: pol}
 	if !pol.set.HasAgents() {
@@ -41,14 +47,23 @@ func (p *Proxy) authenticate(r *http.Request, pol *policy, now time.Time) (*call
 	}
 	user, pass, ok := parseProxyBasic(r.Header.Get("Proxy-Authorization"))
 	if !ok {
-		return nil, inject.Refuse(inject.ProxyAuthRequired, "", "",
+		c.checked = nil
+		return c, inject.Refuse(inject.ProxyAuthRequired, "", "",
 			"proxy authentication required: send Proxy-Authorization: Basic base64(agent:token), for example HTTPS_PROXY=http://AGENT:TOKEN@host:port")
 	}
 	c.user, c.pass = user, pass
 	if ref := p.verify(c, pol, now); ref != nil {
-		return nil, ref
+		return c, ref
 	}
 	return c, nil
+}
+
+// stamp writes who c is (or claimed to be) into rec. A nil c leaves rec
+// as it is.
+func (c *caller) stamp(rec *audit.Record) {
+	if c != nil {
+		rec.Agent, rec.TokenID, rec.TokenIDs, rec.TokenUnverified = c.Agent, c.tokenID, c.tokenIDs, c.unverified
+	}
 }
 
 // recheck verifies a caller's credentials again for a new request: fully
@@ -69,34 +84,44 @@ func (p *Proxy) recheck(pol *policy, c *caller, now time.Time) *inject.Refusal {
 	return p.verify(c, pol, now)
 }
 
-// verify checks c.user and c.pass against pol and fills in who c is.
+// verify checks c.user and c.pass against pol and fills in who c is. On a
+// refusal c allows nothing and is checked again on its next request
+// (checked is nil), and it names the agent and token ids the credentials
+// claimed, marked unverified unless the token's signature held.
 func (p *Proxy) verify(c *caller, pol *policy, now time.Time) *inject.Refusal {
 	bad := inject.Refuse(inject.ProxyAuthRequired, "", "",
 		"proxy authentication failed: unknown agent or wrong token")
+	c.Caller = inject.Caller{Agent: rules.AnonymousAgent}
+	c.grant, c.tokenID, c.tokenIDs, c.unverified, c.checked = nil, "", nil, true, nil
 	agent := pol.set.Agents[c.user]
-	if agent == nil {
-		return bad
+	if agent != nil {
+		// Only a name from the rules is recorded: the user field may hold
+		// anything, a token pasted in the wrong place included.
+		c.Agent = agent.Name
 	}
-	c.Agent, c.Rule, c.Token, c.grant, c.tokenID = agent.Name, agent, nil, nil, ""
-	c.checked = pol
 	if !tokens.LooksLikeToken(c.pass) {
-		if !agent.CheckToken(c.pass) {
+		if agent == nil || !agent.CheckToken(c.pass) {
 			return bad
 		}
+		c.Rule, c.unverified, c.checked = agent, false, pol
 		return nil
 	}
-	if p.tokens == nil {
+	if info, err := tokens.Inspect(c.pass); err == nil {
+		c.tokenID, c.tokenIDs = info.ID, info.IDs
+	}
+	if agent == nil || p.tokens == nil {
 		return bad
 	}
 	g, err := tokens.Verify(p.tokens.Key, c.pass, now)
 	switch {
 	case errors.Is(err, tokens.ErrExpired):
+		c.unverified = false // the signature held: the ids are the token's own
 		return inject.Refuse(inject.TokenExpired, "", "",
 			"the token of agent %s has expired; ask for a new one", c.user)
 	case err != nil || g.Agent != agent.Name:
 		return bad
 	}
-	c.grant, c.Token, c.tokenID = g, g, g.ID
+	c.Rule, c.grant, c.Token, c.tokenID, c.tokenIDs, c.unverified, c.checked = agent, g, g, g.ID, g.IDs, false, pol
 	return p.checkLive(c, now)
 }
 

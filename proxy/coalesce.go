@@ -165,3 +165,30 @@ func (c *clientConn) afterUpstreamRead() {
 		c.timerArmed = false
 	}
 }
+
+// SetWriteDeadline sends what is held back when the deadline changes:
+// under the new deadline when it is in the future (or none), under the
+// old one when it has passed. tls.Conn.Close sets a deadline 5 s ahead,
+// sends its close_notify alert, then sets one in the past: writes still
+// held then (the end of a response, the alert itself) would be lost, and
+// the client would see a response cut short (curl exit 18, Go's
+// "unexpected EOF reading trailer").
+func (c *clientConn) SetWriteDeadline(t time.Time) error {
+	return c.flushAround(t, c.Conn.SetWriteDeadline)
+}
+
+// SetDeadline sends what is held back when the deadlines change, as
+// SetWriteDeadline does.
+func (c *clientConn) SetDeadline(t time.Time) error {
+	return c.flushAround(t, c.Conn.SetDeadline)
+}
+
+func (c *clientConn) flushAround(t time.Time, set func(time.Time) error) error {
+	if t.IsZero() || t.After(time.Now()) {
+		err := set(t)
+		_ = c.flushPending()
+		return err
+	}
+	_ = c.flushPending()
+	return set(t)
+}

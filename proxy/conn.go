@@ -114,6 +114,7 @@ type clientConn struct {
 	readBy, writeBy atomic.Int64
 	closing         sync.Once
 	closeErr        error
+	closed          atomic.Bool // Close has begun
 
 	// Inside a tunnel goproxy reads each request's header with
 	// http.ReadRequest, which has no bound: headerLimit (0: none) bounds
@@ -362,6 +363,7 @@ func nextDeadline(last *atomic.Int64, d, now int64) (time.Time, bool) {
 // Close closes the connection once and releases its slot.
 func (c *clientConn) Close() error {
 	c.closing.Do(func() {
+		c.closed.Store(true)
 		// Send what is held back, unless a write is under way (it may be
 		// stalled on a peer that stopped reading: closing must not wait).
 		if c.coalesce.Load() && c.wmu.TryLock() {
@@ -383,6 +385,9 @@ func (c *clientConn) Close() error {
 	})
 	return c.closeErr
 }
+
+// isClosed reports whether the connection was closed through Close.
+func (c *clientConn) isClosed() bool { return c.closed.Load() }
 
 // CloseWrite half-closes a TCP connection, as tunnels do at the end.
 func (c *clientConn) CloseWrite() error {

@@ -1,15 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -41,12 +38,14 @@ func (p *Proxy) newMITM() *goproxy.ProxyHttpServer {
 }
 
 // tunnel is goproxy's round tripper for the requests inside one
-// intercepted tunnel: each goes through Proxy.handle.
+// intercepted tunnel: each goes through Proxy.handle, or gets refusal
+// when the CONNECT itself was refused for policy.
 type tunnel struct {
-	p      *Proxy
-	caller *caller
-	dest   destination
-	conn   *clientConn // nil when the connection is not tracked
+	p       *Proxy
+	caller  *caller
+	dest    destination
+	conn    *clientConn     // nil when the connection is not tracked
+	refusal *inject.Refusal // nil: requests are handled
 }
 
 // headerSlack is what the bound on a request header inside a tunnel allows
@@ -59,12 +58,17 @@ const headerSlack = 64 << 10
 // readable refusal instead.
 func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 	t.conn.startExchange()
-	resp := t.p.handle(req, t.caller, &t.dest, t.conn)
+	var resp *http.Response
+	if t.refusal != nil {
+		resp = t.p.refuseInTunnel(req, t)
+	} else {
+		resp = t.p.handle(req, t.caller, &t.dest, t.conn)
+	}
 	if t.p.draining.Load() {
 		resp.Close = true
 	}
 	if !req.ProtoAtLeast(1, 1) && resp.ContentLength < 0 && bodyAllowed(req.Method, resp.StatusCode) {
-		resp = t.p.lengthForHTTP10(req, resp)
+		resp = closeDelimited(resp)
 	}
 	// After a 101 the tunnel carries WebSocket frames, not requests: the
 	// exchange never ends. goproxy needs that body's Write, so it stays
@@ -77,40 +81,20 @@ func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respon
 	return resp, nil
 }
 
-// maxHTTP10Body bounds what keyhole buffers to give an HTTP/1.0 client a
-// Content-Length.
-const maxHTTP10Body = 16 << 20
-
-// lengthForHTTP10 reads a body of unknown length whole, so that an
-// HTTP/1.0 client gets a Content-Length: goproxy would send it chunked,
-// which HTTP/1.0 does not know (RFC 9112 §6.1). A body over maxHTTP10Body
-// ends the connection instead of reaching the client mangled.
-func (p *Proxy) lengthForHTTP10(req *http.Request, resp *http.Response) *http.Response {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTP10Body+1))
-	resp.Body.Close()
-	if err != nil || len(b) > maxHTTP10Body {
-		p.log.Warn("response not passed to an HTTP/1.0 client: unreadable or over the buffer limit",
-			"host", req.URL.Hostname(), "limit", maxHTTP10Body)
-		b = nil
-		resp.Body = errBody{}
-		resp.TransferEncoding = nil
-		resp.ContentLength = maxHTTP10Body + 1 // more than errBody gives: goproxy's write fails, the connection closes
-		resp.Header.Set("Content-Length", strconv.Itoa(maxHTTP10Body+1))
-		return resp
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(b))
+// closeDelimited frames a body of unknown length for an HTTP/1.0 client,
+// which does not know chunked encoding (RFC 9112 §6.1): it streams the
+// body and ends it by closing the connection (RFC 9112 §6.3), so nothing
+// is buffered. goproxy sends a response without a Content-Length header
+// chunked; with one it leaves the framing to http.Response.Write, which
+// never writes that header from Header (the transfer fields decide) and
+// ends a body of length -1 by closing the connection.
+func closeDelimited(resp *http.Response) *http.Response {
 	resp.TransferEncoding = nil
-	resp.ContentLength = int64(len(b))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	resp.ContentLength = -1
 	resp.Close = true
+	resp.Header.Set("Content-Length", "-1") // read by goproxy only, never written
 	return resp
 }
-
-// errBody is a body whose reads fail.
-type errBody struct{}
-
-func (errBody) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
-func (errBody) Close() error             { return nil }
 
 // exchangeBody ends a tunnel's exchange when goproxy closes the response
 // body, once the response is written. It first finishes the request body,
@@ -136,30 +120,43 @@ func (b *exchangeBody) Close() error {
 }
 
 // handleConnect decides a CONNECT: authenticate, check the destination,
-// and either refuse it with a JSON response before the tunnel opens, or
-// intercept it.
+// and either refuse it with a JSON response before the tunnel opens (a
+// failed authentication, a target that is not a host, shutdown), intercept
+// it, or open it to answer every request inside with a policy refusal.
 func (p *Proxy) handleConnect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	r := ctx.Req
 	now := time.Now()
 	pol := p.policy.Load()
 	rec := audit.Record{Time: now, RequestID: p.ids.Next(), Agent: rules.AnonymousAgent, Method: http.MethodConnect, Scheme: "https"}
 	c, dest, ref := p.decideConnect(r, hostport, pol, now, &rec)
+	if ref != nil && c != nil && refusedInsideTunnel(ref.Reason) {
+		t := &tunnel{p: p, caller: c, dest: destination{host: rec.Host, port: rec.Port}, refusal: ref}
+		return p.intercept(ctx, t, rec), hostport
+	}
 	if ref != nil {
 		p.auditRefusal(&rec, ref)
 		ctx.Resp = refusalResponse(r, ref, rec.RequestID)
 		ctx.Resp.Close = true
 		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, hostport
 	}
-	cc := connFrom(r.Context())
+	return p.intercept(ctx, &tunnel{p: p, caller: c, dest: dest}, rec), hostport
+}
+
+// intercept opens the tunnel t for the CONNECT in ctx: its bounds, its
+// round tripper and its TLS configuration.
+func (p *Proxy) intercept(ctx *goproxy.ProxyCtx, t *tunnel, rec audit.Record) *goproxy.ConnectAction {
+	cc := connFrom(ctx.Req.Context())
 	if cc != nil {
 		cc.bound(p.cfg.HandshakeTimeout, p.cfg.HeaderTimeout)
 		cc.limitHeaders(int64(p.cfg.MaxHeaderBytes)+headerSlack, func() {
 			p.log.Warn("request header too large inside a tunnel: connection closed",
-				"host", dest.host, "port", dest.port, "max_header_bytes", p.cfg.MaxHeaderBytes)
+				"host", t.dest.host, "port", t.dest.port, "max_header_bytes", p.cfg.MaxHeaderBytes)
 		})
 	}
-	ctx.RoundTripper = &tunnel{p: p, caller: c, dest: dest, conn: cc}
-	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig(dest, cc, rec)}, hostport
+	t.conn = cc
+	p.watchToken(cc, t.caller) // until the tunnel closes
+	ctx.RoundTripper = t
+	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig(t.dest, cc, rec)}
 }
 
 func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now time.Time, rec *audit.Record) (*caller, destination, *inject.Refusal) {
@@ -172,20 +169,22 @@ func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now
 	}
 	rec.Host, rec.Port = host, port
 	c, ref := p.authenticate(r, pol, now)
+	c.stamp(rec)
 	if ref != nil {
 		return nil, destination{}, ref
 	}
-	rec.Agent, rec.TokenID = c.Agent, c.tokenID
 	t := inject.Target{Scheme: "https", Host: host, Port: port, Method: http.MethodConnect}
+	// The policy refusals below come with the caller: the tunnel opens and
+	// its requests get the refusal (see refuseInsideTunnel).
 	if g := c.grant; g != nil && !g.AllowsHost(host, port, 443) {
-		return nil, destination{}, inject.Refuse(inject.HostNotAllowed, "", host,
+		return c, destination{}, inject.Refuse(inject.HostNotAllowed, "", host,
 			"the token of agent %s does not allow requests to %s", c.Agent, t.HostPort())
 	}
 	if ref := checkEgress(pol.set, t); ref != nil {
-		return nil, destination{}, ref
+		return c, destination{}, ref
 	}
 	if err := p.dialer.checkResolves(r.Context(), host, port); err != nil {
-		return nil, destination{}, upstreamRefusal(err, host)
+		return c, destination{}, upstreamRefusal(err, host)
 	}
 	return c, destination{host: host, port: port}, nil
 }
@@ -204,8 +203,10 @@ var errSNIMismatch = errors.New("keyhole: TLS server name differs from the CONNE
 func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
 	return func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
 		return &tls.Config{
-			MinVersion:             tls.VersionTLS12,
-			NextProtos:             []string{"http/1.1"},
+			MinVersion: tls.VersionTLS12,
+			// http/1.0 too: curl --http1.0 offers only that, and a
+			// ClientHello with no protocol in common fails the handshake.
+			NextProtos:             []string{"http/1.1", "http/1.0"},
 			SessionTicketsDisabled: true,
 			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				if hello.ServerName != "" {
@@ -243,11 +244,13 @@ func (p *Proxy) writeAudit(rec *audit.Record) {
 
 // goproxyLogger sends goproxy's messages to the operational log at debug
 // level: they describe client and upstream connection failures that the
-// proxy already reports in its own terms.
+// proxy already reports in its own terms. Only the fixed text of each is
+// logged (see fixedFormat): its arguments can quote a request line, which
+// can hold an agent's token.
 type goproxyLogger struct{ log *slog.Logger }
 
-func (l goproxyLogger) Printf(format string, v ...any) {
+func (l goproxyLogger) Printf(format string, _ ...any) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug(fmt.Sprintf(format, v...), "component", "goproxy")
+		l.log.Debug(fixedFormat(format), "component", "goproxy")
 	}
 }

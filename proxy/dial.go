@@ -128,17 +128,21 @@ var nonPublic = []netip.Prefix{
 }
 
 var (
-	nat64   = netip.MustParsePrefix("64:ff9b::/96")
-	sixTo4  = netip.MustParsePrefix("2002::/16")
-	teredo  = netip.MustParsePrefix("2001::/32")
-	bcastV4 = netip.MustParseAddr("255.255.255.255")
+	nat64    = netip.MustParsePrefix("64:ff9b::/96")
+	v4compat = netip.MustParsePrefix("::/96")           // IPv4-compatible (RFC 4291 §2.5.5.1, deprecated)
+	v4transl = netip.MustParsePrefix("::ffff:0:0:0/96") // IPv4-translated (RFC 2765 §2.1)
+	sixTo4   = netip.MustParsePrefix("2002::/16")
+	teredo   = netip.MustParsePrefix("2001::/32")
+	bcastV4  = netip.MustParseAddr("255.255.255.255")
 )
 
 // isPrivate reports whether a is an address keyhole refuses under
 // block_private: loopback, RFC 1918 private, link-local (169.254.0.0/16,
 // which holds cloud metadata endpoints, and fe80::/10), CGNAT, ULA
 // (fc00::/7), multicast, unspecified, reserved ranges, and IPv6 addresses
-// that embed such an IPv4 address (NAT64, 6to4, Teredo).
+// that embed such an IPv4 address (IPv4-mapped, IPv4-compatible,
+// IPv4-translated, NAT64, 6to4, Teredo): a host that routes or translates
+// those forms reaches the embedded IPv4 address.
 func isPrivate(a netip.Addr) bool {
 	a = a.Unmap()
 	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
@@ -153,13 +157,15 @@ func isPrivate(a netip.Addr) bool {
 	if a.Is6() {
 		b := a.As16()
 		switch {
-		case nat64.Contains(a):
+		case v4compat.Contains(a), v4transl.Contains(a), nat64.Contains(a):
 			return isPrivate(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
 		case sixTo4.Contains(a):
 			return isPrivate(netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
 		case teredo.Contains(a):
-			// Teredo carries the client's address inverted in the low bits.
-			return isPrivate(netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}))
+			// Teredo carries the server's address in bits 32-63 and the
+			// client's, inverted, in the low bits: either can be reached.
+			return isPrivate(netip.AddrFrom4([4]byte{b[4], b[5], b[6], b[7]})) ||
+				isPrivate(netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}))
 		}
 	}
 	return false

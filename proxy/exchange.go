@@ -39,29 +39,14 @@ type exchange struct {
 // so that writes it holds back go out first); both are nil for plain-HTTP
 // proxy requests.
 func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *clientConn) *http.Response {
-	p.inflight.Add(1)
-	x := &exchange{
-		p:      p,
-		pol:    p.policy.Load(),
-		caller: c,
-		req:    req,
-		conn:   conn,
-		rec: audit.Record{
-			Time:      time.Now(),
-			RequestID: p.ids.Next(),
-			Agent:     c.Agent,
-			TokenID:   c.tokenID,
-			Method:    req.Method,
-			Path:      req.URL.Path,
-		},
-	}
+	x := p.newExchange(req, c, conn)
 	t, ref := x.target(tunnel)
 	if ref == nil && tunnel != nil {
 		ref = checkHeaderNames(req.Header, t.Host)
 	}
 	if ref == nil {
 		ref = p.recheck(x.pol, c, x.rec.Time)
-		x.rec.Agent, x.rec.TokenID = c.Agent, c.tokenID
+		c.stamp(&x.rec)
 	}
 	if ref == nil {
 		ref = checkGrant(c, t)
@@ -78,6 +63,9 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 		return x.refuse(ref)
 	}
 	x.rec.Secrets = res.Secrets
+	if len(res.Secrets) > 0 {
+		dropRanges(res.Header)
+	}
 	out := x.outgoing(t, res.Header)
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
@@ -88,6 +76,27 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 		return x.refuse(ref)
 	}
 	return x.respond(resp, res)
+}
+
+// newExchange starts the exchange of req, counted in flight until its
+// audit record is written.
+func (p *Proxy) newExchange(req *http.Request, c *caller, conn *clientConn) *exchange {
+	p.inflight.Add(1)
+	x := &exchange{
+		p:      p,
+		pol:    p.policy.Load(),
+		caller: c,
+		req:    req,
+		conn:   conn,
+		rec: audit.Record{
+			Time:      time.Now(),
+			RequestID: p.ids.Next(),
+			Method:    req.Method,
+			Path:      req.URL.Path,
+		},
+	}
+	c.stamp(&x.rec)
+	return x
 }
 
 // target works out where the request goes, canonically, and refuses a
@@ -216,6 +225,9 @@ func checkEgress(set *rules.Set, t inject.Target) *inject.Refusal {
 		return inject.Refuse(inject.EgressDenied, "", t.Host,
 			"%s is on the egress deny list", t.HostPort())
 	case rules.EgressNotAllowed:
+		if ref := portRefusal(set, t); ref != nil {
+			return ref
+		}
 		return inject.Refuse(inject.EgressDenied, "", t.Host,
 			"%s is not an allowed destination: no secret or egress.allow entry names it", t.HostPort())
 	}

@@ -19,7 +19,7 @@ import (
 func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 	if !r.URL.IsAbs() {
 		p.refuseDirect(w, r, inject.Refuse(inject.BadRequest, "", "",
-			"keyhole is a proxy, not a web server: set HTTPS_PROXY and HTTP_PROXY to http://%s and request the real URL", r.Host))
+			"keyhole is a proxy, not a web server: set HTTPS_PROXY and HTTP_PROXY to http://%s and request the real URL", r.Host), nil)
 		return
 	}
 	if p.draining.Load() {
@@ -27,20 +27,22 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 	}
 	c, ref := p.authenticate(r, p.policy.Load(), time.Now())
 	if ref != nil {
-		p.refuseDirect(w, r, ref)
+		p.refuseDirect(w, r, ref, c)
 		return
 	}
 	resp := p.handle(r, c, nil, nil)
+	defer p.watchToken(connFrom(r.Context()), c)() // a stream or upgrade ends with its token
 	p.writeResponse(w, r, resp)
 }
 
 // refuseDirect writes a refusal decided before Proxy.handle ran, with its
-// audit record.
-func (p *Proxy) refuseDirect(w http.ResponseWriter, r *http.Request, ref *inject.Refusal) {
+// audit record, which names whom c claimed to be (c may be nil).
+func (p *Proxy) refuseDirect(w http.ResponseWriter, r *http.Request, ref *inject.Refusal, c *caller) {
 	rec := audit.Record{
 		Time: time.Now(), RequestID: p.ids.Next(), Method: r.Method,
-		Scheme: r.URL.Scheme, Path: r.URL.Path,
+		Scheme: r.URL.Scheme, Path: r.URL.Path, Secrets: inject.Named(p.policy.Load().set, r.Header),
 	}
+	c.stamp(&rec)
 	if h, port, err := splitHostPort(r.URL.Host, 80); err == nil {
 		rec.Host, rec.Port = h, port
 	}
@@ -62,6 +64,10 @@ func (p *Proxy) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 		h[k] = vs
 	}
 	removeHopHeaders(h, false)
+	if resp.StatusCode == http.StatusProxyAuthRequired && isRefusal(resp) {
+		// Hop-by-hop, but this hop's own: the client must learn the scheme.
+		h["Proxy-Authenticate"] = resp.Header["Proxy-Authenticate"]
+	}
 	if resp.ContentLength >= 0 && resp.Header.Get("Content-Length") == "" && bodyAllowed(r.Method, resp.StatusCode) {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}

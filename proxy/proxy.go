@@ -68,6 +68,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context ends. Default 10s.
 	ShutdownTimeout time.Duration `env:"KEYHOLE_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// ScrubRetired is how long a value that left the rules (a secret
+	// removed on reload, a source that now gives another value) is still
+	// scrubbed from responses, since an upstream may have stored it.
+	// Default 24h.
+	ScrubRetired time.Duration `env:"KEYHOLE_SCRUB_RETIRED" envDefault:"24h"`
 }
 
 func (c Config) withDefaults() Config {
@@ -88,6 +93,7 @@ func (c Config) withDefaults() Config {
 	def(&c.DialTimeout, 10*time.Second)
 	def(&c.UpstreamHeaderTimeout, 5*time.Minute)
 	def(&c.ShutdownTimeout, 10*time.Second)
+	def(&c.ScrubRetired, 24*time.Hour)
 	return c
 }
 
@@ -124,11 +130,14 @@ type Proxy struct {
 	observer  Observer
 	ids       *audit.IDs
 
-	policy    atomic.Pointer[policy]
-	dialer    *dialer
-	transport *http.Transport
-	mitm      *goproxy.ProxyHttpServer
-	conns     *conns
+	policy     atomic.Pointer[policy]
+	retirement retirement
+	dialer     *dialer
+	transport  *http.Transport
+	mitm       *goproxy.ProxyHttpServer
+	conns      *conns
+
+	tokenWatch tokenWatch // connections to end when their token does
 
 	inflight atomic.Int64 // exchanges started and not yet finished
 	draining atomic.Bool
@@ -159,7 +168,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		ids:       audit.NewIDs(),
 		conns:     newConns(),
 	}
-	p.policy.Store(compilePolicy(deps.Rules))
+	p.setPolicy(deps.Rules)
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)
 	p.transport = newTransport(cfg, roots, p.dialer)
 	p.mitm = p.newMITM()
@@ -187,8 +196,9 @@ func upstreamRoots(file string) (*x509.CertPool, error) {
 
 // SetRules makes set the rules for every request that starts from now on;
 // requests in flight finish on the rules they started with.
+// Values that leave the rules are still scrubbed for cfg.ScrubRetired.
 func (p *Proxy) SetRules(set *rules.Set) {
-	p.policy.Store(compilePolicy(set))
+	p.setPolicy(set)
 	// Pooled upstream connections were dialed under the old pins.
 	p.transport.CloseIdleConnections()
 }
@@ -239,7 +249,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
 		ConnContext:       withConn,
 		ConnState:         p.connState,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ErrorLog:          NewStdLogger(p.log),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(p.conns.listen(ln, p.cfg.MaxConns)) }()

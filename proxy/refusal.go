@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -62,8 +61,20 @@ func refusalResponse(req *http.Request, ref *inject.Refusal, requestID string) *
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        h,
-		Body:          io.NopCloser(bytes.NewReader(body)),
+		Body:          refusalReader{bytes.NewReader(body)},
 		ContentLength: int64(len(body)),
 		Request:       req,
 	}
+}
+
+// refusalReader is the body of a refusal keyhole wrote, which tells it
+// apart from an upstream's response.
+type refusalReader struct{ *bytes.Reader }
+
+func (refusalReader) Close() error { return nil }
+
+// isRefusal reports whether resp is a refusal keyhole wrote.
+func isRefusal(resp *http.Response) bool {
+	_, ok := resp.Body.(refusalReader)
+	return ok
 }

@@ -28,7 +28,7 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout, x.conn, resp.ContentLength < 0)
 	}
-	body, err := rep.Response(resp, x.req.Method, len(res.Secrets) > 0)
+	body, err := rep.Response(resp, x.req.Method)
 	if err != nil {
 		resp.Body.Close()
 		return x.refuse(inject.Refuse(inject.UnscrubbableEncoding, "", x.rec.Host,
@@ -59,6 +59,10 @@ func (x *exchange) refuse(ref *inject.Refusal) *http.Response {
 	markDenied(&x.rec, ref)
 	if x.rec.Host == "" {
 		x.rec.Host = ref.Host
+	}
+	if x.rec.Secrets == nil {
+		// Nothing was injected: record what the request asked for.
+		x.rec.Secrets = inject.Named(x.pol.set, x.req.Header)
 	}
 	resp := refusalResponse(x.req, ref, x.rec.RequestID)
 	x.finish()

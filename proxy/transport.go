@@ -8,10 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"keyhole/inject"
@@ -23,13 +21,15 @@ import (
 // the scrubber, and connections pooled generously so that agents' keep-alive
 // and short-lived tunnels alike reuse them.
 func newTransport(cfg Config, roots *x509.CertPool, d *dialer) *http.Transport {
+	tlsConfig := &tls.Config{
+		RootCAs:    roots,
+		MinVersion: tls.VersionTLS12,
+	}
 	return &http.Transport{
-		Proxy:       nil,
-		DialContext: d.DialContext,
-		TLSClientConfig: &tls.Config{
-			RootCAs:    roots,
-			MinVersion: tls.VersionTLS12,
-		},
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		DialTLSContext:         dialTLS(d, tlsConfig, cfg.HandshakeTimeout),
+		TLSClientConfig:        tlsConfig,
 		TLSHandshakeTimeout:    cfg.HandshakeTimeout,
 		ResponseHeaderTimeout:  cfg.UpstreamHeaderTimeout,
 		ExpectContinueTimeout:  time.Second,
@@ -99,7 +99,7 @@ func isTLSError(err error) bool {
 		ciErr x509.CertificateInvalidError
 		rhErr tls.RecordHeaderError
 	)
-	if errors.As(err, &verr) || errors.As(err, &hErr) || errors.As(err, &uaErr) ||
+	if isHandshakeError(err) || errors.As(err, &verr) || errors.As(err, &hErr) || errors.As(err, &uaErr) ||
 		errors.As(err, &ciErr) || errors.As(err, &rhErr) {
 		return true
 	}
@@ -118,17 +118,4 @@ func isTimeout(err error) bool {
 	}
 	// http.Transport's ResponseHeaderTimeout error is not a net.Error.
 	return err != nil && err.Error() == "net/http: timeout awaiting response headers"
-}
-
-// describeUpstreamError returns err without a URL (which may hold a query
-// string) for the operational log.
-func describeUpstreamError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return "connection refused"
-	}
-	return err.Error()
 }

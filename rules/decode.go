@@ -37,7 +37,7 @@ func (l *loader) decode(data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := safeDecode(dec, &doc); err != nil {
 		if !errors.Is(err, io.EOF) {
-			l.syntaxError(err)
+			l.syntaxError(data, err)
 		}
 		return nil
 	}
@@ -47,7 +47,7 @@ func (l *loader) decode(data []byte) *yaml.Node {
 		l.errorf(next.Line, "", "the file holds more than one YAML document (a second \"---\")")
 		return nil
 	case !errors.Is(err, io.EOF):
-		l.syntaxError(err)
+		l.syntaxError(data, err)
 		return nil
 	}
 	if len(doc.Content) == 0 {
@@ -73,8 +73,9 @@ func safeDecode(dec *yaml.Decoder, n *yaml.Node) (err error) {
 	return dec.Decode(n)
 }
 
-// syntaxError records a parser error, "yaml: line N: msg", at its line.
-func (l *loader) syntaxError(err error) {
+// syntaxError records a parser error, "yaml: line N: msg", at its line,
+// or a tab in the indentation of data at that line as such.
+func (l *loader) syntaxError(data []byte, err error) {
 	msg, _ := strings.CutPrefix(err.Error(), "yaml: ")
 	line, hasLine := 1, false
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
@@ -88,6 +89,10 @@ func (l *loader) syntaxError(err error) {
 		// yaml.v3 adds one to the 0-based line of scanner errors only (and
 		// leaves out line 0, so the default of 1 stands).
 		line++
+	}
+	if tab := tabIndent(data, line, msg); tab > 0 {
+		l.errorf(tab, "", "tabs are not allowed for indentation; indent with spaces")
+		return
 	}
 	l.errorf(line, "", "YAML syntax error: %s", msg)
 }

@@ -55,6 +55,9 @@ func splitPatternPort(s string) (string, int, error) {
 	if s == "" {
 		return "", 0, errors.New("empty host")
 	}
+	if err := notURL(s); err != nil {
+		return "", 0, err
+	}
 	// A bare IPv6 address has colons but no port, with or without brackets.
 	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
 		return s, 0, nil

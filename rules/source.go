@@ -36,7 +36,7 @@ const MaxSecretSize = 64 << 10
 func ParseSource(ref, dir string) (Source, error) {
 	kind, arg, ok := strings.Cut(ref, ":")
 	if !ok {
-		return nil, errors.New("want env:VAR, file:/path, exec:PROGRAM ARG..., vault:PATH#FIELD or store:NAME")
+		return nil, sourceKindMissing(ref)
 	}
 	switch kind {
 	case "env":
@@ -66,7 +66,7 @@ func ParseSource(ref, dir string) (Source, error) {
 	case "store":
 		return parseStore(arg)
 	default:
-		return nil, errors.New("unknown source kind (want env:, file:, exec:, vault: or store:)")
+		return nil, errors.New("unknown source kind (want " + sourceSyntax + ")")
 	}
 }
 

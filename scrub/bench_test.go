@@ -153,7 +153,7 @@ func BenchmarkSmallResponse(b *testing.B) {
 // scrubResponse scrubs resp and reads its body through buf, as the proxy
 // relays one.
 func scrubResponse(b *testing.B, r *Replacer, resp *http.Response, buf []byte) {
-	sb, err := r.Response(resp, http.MethodGet, true)
+	sb, err := r.Response(resp, http.MethodGet)
 	if err != nil {
 		b.Fatal(err)
 	}

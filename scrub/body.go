@@ -45,6 +45,7 @@ type Body struct {
 	bodyCount int          // replacements in a body scrubbed whole
 	bytes     atomic.Int64
 	trailer   http.Header
+	dropped   []string    // trailer names removed by Response, counted there
 	trailerOK atomic.Bool // trailer scrubbed at the end of the body
 
 	mu     sync.Mutex
@@ -161,7 +162,12 @@ func (b *Body) scrubTrailer() {
 	if b.trailer == nil || b.trailerOK.Swap(true) {
 		return
 	}
-	b.headers.Add(int64(b.rep.scrubHeader(b.trailer)))
+	// The transport puts the announced names back when it fills in the
+	// values.
+	for _, k := range b.dropped {
+		delete(b.trailer, k)
+	}
+	b.headers.Add(int64(b.rep.scrubHeader(b.trailer, nil)))
 }
 
 var _ io.ReadWriteCloser = (*Body)(nil)

@@ -54,7 +54,7 @@ func TestResponseTruncated(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := &http.Response{StatusCode: 200, Header: tc.header, ContentLength: tc.length, Body: tc.body}
-			b, err := testReplacer().Response(resp, http.MethodGet, true)
+			b, err := testReplacer().Response(resp, http.MethodGet)
 			if err != nil {
 				t.Fatalf("got %v, want nil", err)
 			}
@@ -102,7 +102,7 @@ func TestBodyOnDone(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			up := &countingCloser{Reader: bytes.NewReader(body)}
 			resp := &http.Response{StatusCode: 200, Header: http.Header{"X-K": {testKey}}, ContentLength: -1, Body: up}
-			b, err := testReplacer().Response(resp, http.MethodGet, true)
+			b, err := testReplacer().Response(resp, http.MethodGet)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func TestBodyOnDone(t *testing.T) {
 // TestBodyCloseInCallback checks that the callback may close the body.
 func TestBodyCloseInCallback(t *testing.T) {
 	resp := &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1, Body: io.NopCloser(strings.NewReader("abc"))}
-	b, err := testReplacer().Response(resp, http.MethodGet, true)
+	b, err := testReplacer().Response(resp, http.MethodGet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestResponseOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := testReplacer().Response(resp, http.MethodGet, true)
+	b, err := testReplacer().Response(resp, http.MethodGet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestBodyCloseDuringRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := testReplacer().Response(resp, http.MethodGet, true)
+	b, err := testReplacer().Response(resp, http.MethodGet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func ExampleReplacer_Response() {
 		ContentLength: -1,
 		Body:          io.NopCloser(strings.NewReader("token ghp_16C7e42F292c6912E7710c838347Ae178B4a")),
 	}
-	body, err := r.Response(resp, http.MethodGet, true)
+	body, err := r.Response(resp, http.MethodGet)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -31,6 +31,9 @@ type Replacer struct {
 	// stages run in order, each over the previous one's output; Compile
 	// and NewPairs make at most one, Chain concatenates them.
 	stages []*stage
+	// names finds the lowered forms of the secrets in a lowered header
+	// name; nil for literal pairs, which are not matched in names.
+	names *Replacer
 }
 
 // Compile returns a Replacer for secrets. Each secret's raw value, its JSON
@@ -45,14 +48,19 @@ type Replacer struct {
 // share a form, the first in secrets wins. Compile is meant to run once per
 // rules load, not per request.
 func Compile(secrets []Secret) *Replacer {
-	var find, repl []string
+	var find, repl, lower []string
 	seen := make(map[string]bool)
+	seenLower := make(map[string]bool)
 	for _, s := range secrets {
 		if s.Value.IsZero() {
 			continue
 		}
 		placeholder := "<<" + s.Name + ">>"
 		for _, f := range forms(s.Value.Reveal()) {
+			if l := lowerASCII(f); !seenLower[l] {
+				seenLower[l] = true
+				lower = append(lower, l)
+			}
 			if seen[f] {
 				continue
 			}
@@ -61,7 +69,30 @@ func Compile(secrets []Secret) *Replacer {
 			repl = append(repl, placeholder)
 		}
 	}
-	return newReplacer(find, repl, false)
+	r := newReplacer(find, repl, false)
+	if len(lower) > 0 {
+		r.names = newReplacer(lower, lower, false)
+	}
+	return r
+}
+
+// lowerASCII returns s with ASCII letters in lower case.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		b[i] = toLower(c)
+	}
+	return string(b)
+}
+
+// contains reports whether any of r's patterns occurs in b.
+func (r *Replacer) contains(b []byte) bool {
+	for _, st := range r.stages {
+		if at, _ := st.next(b, 0, &cursor{}); at >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // NewPairs returns a Replacer for literal pairs. Pairs with an empty Find
@@ -100,10 +131,13 @@ func newReplacer(find, repl []string, literal bool) *Replacer {
 // credential before the swap could find it. The result shares the compiled
 // state of rs, so chaining costs no automaton.
 func Chain(rs ...*Replacer) *Replacer {
-	var pairs, compiled []*stage
+	var pairs, compiled, names []*stage
 	for _, r := range rs {
 		if r == nil {
 			continue
+		}
+		if r.names != nil {
+			names = append(names, r.names.stages...)
 		}
 		for _, s := range r.stages {
 			if s.literal {
@@ -113,7 +147,11 @@ func Chain(rs ...*Replacer) *Replacer {
 			}
 		}
 	}
-	return &Replacer{stages: append(pairs, compiled...)}
+	out := &Replacer{stages: append(pairs, compiled...)}
+	if len(names) > 0 {
+		out.names = &Replacer{stages: names}
+	}
+	return out
 }
 
 // Len returns the number of patterns r replaces, summed over chained

@@ -12,8 +12,8 @@ import (
 
 // ErrUnscrubbableEncoding is returned by Response when the body is encoded
 // in a way this package cannot decode (an unknown Content-Encoding, or an
-// upgrade to a protocol other than uncompressed WebSocket), so that a
-// secret in it could not be found.
+// upgrade to a protocol other than WebSocket without extensions), so that
+// a secret in it could not be found.
 var ErrUnscrubbableEncoding = errors.New("scrub: response encoding cannot be scrubbed")
 
 // smallBody is the largest identity-encoded body of known length that
@@ -23,49 +23,57 @@ const smallBody = 64 << 10
 // Response scrubs resp in place and returns its new body, which it also
 // stores in resp.Body.
 //
-// Every header value is scrubbed at once, trailers when the upstream body
-// ends. The body is decoded from its Content-Encoding (gzip, x-gzip,
-// deflate, br, zstd, or several of them stacked) and scrubbed as it
-// streams; Content-Encoding is then dropped, since the agent gets the body
-// uncompressed. An identity-encoded body with a Content-Length of at most
-// 64 KiB is read whole and gets its exact new Content-Length; any other
-// body streams with ContentLength -1 and no Content-Length header, so that
-// the proxy sends it chunked. Responses to HEAD and with status 1xx, 204 or
-// 304 have no body to scrub and keep their Content-Length; a 101 upgrade
-// to WebSocket gets a body that scrubs server frames (see WebSocket).
+// The status line gets the standard reason phrase of its code (the
+// upstream's own phrase is dropped, since it may echo a secret). Every
+// header name and value is scrubbed at once, trailers when the upstream
+// body ends; a header or trailer whose name holds a secret is removed,
+// since a placeholder is not a valid field name. The body is decoded from
+// its Content-Encoding (gzip, x-gzip, deflate, br, zstd, or several of
+// them stacked) and scrubbed as it streams; Content-Encoding is then
+// dropped, since the agent gets the body uncompressed. An identity-encoded
+// body with a Content-Length of at most 64 KiB is read whole and gets its
+// exact new Content-Length; any other body streams with ContentLength -1
+// and no Content-Length header, so that the proxy sends it chunked.
+// Responses to HEAD and with status 1xx, 204 or 304 have no body to scrub
+// and keep their Content-Length; a 101 upgrade to WebSocket gets a body
+// that scrubs server frames (see WebSocket).
 //
-// strict says the request carried a secret. Then a body this package
-// cannot decode is an error wrapping ErrUnscrubbableEncoding, resp.Body is
-// left as it was and the caller must not forward the response. When strict
-// is false such a body passes unchanged; its headers are still scrubbed.
-// With no patterns, bodies pass unchanged and stay compressed.
+// A body this package cannot decode (an unknown or too deeply stacked
+// Content-Encoding, an upgrade to another protocol, a WebSocket extension)
+// is an error wrapping ErrUnscrubbableEncoding, whether or not the request
+// carried a secret: a value the upstream stored earlier may come back in
+// it. resp.Body is then left as it was and the caller must not forward the
+// response. With no patterns, bodies pass unchanged and stay compressed.
 //
 // An upstream read error, or a body shorter than its Content-Length, is
 // returned by the body's Read, never turned into a clean end.
-func (r *Replacer) Response(resp *http.Response, reqMethod string, strict bool) (*Body, error) {
+func (r *Replacer) Response(resp *http.Response, reqMethod string) (*Body, error) {
 	if resp.Header == nil {
 		resp.Header = make(http.Header)
 	}
-	n := r.scrubHeader(resp.Header) + r.scrubHeader(resp.Trailer)
+	// Response.Write puts http.StatusText in place of an empty Status.
+	resp.Status = ""
+	n := r.scrubHeader(resp.Header, nil)
+	var dropped []string
+	n += r.scrubHeader(resp.Trailer, &dropped)
 	up := resp.Body
 	if up == nil {
 		up = http.NoBody
 	}
-	b := &Body{rep: r, trailer: resp.Trailer, src: up, up: up}
+	b := &Body{rep: r, trailer: resp.Trailer, dropped: dropped, src: up, up: up}
 	b.headers.Store(int64(n))
 	switch {
 	case resp.StatusCode == http.StatusSwitchingProtocols:
-		if err := b.upgrade(resp, strict); err != nil {
+		if err := b.upgrade(resp); err != nil {
 			return nil, err
 		}
 	case r.Len() == 0 || bodiless(resp, reqMethod):
 	default:
 		encs, bad := parseEncodings(resp.Header.Values("Content-Encoding"))
 		if bad != "" {
-			if strict {
-				return nil, fmt.Errorf("scrub response: content-encoding %q: %w", clip(bad), ErrUnscrubbableEncoding)
-			}
-			break
+			// The coding is not named: the error must not carry bytes
+			// an upstream chose.
+			return nil, fmt.Errorf("scrub response: content-encoding: %w", ErrUnscrubbableEncoding)
 		}
 		b.scrubBody(resp, up, encs)
 	}
@@ -129,8 +137,10 @@ func (b *Body) scrubBody(resp *http.Response, up io.Reader, encs []string) {
 }
 
 // upgrade sets b up for a 101 response: a WebSocket's server frames are
-// scrubbed, any other protocol is unscrubbable.
-func (b *Body) upgrade(resp *http.Response, strict bool) error {
+// scrubbed, any other protocol is unscrubbable. keyhole strips the
+// extension offer from the upgrade request, so an extension in the answer
+// is one the client never offered: refused too.
+func (b *Body) upgrade(resp *http.Response) error {
 	rwc, ok := b.src.(io.ReadWriteCloser)
 	if ok {
 		b.w = rwc
@@ -141,7 +151,7 @@ func (b *Body) upgrade(resp *http.Response, strict bool) error {
 	var why string
 	switch {
 	case !headerHasToken(resp.Header, "Upgrade", "websocket"):
-		why = "upgrade to " + strconv.Quote(clip(resp.Header.Get("Upgrade")))
+		why = "upgrade to a protocol other than websocket"
 	case resp.Header.Get("Sec-WebSocket-Extensions") != "":
 		why = "websocket extensions"
 	case !ok:
@@ -152,10 +162,7 @@ func (b *Body) upgrade(resp *http.Response, strict bool) error {
 		b.up = ws
 		return nil
 	}
-	if strict {
-		return fmt.Errorf("scrub response: %s: %w", why, ErrUnscrubbableEncoding)
-	}
-	return nil
+	return fmt.Errorf("scrub response: %s: %w", why, ErrUnscrubbableEncoding)
 }
 
 // isDecimal reports whether s is n written in decimal, without allocating.
@@ -171,14 +178,25 @@ func bodiless(resp *http.Response, reqMethod string) bool {
 	return reqMethod == http.MethodHead || s >= 100 && s < 200 || s == http.StatusNoContent || s == http.StatusNotModified
 }
 
-// scrubHeader scrubs every value of h in place and returns the number of
-// replacements.
-func (r *Replacer) scrubHeader(h http.Header) int {
+// scrubHeader scrubs every value of h in place, removes every field whose
+// name holds a secret, and returns the number of replacements (a removed
+// field counts one). Names are matched without regard to case, since
+// net/http canonicalizes them. The names removed are appended to *dropped
+// unless it is nil.
+func (r *Replacer) scrubHeader(h http.Header, dropped *[]string) int {
 	if r.Len() == 0 {
 		return 0
 	}
 	n := 0
-	for _, vs := range h {
+	for k, vs := range h {
+		if r.nameHasSecret(k) {
+			delete(h, k)
+			n++
+			if dropped != nil {
+				*dropped = append(*dropped, k)
+			}
+			continue
+		}
 		for i, v := range vs {
 			if s, c := r.ReplaceString(v); c > 0 {
 				vs[i] = s
@@ -187,6 +205,20 @@ func (r *Replacer) scrubHeader(h http.Header) int {
 		}
 	}
 	return n
+}
+
+// nameHasSecret reports whether the header name k, lowered, holds a
+// lowered form of a secret.
+func (r *Replacer) nameHasSecret(k string) bool {
+	if r.names == nil {
+		return false
+	}
+	var buf [128]byte
+	b := buf[:0]
+	for i := 0; i < len(k); i++ {
+		b = append(b, toLower(k[i]))
+	}
+	return r.names.contains(b)
 }
 
 func headerHasToken(h http.Header, name, token string) bool {
@@ -198,14 +230,6 @@ func headerHasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
-}
-
-// clip shortens an upstream value for an error message.
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }
 
 type errReader struct{ err error }

@@ -65,7 +65,7 @@ func TestAttenuate(t *testing.T) {
 			allow: []string{"method:POST"}, deny: []string{"method:DELETE", "method:GET"}},
 		{name: "shorter ttl", r: Restriction{TTL: time.Minute}, expires: now.Add(time.Minute)},
 		{name: "cannot extend ttl", r: Restriction{TTL: 24 * time.Hour}, expires: parentExpires},
-		{name: "ttl rounds up to a second", r: Restriction{TTL: 1500 * time.Millisecond}, expires: now.Add(2 * time.Second)},
+		{name: "ttl rounds down to a second", r: Restriction{TTL: 1500 * time.Millisecond}, expires: now.Add(time.Second)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,15 +2,10 @@ package tokens
 
 import (
 	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"keyhole/secret"
 )
@@ -65,35 +60,11 @@ func (Key) MarshalText() ([]byte, error) { return []byte(secret.Redacted), nil }
 // error for a wider mode names the path, the mode and the chmod that fixes it.
 // A missing file is an error that matches fs.ErrNotExist.
 func LoadKey(stateDir string) (Key, error) {
-	path := filepath.Join(stateDir, KeyFile)
-	f, err := os.Open(path)
+	v, err := secret.LoadKeyFile(filepath.Join(stateDir, KeyFile), keySize)
 	if err != nil {
 		return Key{}, fmt.Errorf("load token key: %w", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Key{}, fmt.Errorf("load token key: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return Key{}, fmt.Errorf("load token key: %s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return Key{}, fmt.Errorf("load token key: %s has mode %04o, accessible by group or others; run `chmod 600 %s`", path, perm, path)
-	}
-	// The file is a few dozen bytes; read a little more to notice junk.
-	data, err := io.ReadAll(io.LimitReader(f, 256))
-	if err != nil {
-		return Key{}, fmt.Errorf("load token key: %w", err)
-	}
-	raw, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(string(data)))
-	if err != nil || len(raw) != keySize {
-		return Key{}, fmt.Errorf("load token key: %s does not hold a base64 key of %d bytes", path, keySize)
-	}
-	k := Key{set: true}
-	copy(k.b[:], raw)
-	clear(raw)
-	return k, nil
+	return keyOf(v), nil
 }
 
 // LoadOrCreateKey loads the Key from the file KeyFile in stateDir, creating
@@ -101,47 +72,17 @@ func LoadKey(stateDir string) (Key, error) {
 // does not exist. Creation is atomic: concurrent callers all end up with the
 // same key, and no caller ever reads a partly written file.
 func LoadOrCreateKey(stateDir string) (Key, error) {
-	k, err := LoadKey(stateDir)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return k, err
-	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return Key{}, fmt.Errorf("create token key: %w", err)
-	}
-	k, err = GenerateKey()
+	v, err := secret.LoadOrCreateKeyFile(filepath.Join(stateDir, KeyFile), keySize)
 	if err != nil {
-		return Key{}, err
+		return Key{}, fmt.Errorf("load or create token key: %w", err)
 	}
-	if err := createKeyFile(filepath.Join(stateDir, KeyFile), k); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return LoadKey(stateDir) // another process won the race
-		}
-		return Key{}, fmt.Errorf("create token key: %w", err)
-	}
-	return k, nil
+	return keyOf(v), nil
 }
 
-// createKeyFile writes k to a temporary file and links it to path, so that
-// path appears complete or not at all and an existing file is never replaced.
-func createKeyFile(path string, k Key) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+KeyFile+"-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	text := base64.StdEncoding.EncodeToString(k.b[:]) + "\n"
-	if _, err := io.WriteString(tmp, text); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp.Name(), path)
+func keyOf(v secret.Value) Key {
+	k := Key{set: true}
+	copy(k.b[:], v.Reveal())
+	return k
 }
 
 var (

@@ -68,8 +68,10 @@ type Restriction struct {
 	// Methods lists the HTTP methods the token may use, upper-cased here;
 	// nil: no restriction added.
 	Methods []string
-	// TTL is how long the token lives from now, rounded up to a whole second;
-	// 0: no expiry added. Mint requires TTL > 0.
+	// TTL is how long the token lives from now. The expiry is kept in whole
+	// seconds and rounded down, so the token never outlives TTL (it lives
+	// more than TTL-1s); a TTL under 1s is an error. 0: no expiry added.
+	// Mint requires TTL > 0.
 	TTL time.Duration
 }
 
@@ -79,12 +81,13 @@ func (r Restriction) caveats(now time.Time) ([][]byte, error) {
 	if r.TTL < 0 {
 		return nil, fmt.Errorf("ttl %v is negative", r.TTL)
 	}
+	if r.TTL > 0 && r.TTL < time.Second {
+		return nil, fmt.Errorf("ttl %v is shorter than 1s, the unit of a token's expiry", r.TTL)
+	}
 	if r.TTL > 0 {
-		t := now.Add(r.TTL)
-		sec := t.Unix()
-		if t.Nanosecond() != 0 {
-			sec++
-		}
+		// Rounded down, so that the token never outlives the TTL: it
+		// lives more than TTL-1s and at most TTL.
+		sec := now.Add(r.TTL).Unix()
 		if sec <= 0 || sec > maxUnix {
 			return nil, fmt.Errorf("ttl %v: expiry out of range", r.TTL)
 		}

@@ -286,3 +286,34 @@ func mustRaw(t *testing.T, tok string) rawToken {
 	}
 	return raw
 }
+
+// TestTokenNeverOutlivesTTL: the expiry is whole seconds, rounded down, so
+// a token minted at any instant is expired by mint time + TTL.
+func TestTokenNeverOutlivesTTL(t *testing.T) {
+	key := testKey(1)
+	for _, frac := range []time.Duration{0, time.Nanosecond, 500 * time.Millisecond, time.Second - time.Nanosecond} {
+		for _, ttl := range []time.Duration{time.Second, 2 * time.Second, 2*time.Second + 999*time.Millisecond, time.Hour} {
+			minted := now.Add(frac)
+			tok, err := Mint(key, "billing", "t1", Restriction{TTL: ttl}, minted)
+			if err != nil {
+				t.Fatalf("Mint at +%v with ttl %v: %v", frac, ttl, err)
+			}
+			if _, err := Verify(key, tok, minted.Add(ttl)); !errors.Is(err, ErrExpired) {
+				t.Errorf("minted at +%v with ttl %v: at mint+ttl got %v, want ErrExpired", frac, ttl, err)
+			}
+			g, err := Verify(key, tok, minted)
+			if err != nil {
+				t.Fatalf("minted at +%v with ttl %v: at mint got %v", frac, ttl, err)
+			}
+			if life := g.Expires.Sub(minted); life > ttl || life <= ttl-time.Second {
+				t.Errorf("minted at +%v with ttl %v: lives %v, want in (ttl-1s, ttl]", frac, ttl, life)
+			}
+			if _, err := Verify(key, tok, g.Expires.Add(-time.Nanosecond)); err != nil {
+				t.Errorf("minted at +%v with ttl %v: just before expiry got %v", frac, ttl, err)
+			}
+		}
+	}
+	if _, err := Mint(key, "billing", "t1", Restriction{TTL: 999 * time.Millisecond}, now); err == nil || !strings.Contains(err.Error(), "shorter than 1s") {
+		t.Errorf("ttl 999ms: got %v, want an error saying it is shorter than 1s", err)
+	}
+}

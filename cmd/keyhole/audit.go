@@ -42,7 +42,8 @@ func (o *auditOptions) register(sub string, now time.Time) func(*flag.FlagSet) {
 		}
 		fs.StringVar(&o.filter.Agent, "agent", "", "only this agent's requests")
 		fs.StringVar(&o.filter.Host, "host", "", `only requests to this host, or to any subdomain of example.com with "*.example.com"`)
-		fs.StringVar(&o.filter.Secret, "secret", "", "only requests that used this secret")
+		fs.StringVar(&o.filter.Secret, "secret", "", "only requests that used this secret, or named it and were refused")
+		fs.StringVar(&o.filter.Token, "token", "", "only requests made with this token id, or with a token attenuated from it")
 		fs.BoolVar(&o.filter.DeniedOnly, "denied", false, "only refused requests")
 		fs.Func("since", "only entries from this long ago on (10m, 2h) or from this time on (RFC 3339)", func(v string) error {
 			t, err := parseSince(v, now)
@@ -71,11 +72,14 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 // runAudit is auditCommand until ctx is done.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("audit: want tail or summary")
+		return errors.New("audit: want tail, summary or verify")
 	}
 	sub, args := args[0], args[1:]
+	if sub == "verify" {
+		return verifyCommand(args, stdout, stderr)
+	}
 	if sub != "tail" && sub != "summary" {
-		return fmt.Errorf("audit: unknown command %q; want tail or summary", sub)
+		return fmt.Errorf("audit: unknown command %q; want tail, summary or verify", sub)
 	}
 	var o auditOptions
 	s, rest, err := parseSettings("audit "+sub, args, stderr, o.register(sub, time.Now()))
@@ -96,7 +100,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sub == "summary" {
 		return summarizeLog(path, o, stdout, stderr)
 	}
-	p := &audit.Printer{W: stdout, JSON: o.json, Color: !o.json && colorful(stdout), Loc: time.Local}
+	p := &audit.Printer{W: stdout, JSON: o.json, Color: !o.json && colorful(stdout), Loc: time.UTC}
 	show := func(e audit.Entry) error {
 		if !o.filter.Match(&e) {
 			return nil

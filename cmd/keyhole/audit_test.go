@@ -257,7 +257,7 @@ func TestAuditErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no subcommand", nil, "want tail or summary"},
+		{"no subcommand", nil, "want tail, summary or verify"},
 		{"unknown subcommand", []string{"head"}, `unknown command "head"`},
 		{"no file", []string{"tail"}, "the audit log goes to stdout; set KEYHOLE_AUDIT_LOG to a file or pass FILE"},
 		{"stdout", []string{"summary", "-"}, "the audit log goes to stdout"},

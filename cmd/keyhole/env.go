@@ -22,6 +22,10 @@ import (
 // system's roots plus keyhole's CA, for tools that take one file.
 const bundleFile = "ca-bundle.pem"
 
+// wgetrcFile is the wget startup file `keyhole env` writes next to the
+// bundle: wget ignores SSL_CERT_FILE but reads the file WGETRC names.
+const wgetrcFile = "wgetrc"
+
 // envCommand prints the export lines an agent's shell needs: the proxy, the
 // CA for every common client, and one placeholder variable per secret.
 func envCommand(args []string, stdout, stderr io.Writer) error {
@@ -68,7 +72,7 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 	if caDir == "" {
 		caDir = s.StateDir
 	}
-	caFile, bundle, err := writeTrust(authority, caDir)
+	caFile, bundle, wgetrc, err := writeTrust(authority, caDir)
 	if err != nil {
 		return err
 	}
@@ -83,13 +87,15 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 		export(name, "localhost,127.0.0.1,::1")
 	}
 	export("SSL_CERT_FILE", bundle)       // OpenSSL, Go on Linux, Python's ssl, httpx
+	export(certs.TrustBundleEnv, bundle)  // tells the next keyhole env SSL_CERT_FILE is its own
 	export("REQUESTS_CA_BUNDLE", bundle)  // Python requests
 	export("CURL_CA_BUNDLE", bundle)      // curl
 	export("GIT_SSL_CAINFO", bundle)      // git
 	export("PIP_CERT", bundle)            // pip
 	export("NPM_CONFIG_CAFILE", bundle)   // npm
 	export("NODE_EXTRA_CA_CERTS", caFile) // Node.js adds it to its own roots
-	export("NODE_USE_ENV_PROXY", "1")     // Node.js 24+: fetch and https honour HTTPS_PROXY
+	export("NODE_USE_ENV_PROXY", "1")     // Node.js 22.21+ and 24+: fetch and https honour HTTPS_PROXY
+	export("WGETRC", wgetrc)              // wget: ca_certificate (it ignores SSL_CERT_FILE)
 	if len(secrets) > 0 {
 		b.WriteString("# placeholders: keyhole swaps each for its secret where the rules allow\n")
 	}
@@ -111,23 +117,28 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// writeTrust writes the CA certificate and the trust bundle into dir and
-// returns their paths.
-func writeTrust(a *certs.Authority, dir string) (caFile, bundle string, err error) {
+// writeTrust writes the CA certificate, the trust bundle and a wgetrc
+// that trusts the bundle into dir and returns their paths.
+func writeTrust(a *certs.Authority, dir string) (caFile, bundle, wgetrc string, err error) {
 	if dir, err = filepath.Abs(dir); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", fmt.Errorf("env: %w", err)
+		return "", "", "", fmt.Errorf("env: %w", err)
 	}
-	caFile, bundle = filepath.Join(dir, "ca.pem"), filepath.Join(dir, bundleFile)
+	caFile, bundle, wgetrc = filepath.Join(dir, "ca.pem"), filepath.Join(dir, bundleFile), filepath.Join(dir, wgetrcFile)
 	if err := os.WriteFile(caFile, a.CertPEM(), 0o644); err != nil {
-		return "", "", fmt.Errorf("env: %w", err)
+		return "", "", "", fmt.Errorf("env: %w", err)
 	}
 	if err := a.WriteTrustBundle(bundle); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	return caFile, bundle, nil
+	// wget reads /etc/wgetrc, then WGETRC instead of ~/.wgetrc.
+	rc := "# written by keyhole env: trust keyhole's CA and the system's roots\nca_certificate = " + bundle + "\n"
+	if err := os.WriteFile(wgetrc, []byte(rc), 0o644); err != nil {
+		return "", "", "", fmt.Errorf("env: %w", err)
+	}
+	return caFile, bundle, wgetrc, nil
 }
 
 // agentProxyURL is the proxy URL agents use: the --proxy flag, else the
@@ -181,7 +192,7 @@ func agentToken(s settings, a *rules.Agent, ttl time.Duration) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return tokens.Mint(key, a.Name, "", tokens.Restriction{TTL: ttl}, time.Now())
+		return mintRecorded(s, key, a.Name, "", tokens.Restriction{TTL: ttl}, time.Now())
 	}
 	v, err := a.TokenValue()
 	if err != nil {

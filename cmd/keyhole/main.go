@@ -32,17 +32,20 @@ const usage = `keyhole: an HTTPS egress proxy that keeps real credentials out of
 
 usage:
   keyhole serve [flags]              run the proxy until SIGINT/SIGTERM
+  keyhole demo [--keep-running] [--dir DIR]
+                                     offline quick start: keyhole, a local echo server, curl lines
   keyhole check [RULES]              validate a rules file
   keyhole ca init                    create the CA in the state dir if missing
   keyhole ca cert                    print the CA certificate (PEM)
   keyhole env [--agent NAME] [--proxy URL] [--ttl D]
                                      print the exports an agent's shell needs
-  keyhole audit tail [-f] [--agent A] [--host H] [--secret S] [--denied] [--since 10m] [--json] [FILE]
+  keyhole audit tail [-f] [--agent A] [--host H] [--secret S] [--token ID] [--denied] [--since 10m] [--json] [FILE]
   keyhole audit summary [--since 1h] [--json] [FILE]
                                      read the audit log
+  keyhole audit verify [FILE...]     check the log's hash chain, oldest file first
   keyhole token mint --agent NAME --ttl 15m [--secrets A,B] [--hosts H,..] [--methods GET,..] [--id ID]
   keyhole token attenuate TOKEN [--secrets ..] [--hosts ..] [--methods ..] [--ttl ..]
-  keyhole token revoke ID|TOKEN
+  keyhole token revoke [--force] ID|TOKEN
   keyhole token inspect TOKEN        per-task agent tokens
   keyhole secret set NAME            store a secret read from stdin in the encrypted store
   keyhole secret ls [--json]         list the store (names, origins, times, fingerprints)
@@ -66,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, rest, stderr)
 	case "check":
 		return check(rest, stdout, stderr)
+	case "demo":
+		return demoCommand(ctx, rest, stdout, stderr)
 	case "ca":
 		return caCommand(rest, stdout, stderr)
 	case "env":

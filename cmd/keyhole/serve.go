@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,6 +35,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", rest[0])
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
+	// net/http prints through the standard logger with texts that quote
+	// bytes from upstreams: route it to fixed sentences.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(proxy.StdLogWriter(log))
 	m := metrics.New()
 	loader, secretStore := sourceLoader(s, true, m)
 	storeChanged := storeChanges(ctx, secretStore) // from before the first read
@@ -57,7 +62,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	auditLog, auditFile, err := audit.Open(s.AuditLog, os.Stdout)
+	auditLog, auditFile, err := audit.OpenChained(s.AuditLog, os.Stdout, s.StateDir)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,7 @@ var settingHelp = map[string]string{
 	"KEYHOLE_DIAL_TIMEOUT":            "connecting to an upstream",
 	"KEYHOLE_UPSTREAM_HEADER_TIMEOUT": "waiting for an upstream's response header",
 	"KEYHOLE_SHUTDOWN_TIMEOUT":        "how long in-flight requests may finish on SIGINT/SIGTERM",
+	"KEYHOLE_SCRUB_RETIRED":           "how long a value removed or rotated out of the rules is still scrubbed",
 }
 
 // flagName is the flag for an environment variable: KEYHOLE_AUDIT_LOG is

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"slices"
 	"strings"
 	"time"
@@ -61,7 +62,11 @@ func tokenCommand(args []string, stdout, stderr io.Writer) error {
 	sub, args := args[0], args[1:]
 	var n narrowing
 	var agent, id string
+	var force bool
 	extra := func(fs *flag.FlagSet) {
+		if sub == "revoke" {
+			fs.BoolVar(&force, "force", false, "revoke an ID even though no token with it was minted here")
+		}
 		if sub == "mint" || sub == "attenuate" {
 			n.register(fs)
 		}
@@ -89,17 +94,17 @@ func tokenCommand(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("token attenuate: %w", err)
 		}
+		if err := tokens.RecordMinted(s.StateDir, child); err != nil {
+			// Attenuating needs no state dir; only revoking the child by
+			// its id will then need --force.
+			fmt.Fprintf(stderr, "keyhole: token attenuate: %v (revoke it by token, or by id with --force)\n", err)
+		}
 		return printToken(child, stdout, stderr)
 	case "revoke":
 		if len(rest) != 1 {
 			return errors.New("token revoke: want exactly one ID or TOKEN argument")
 		}
-		revoked, err := tokens.Revoke(s.StateDir, rest[0], now)
-		if err != nil {
-			return fmt.Errorf("token %w", err)
-		}
-		fmt.Fprintf(stderr, "revoked: %s (and every token attenuated from it)\n", revoked)
-		return nil
+		return revoke(s, rest[0], force, now, stderr)
 	case "inspect":
 		if len(rest) != 1 {
 			return errors.New("token inspect: want exactly one TOKEN argument")
@@ -132,6 +137,9 @@ func mint(s settings, agent, id string, r tokens.Restriction, now time.Time, std
 		return errors.New("token mint: --ttl is required (for example --ttl 15m)")
 	}
 	set, err := rules.Load(s.Rules)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("token mint: no rules file %s: pass --rules FILE or set KEYHOLE_RULES to the file keyhole serve uses, which mint checks the agent against", s.Rules)
+	}
 	if err != nil {
 		printErrors(stderr, err)
 		return fmt.Errorf("token mint: the rules file %s must load to check the agent", s.Rules)
@@ -149,11 +157,62 @@ func mint(s settings, agent, id string, r tokens.Restriction, now time.Time, std
 	if err != nil {
 		return err
 	}
-	tok, err := tokens.Mint(key, agent, id, r, now)
+	tok, err := mintRecorded(s, key, agent, id, r, now)
 	if err != nil {
 		return fmt.Errorf("token mint: %w", err)
 	}
 	return printToken(tok, stdout, stderr)
+}
+
+// mintRecorded mints a token and records its id in the state dir's minted
+// list, so that "token revoke ID" knows it. A token whose id could not be
+// recorded is not returned.
+func mintRecorded(s settings, key tokens.Key, agent, id string, r tokens.Restriction, now time.Time) (string, error) {
+	tok, err := tokens.Mint(key, agent, id, r, now)
+	if err != nil {
+		return "", err
+	}
+	if err := tokens.RecordMinted(s.StateDir, tok); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// revoke revokes an id, or a token's own id, and says what it revoked. An
+// id that no token minted here carries is refused unless force is set: it
+// is most likely a typo, which would leave the real token valid.
+func revoke(s settings, idOrToken string, force bool, now time.Time, stderr io.Writer) error {
+	var what string
+	if tokens.LooksLikeToken(idOrToken) {
+		info, err := tokens.Inspect(idOrToken)
+		if err != nil {
+			return fmt.Errorf("token revoke: %w", err)
+		}
+		what = describeToken(info.Agent, info.Expires, now)
+	} else {
+		m, ok, err := tokens.LookupMinted(s.StateDir, idOrToken)
+		switch {
+		case err != nil:
+			return fmt.Errorf("token revoke: %w", err)
+		case ok:
+			what = describeToken(m.Agent, m.Expires, now)
+		case !force:
+			return fmt.Errorf("token revoke: no token with id %q was minted with the state dir %s; check the id (keyhole token inspect TOKEN shows it), or pass --force to revoke it anyway", idOrToken, s.StateDir)
+		default:
+			what = "not minted here; revoked because of --force"
+		}
+	}
+	id, err := tokens.Revoke(s.StateDir, idOrToken, now)
+	if err != nil {
+		return fmt.Errorf("token %w", err)
+	}
+	fmt.Fprintf(stderr, "revoked: %s (%s), and every token attenuated from it\n", id, what)
+	return nil
+}
+
+// describeToken is "agent billing, expires 2026-11-26T10:45:00Z, in 15m0s".
+func describeToken(agent string, expires, now time.Time) string {
+	return fmt.Sprintf("agent %s, expires %s, %s", agent, expires.UTC().Format(time.RFC3339), expiresIn(expires, now))
 }
 
 // printToken writes the token alone on stdout, so T=$(keyhole token ...)
