@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,4 +129,47 @@ func alive(pid string) bool {
 	}
 	_, rest, _ := strings.Cut(string(b), ") ")
 	return !strings.HasPrefix(rest, "Z")
+}
+
+// TestExecPass reads a secret with `pass show`, Debian's pass, from a
+// password store encrypted to a throwaway GPG key.
+func TestExecPass(t *testing.T) {
+	need(t, "pass", "version")
+	need(t, "gpg", "--version")
+	dir := t.TempDir()
+	env := []string{"GNUPGHOME=" + filepath.Join(dir, "gnupg"), "PASSWORD_STORE_DIR=" + filepath.Join(dir, "store")}
+	if err := os.Mkdir(filepath.Join(dir, "gnupg"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	run := func(stdin string, name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(baseEnv(), env...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, redact(string(out)))
+		}
+		return string(out)
+	}
+	t.Cleanup(func() {
+		cmd := exec.Command("gpgconf", "--kill", "gpg-agent")
+		cmd.Env = append(baseEnv(), env...)
+		_ = cmd.Run()
+	})
+	run("", "gpg", "--batch", "--passphrase", "", "--quick-gen-key", "keyhole-e2e@example.invalid", "default", "default", "never")
+	fpr := ""
+	for _, line := range strings.Split(run("", "gpg", "--list-keys", "--with-colons"), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 9 && f[0] == "fpr" {
+			fpr = f[9]
+			break
+		}
+	}
+	run("", "pass", "init", fpr)
+	run(execValue+"-pass\n", "pass", "insert", "-m", "github/token")
+	up := sourceUpstream(t)
+	k := startKeyhole(t, sourceRules(up, "  PASS: {source: \"exec:pass show github/token\", hosts: [api.source.test]}\n", ""), env...)
+	for _, c := range clients(t) {
+		t.Run(c.Name(), func(t *testing.T) { assertInjected(t, c, k, up, "PASS", execValue+"-pass") })
+	}
 }

@@ -35,7 +35,7 @@ func TestStoreSource(t *testing.T) {
 	k := startKeyhole(t, sourceRules(up, "  STORED: {source: \"store:STORED\", hosts: [api.source.test]}\n", ""))
 	// Missing from the store: unavailable, and the log says how to add it.
 	assertRefusal(t, sendWith(t, goClient{}, k, "STORED"), http.StatusBadGateway, "secret_unavailable", "STORED")
-	k.waitLog(t, "store:STORED: not in the store (keyhole secret set STORED)", 5*time.Second)
+	k.waitLog(t, "store:STORED: not in the store (keyhole secret set STORED)\"", 5*time.Second)
 
 	secretSet(t, k, "STORED", storeValue)
 	waitStatus(t, k, "STORED", http.StatusOK, time.Second+500*time.Millisecond)

@@ -23,10 +23,11 @@ const (
 	vaultKVValue = "vault-kv2-TEST-SECRET-0123456789"
 	vaultKV1     = "vault-kv1-TEST-SECRET-0123456789"
 	vaultToken   = "hvs.TEST-vault-token-0123456789ab"
+	vaultSID     = "approle-TEST-secret-id-0123456789"
 )
 
 var _ = func() bool {
-	allSecretValues = append(allSecretValues, execValue, execLeak, storeValue, vaultKVValue, vaultKV1, vaultToken)
+	allSecretValues = append(allSecretValues, execValue, execLeak, storeValue, vaultKVValue, vaultKV1, vaultToken, vaultSID)
 	return true
 }()
 

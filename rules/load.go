@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,76 +27,6 @@ import (
 // control characters) does not fail the load: the secret's Value, or the
 // agent's TokenValue, returns the reason, and Set.Warnings says it.
 func Load(path string) (*Set, error) { return (&Loader{}).Load(context.Background(), path, nil) }
-
-// LoadData is Load for the contents data of the rules file at path.
-func LoadData(path string, data []byte) (*Set, error) {
-	return (&Loader{}).LoadData(context.Background(), path, data, nil)
-}
-
-// Load is the package's Load with ld's source kinds. prev, when not nil, is
-// the set this one replaces: a value that expires and cannot be read again
-// now is kept from it while it lives.
-func (ld *Loader) Load(ctx context.Context, path string, prev *Set) (*Set, error) {
-	// Stamp the files before reading them, so that a Watcher started
-	// later still sees a change made after this read.
-	rulesStamp := stamp(path)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("load rules: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("load rules: %w", err)
-	}
-	set, err := Parse(path, data)
-	if err != nil {
-		return nil, err
-	}
-	set.stamps = map[string]fileStamp{path: rulesStamp}
-	for _, p := range set.SourceFiles() {
-		set.stamps[p] = stamp(p)
-	}
-	ld.resolve(ctx, set, prev.readingsOrNil(), nil, false)
-	return set, nil
-}
-
-// LoadData is Load for the contents data of the rules file at path.
-func (ld *Loader) LoadData(ctx context.Context, path string, data []byte, prev *Set) (*Set, error) {
-	set, err := Parse(path, data)
-	if err != nil {
-		return nil, err
-	}
-	ld.resolve(ctx, set, prev.readingsOrNil(), nil, false)
-	return set, nil
-}
-
-// Refresh returns a new set with the rules of prev and its values, except
-// those that are due to be read again (about to expire, or retried after a
-// failure) and every source of the kinds named, which it reads again. A
-// read that fails keeps the last good value while it lives. Refresh reads
-// neither the rules file nor sources that are not due.
-func (ld *Loader) Refresh(ctx context.Context, prev *Set, kinds ...string) *Set {
-	set, err := Parse(prev.File, prev.data)
-	if err != nil {
-		return prev // cannot happen: prev was parsed from the same bytes
-	}
-	set.stamps = prev.stamps
-	now := time.Now()
-	due := func(r *reading) bool {
-		return slices.Contains(kinds, r.kind) || !r.next.IsZero() && !now.Before(r.next)
-	}
-	ld.resolve(ctx, set, prev.readings, due, true)
-	return set
-}
-
-// readingsOrNil returns the readings of s, or nil when s is nil.
-func (s *Set) readingsOrNil() map[string]*reading {
-	if s == nil {
-		return nil
-	}
-	return s.readings
-}
 
 // Parse decodes, validates and compiles the contents data of the rules file
 // at path, and reads nothing: no environment, file, program or network. The

@@ -9,9 +9,15 @@
 // ([MaxFileSize]) and nesting.
 //
 // A loaded [Set] is compiled and immutable: host patterns, path globs and
-// method sets are built once, and every secret source is read once, at load.
-// The request path only matches against it; it never parses configuration or
-// reads a source. Reloading builds a new Set and swaps it in whole.
+// method sets are built once. Loading has two steps: [Parse] decodes and
+// validates the file and touches nothing else (no environment, file,
+// program or network), then a [Loader] resolves it, reading every source
+// (env:, file:, and through its Kinds exec:, vault: and store:) in parallel
+// under a bound and a timeout. A value that expires is read again before it
+// does ([Loader.Refresh], which the [Watcher] calls), and is never served
+// after it. The request path only matches against a Set; it never parses
+// configuration or reads a source. Reloading and refreshing build a new Set
+// and swap it in whole.
 package rules
 
 import (

@@ -73,6 +73,7 @@ type reading struct {
 	stale    bool      // value is the last good one, kept after err
 	next     time.Time // when to read again; zero: at reload only
 	failures int       // reads that failed in a row
+	at       time.Time // when the read ended
 }
 
 // usable reports whether the reading has a value to serve.
@@ -206,7 +207,7 @@ func (ld *Loader) read(ctx context.Context, src Source, prev *reading, keepAll b
 	if ld.Observe != nil {
 		ld.Observe(kind, err)
 	}
-	rd := &reading{kind: kind}
+	rd := &reading{kind: kind, at: now}
 	if err == nil {
 		rd.value, rd.expires = v, expires
 		if !expires.IsZero() {

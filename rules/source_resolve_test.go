@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +23,8 @@ type fakeKind struct {
 	reads   map[string]int
 	running atomic.Int32
 	most    atomic.Int32
-	block   bool // wait for ctx to end
+	block   bool                     // wait for ctx to end
+	slow    map[string]time.Duration // reads of a name after its first take this long
 }
 
 type fakeValue struct {
@@ -54,7 +57,8 @@ func (k *fakeKind) Read(ctx context.Context, src Source) (secret.Value, time.Tim
 			break
 		}
 	}
-	name := string(src.(EnvSource))
+	_, name, _ := strings.Cut(src.String(), ":")
+	name = filepath.Base(name) // file: sources by their file's name
 	k.mu.Lock()
 	if k.reads == nil {
 		k.reads = map[string]int{}
@@ -62,7 +66,12 @@ func (k *fakeKind) Read(ctx context.Context, src Source) (secret.Value, time.Tim
 	k.reads[name]++
 	fv, ok := k.values[name]
 	block := k.block
+	var slow time.Duration
+	if k.reads[name] > 1 {
+		slow = k.slow[name]
+	}
 	k.mu.Unlock()
+	time.Sleep(slow)
 	if block {
 		<-ctx.Done()
 		return secret.Value{}, time.Time{}, fmt.Errorf("%s: %w", src, ctx.Err())
@@ -213,5 +222,117 @@ func TestBackoff(t *testing.T) {
 		if got := backoff(n); got != want {
 			t.Errorf("backoff(%d): got %v, want %v", n, got, want)
 		}
+	}
+}
+
+// TestWatcherRefresh checks that a Watcher reads a value again before it
+// expires, and every source of a kind that reports a change, without a
+// change to any file.
+func TestWatcherRefresh(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/keyhole.yaml"
+	if err := os.WriteFile(path, []byte(manySecrets(2)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k := &fakeKind{}
+	k.set("V0", fakeValue{v: "short-lived-value-0", ttl: 1500 * time.Millisecond})
+	k.set("V1", fakeValue{v: "forever-value-00001"})
+	ld := &Loader{Kinds: map[string]Kind{"env": k}}
+	set, err := ld.Load(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshed := make(chan *Set, 10)
+	changes := make(chan string)
+	w := &Watcher{Path: path, Interval: 20 * time.Millisecond, Loader: ld, Changes: changes,
+		OnRefresh: func(s *Set) { refreshed <- s }, OnLoad: func(*Set) { t.Error("a refresh reloaded the rules") }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx, set, nil); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	select {
+	case s := <-refreshed:
+		if _, err := s.Secrets["S0"].Value(); err != nil {
+			t.Errorf("after the refresh: %v", err)
+		}
+		if k.count("V0") < 2 || k.count("V1") != 1 {
+			t.Errorf("got %d and %d reads, want V0 again and V1 once", k.count("V0"), k.count("V1"))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refresh before the value expired")
+	}
+	k.set("V1", fakeValue{v: "forever-value-00002"})
+	changes <- "env"
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-refreshed:
+			if v, err := s.Secrets["S1"].Value(); err == nil && v.Equal("forever-value-00002") {
+				return
+			}
+		case <-deadline:
+			t.Fatal("a change of the kind was not read")
+		}
+	}
+}
+
+// TestWatcherSlowRefresh checks that a value whose refresh is slow (a
+// program that hangs) does not hold up a kind's change, and that the slow
+// refresh, when it ends, keeps the change.
+func TestWatcherSlowRefresh(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/keyhole.yaml"
+	data := "secrets:\n  SLOW:\n    source: env:V0\n    hosts: [a.example]\n  CHANGED:\n    source: file:F1\n    hosts: [b.example]\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k := &fakeKind{slow: map[string]time.Duration{"V0": 3 * time.Second}}
+	k.set("V0", fakeValue{v: "slow-value-000001", ttl: 1200 * time.Millisecond})
+	k.set("F1", fakeValue{v: "changed-value-0001"})
+	ld := &Loader{Kinds: map[string]Kind{"env": k, "file": k}}
+	set, err := ld.Load(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshed := make(chan *Set, 10)
+	changes := make(chan string)
+	w := &Watcher{Path: path, Interval: 20 * time.Millisecond, Loader: ld, Changes: changes,
+		OnRefresh: func(s *Set) { refreshed <- s }, OnLoad: func(*Set) { t.Error("a refresh reloaded the rules") }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx, set, nil); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Wait until the slow refresh of V0 has begun.
+	deadline := time.Now().Add(10 * time.Second)
+	for k.count("V0") < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	k.set("F1", fakeValue{v: "changed-value-0002"})
+	sent := time.Now()
+	changes <- "file"
+	value := func(s *Set, name string) string {
+		v, err := s.Secrets[name].Value()
+		if err != nil {
+			return "unavailable"
+		}
+		return v.Reveal()
+	}
+	select {
+	case s := <-refreshed:
+		if d := time.Since(sent); d > 2*time.Second || value(s, "CHANGED") != "changed-value-0002" {
+			t.Fatalf("the change arrived after %v with %s, want at once with the new value", d, value(s, "CHANGED"))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refresh for the change")
+	}
+	select {
+	case s := <-refreshed:
+		if value(s, "CHANGED") != "changed-value-0002" || value(s, "SLOW") != "slow-value-000001" {
+			t.Errorf("after the slow refresh: got %s and %s", value(s, "CHANGED"), value(s, "SLOW"))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow refresh never ended")
 	}
 }

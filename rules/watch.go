@@ -86,6 +86,11 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 	defer tick.Stop()
 	var pending map[string]fileStamp // the changed files at the last look
 	waited := 0
+	// Values about to expire are read in the background, so that a slow
+	// source (a program that hangs until its timeout) does not hold up
+	// file and store changes; base is the set such a refresh started from.
+	var base *Set
+	refreshed := make(chan *Set, 1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -94,9 +99,12 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 			current, pending = w.load(current), nil
 		case kind := <-w.Changes:
 			current = w.refresh(current, kind)
+		case fresh := <-refreshed:
+			current, base = w.apply(current, base, fresh), nil
 		case <-tick.C:
-			if w.refreshDue(current) {
-				current = w.refresh(current)
+			if base == nil && w.refreshDue(current) {
+				base = current
+				go func(from *Set) { refreshed <- w.loader().Refresh(ctx, from) }(current)
 			}
 			now := w.current()
 			switch {
@@ -112,13 +120,29 @@ func (w *Watcher) Run(ctx context.Context, current *Set, reload <-chan struct{})
 	}
 }
 
-// refresh reads again the values of current that are due and every
-// source of kinds, and puts the new set in force.
+// refresh reads again every source of kinds in current, and puts the new
+// set in force.
 func (w *Watcher) refresh(current *Set, kinds ...string) *Set {
 	if current == nil {
 		return current
 	}
-	set := w.loader().Refresh(w.ctx, current, kinds...)
+	return w.put(current, w.loader().refreshKinds(w.ctx, current, kinds...))
+}
+
+// apply puts in force fresh, the outcome of a background refresh of base:
+// as it is when current is still base, else merged into current.
+func (w *Watcher) apply(current, base, fresh *Set) *Set {
+	switch {
+	case fresh == base || current == nil:
+		return current
+	case current != base:
+		fresh = w.loader().merge(w.ctx, current, fresh)
+	}
+	return w.put(current, fresh)
+}
+
+// put reports set, which replaces current, and returns it.
+func (w *Watcher) put(current, set *Set) *Set {
 	if set == current {
 		return current
 	}

@@ -35,7 +35,7 @@ func (k Kind) Read(ctx context.Context, src rules.Source) (secret.Value, time.Ti
 	}
 	e, err := k.Store.Get(ctx, ss.Name)
 	if errors.Is(err, ErrNotFound) {
-		return secret.Value{}, time.Time{}, fmt.Errorf("%s: not in the store (keyhole secret set %s): %w", src, ss.Name, rules.ErrGone)
+		return secret.Value{}, time.Time{}, gone(fmt.Sprintf("%s: not in the store (keyhole secret set %s)", src, ss.Name))
 	}
 	if err != nil {
 		return secret.Value{}, time.Time{}, err // names the store file
@@ -43,5 +43,11 @@ func (k Kind) Read(ctx context.Context, src rules.Source) (secret.Value, time.Ti
 	v, err := rules.CheckValue(src, []byte(e.Value.Reveal()))
 	return v, e.Expires, err
 }
+
+// gone is an error that is rules.ErrGone without saying so.
+type gone string
+
+func (g gone) Error() string        { return string(g) }
+func (g gone) Is(target error) bool { return target == rules.ErrGone }
 
 var _ rules.Kind = Kind{}
