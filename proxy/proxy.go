@@ -106,6 +106,10 @@ type Deps struct {
 	// Observer sees every audit record as it is written, for metrics; nil
 	// means none.
 	Observer Observer
+	// Credentials mints and signs the credentials of every kind but
+	// static; nil means the default, which reaches token endpoints through
+	// the proxy's own transport (verified TLS, pins, block_private).
+	Credentials Credentials
 }
 
 // Observer is told about every audit record the proxy writes.
@@ -122,6 +126,7 @@ type Proxy struct {
 	log       *slog.Logger
 	tokens    *Tokens
 	observer  Observer
+	creds     Credentials
 	ids       *audit.IDs
 
 	policy    atomic.Pointer[policy]
@@ -162,6 +167,10 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.policy.Store(compilePolicy(deps.Rules))
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)
 	p.transport = newTransport(cfg, roots, p.dialer)
+	p.creds = deps.Credentials
+	if p.creds == nil {
+		p.creds = defaultCredentials(p.transport, log)
+	}
 	p.mitm = p.newMITM()
 	return p, nil
 }

@@ -70,7 +70,10 @@ const AnonymousAgent = "anonymous"
 type Secret struct {
 	// Name is the secret's name, as used in its placeholder <<Name>>.
 	Name string
-	// Source says where the value comes from.
+	// Kind says how the credential is produced; the zero value is
+	// KindStatic.
+	Kind Kind
+	// Source says where the value comes from (static secrets only).
 	Source Source
 	// Hosts lists where the secret may be sent; never empty.
 	Hosts []HostPattern
