@@ -19,6 +19,9 @@ func compilePolicy(set *rules.Set) *policy {
 		if v, err := s.Value(); err == nil {
 			secrets = append(secrets, scrub.Secret{Name: name, Value: v})
 		}
+		for _, v := range s.KindValues() {
+			secrets = append(secrets, scrub.Secret{Name: name, Value: v})
+		}
 	}
 	return &policy{set: set, scrub: scrub.Compile(secrets)}
 }

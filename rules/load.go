@@ -90,6 +90,8 @@ type pendingRead struct {
 	line  int
 	src   Source
 	store func(secret.Value, error)
+	raw   bool                     // the value may span lines (see rawSource)
+	check func(secret.Value) error // nil, or checks the value once read
 }
 
 func (l *loader) errorf(line int, field, format string, args ...any) {
@@ -161,14 +163,16 @@ type parsedSecret struct {
 }
 
 func (l *loader) secret(e pair) *parsedSecret {
-	f, ok := l.fields(e.v, e.field, "source", "hosts", "headers", "methods", "paths", "allow_plaintext", "env")
+	f, ok := l.fields(e.v, e.field, secretFields(e.v)...)
 	if !ok {
 		return nil
 	}
 	s := &Secret{Name: e.key, Env: e.key, Line: e.k.Line}
 	out := &parsedSecret{Secret: s, envLine: e.k.Line}
-	if p, ok := l.required(f, "source", e); ok {
-		s.Source = l.source(p, func(v secret.Value, err error) { s.value, s.err = v, err })
+	if l.secretKind(f, e, s); s.Kind == KindStatic {
+		if p, ok := l.required(f, "source", e); ok {
+			s.Source = l.source(p, func(v secret.Value, err error) { s.value, s.err = v, err })
+		}
 	}
 	if p, ok := l.required(f, "hosts", e); ok {
 		s.Hosts, _ = parseList(l, p, parseHost)
@@ -353,7 +357,7 @@ func (l *loader) pin(e pair, seen map[string]string) (Pin, bool) {
 func (l *loader) readSources() {
 	holders := make(map[string]string) // secret value → the secret holding it
 	for _, r := range l.reads {
-		v, err := r.src.Read()
+		v, err := r.read()
 		r.store(v, err)
 		if err != nil {
 			l.warnf(r.line, r.field, "%v", err)

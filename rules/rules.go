@@ -92,6 +92,11 @@ type Secret struct {
 	Env string
 	// Line is the line of the secret's name in the rules file.
 	Line int
+	// OAuth2, GitHubApp and AWS configure the kind of the same name; only
+	// the secret's own kind's is set.
+	OAuth2    *OAuth2
+	GitHubApp *GitHubApp
+	AWS       *AWS
 
 	value secret.Value
 	err   error // why the value could not be read; nil when it was
