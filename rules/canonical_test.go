@@ -17,12 +17,12 @@ func canonical(t testing.TB, s *Set) string {
 		Source         string         `yaml:"source,omitempty"`
 		Kind           string         `yaml:"kind,omitempty"`
 		KindFields     map[string]any `yaml:",inline"`
-		Hosts          []string `yaml:"hosts"`
-		Headers        []string `yaml:"headers,omitempty"`
-		Methods        []string `yaml:"methods,omitempty"`
-		Paths          []string `yaml:"paths,omitempty"`
-		AllowPlaintext bool     `yaml:"allow_plaintext,omitempty"`
-		Env            string   `yaml:"env,omitempty"`
+		Hosts          []string       `yaml:"hosts"`
+		Headers        []string       `yaml:"headers,omitempty"`
+		Methods        []string       `yaml:"methods,omitempty"`
+		Paths          []string       `yaml:"paths,omitempty"`
+		AllowPlaintext bool           `yaml:"allow_plaintext,omitempty"`
+		Env            string         `yaml:"env,omitempty"`
 	}
 	type agentDoc struct {
 		Token   string   `yaml:"token"`
