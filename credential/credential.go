@@ -12,8 +12,12 @@
 package credential
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
+	"syscall"
 
 	"keyhole/scrub"
 	"keyhole/secret"
@@ -65,4 +69,27 @@ func (e *StepError) Error() string { return e.Step + " " + e.Msg }
 // Stepf returns a StepError for step with a formatted message.
 func Stepf(step, format string, args ...any) *StepError {
 	return &StepError{Step: step, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Unreachable says, in a few words without addresses or values, why a
+// credential endpoint could not be reached: the fault classes an operator
+// tells apart.
+func Unreachable(err error) string {
+	var (
+		verr *tls.CertificateVerificationError
+		hErr x509.HostnameError
+		uErr x509.UnknownAuthorityError
+	)
+	msg := err.Error()
+	switch {
+	case errors.As(err, &verr), errors.As(err, &hErr), errors.As(err, &uErr), strings.Contains(msg, "tls: "):
+		return "TLS verification failed"
+	case strings.Contains(msg, "non-public address"):
+		return "it resolves to a private address and block_private is on"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case strings.Contains(msg, "no such host"):
+		return "no such host"
+	}
+	return "connection failed"
 }

@@ -7,9 +7,9 @@ import (
 	"strings"
 
 	"keyhole/credential"
+	"keyhole/credential/mint"
 	"keyhole/inject"
 	"keyhole/rules"
-	"keyhole/scrub"
 	"keyhole/secret"
 )
 
@@ -26,21 +26,11 @@ type Credentials interface {
 	// the audit record (the STS session name), or an error wrapping
 	// credential.ErrUnsupported or credential.ErrMalformed for a request
 	// it cannot re-sign.
-	Sign(ctx context.Context, sec *rules.Secret, who credential.Who, out *http.Request) (Signed, error)
+	Sign(ctx context.Context, sec *rules.Secret, who credential.Who, out *http.Request) (mint.Signed, error)
 	// Presigned reports whether u is a presigned URL whose credential is
 	// the placeholder of one of set's aws_sigv4 secrets (which keyhole
 	// cannot re-sign), and the secret's name.
 	Presigned(set *rules.Set, rawQuery string) (string, bool)
-}
-
-// Signed is what Credentials.Sign did to a request.
-type Signed struct {
-	// Scrub replaces what was sent (session token, signature) in the
-	// response; nil for nothing.
-	Scrub *scrub.Replacer
-	// Session is the STS session name, for the audit record; empty when
-	// the real credentials signed.
-	Session string
 }
 
 // credentials is the step after the policy: it swaps minted tokens into

@@ -68,6 +68,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context ends. Default 10s.
 	ShutdownTimeout time.Duration `env:"KEYHOLE_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// MintTimeout bounds one call to a token endpoint (OAuth 2.0, GitHub,
+	// STS). Default 10s.
+	MintTimeout time.Duration `env:"KEYHOLE_MINT_TIMEOUT" envDefault:"10s"`
 }
 
 func (c Config) withDefaults() Config {
@@ -88,6 +91,7 @@ func (c Config) withDefaults() Config {
 	def(&c.DialTimeout, 10*time.Second)
 	def(&c.UpstreamHeaderTimeout, 5*time.Minute)
 	def(&c.ShutdownTimeout, 10*time.Second)
+	def(&c.MintTimeout, 10*time.Second)
 	return c
 }
 
@@ -169,7 +173,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.transport = newTransport(cfg, roots, p.dialer)
 	p.creds = deps.Credentials
 	if p.creds == nil {
-		p.creds = defaultCredentials(p.transport, log)
+		p.creds = defaultCredentials(p.transport, cfg.MintTimeout, log)
 	}
 	p.mitm = p.newMITM()
 	return p, nil

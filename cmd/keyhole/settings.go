@@ -47,6 +47,7 @@ var settingHelp = map[string]string{
 	"KEYHOLE_DIAL_TIMEOUT":            "connecting to an upstream",
 	"KEYHOLE_UPSTREAM_HEADER_TIMEOUT": "waiting for an upstream's response header",
 	"KEYHOLE_SHUTDOWN_TIMEOUT":        "how long in-flight requests may finish on SIGINT/SIGTERM",
+	"KEYHOLE_MINT_TIMEOUT":            "one call to a token endpoint (OAuth 2.0, GitHub, STS)",
 }
 
 // flagName is the flag for an environment variable: KEYHOLE_AUDIT_LOG is
