@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"keyhole/credential"
+	"keyhole/credential/githubapp"
 	"keyhole/credential/oauth2"
 	"keyhole/rules"
 )
@@ -83,6 +84,14 @@ func (m *Minter) Token(ctx context.Context, sec *rules.Secret, who credential.Wh
 				return credential.Token{}, time.Time{}, err
 			}
 			return credential.NewToken(sec.Name, v), exp.Add(-refreshMargin(exp.Sub(now))), nil
+		}
+	case sec.Kind == rules.KindGitHubApp && sec.GitHubApp != nil:
+		fetch = func(ctx context.Context) (credential.Token, time.Time, error) {
+			v, refresh, err := githubapp.Fetch(ctx, m.client, sec.GitHubApp, m.now())
+			if err != nil {
+				return credential.Token{}, time.Time{}, err
+			}
+			return credential.NewToken(sec.Name, v), refresh, nil
 		}
 	default:
 		return credential.Token{}, fmt.Errorf("secret %s of kind %s mints no token", sec.Name, sec.Kind)
