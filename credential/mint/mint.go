@@ -38,10 +38,11 @@ type Config struct {
 
 // Minter mints and signs credentials. It is safe for concurrent use.
 type Minter struct {
-	client *http.Client
-	log    *slog.Logger
-	now    func() time.Time
-	tokens *credential.Cache[credential.Token]
+	client   *http.Client
+	log      *slog.Logger
+	now      func() time.Time
+	tokens   *credential.Cache[credential.Token]
+	sessions *credential.Cache[session]
 }
 
 // New returns a Minter for cfg.
@@ -62,6 +63,8 @@ func New(cfg Config) (*Minter, error) {
 	}
 	m.tokens = credential.NewCache[credential.Token](cfg.CacheSize)
 	m.tokens.Timeout, m.tokens.Now = cfg.Timeout, m.now
+	m.sessions = credential.NewCache[session](cfg.CacheSize)
+	m.sessions.Timeout, m.sessions.Now = cfg.Timeout, m.now
 	return m, nil
 }
 
