@@ -24,10 +24,12 @@ const bigObjectSize = 21 << 20 // ≥ 20 MiB: multipart or chunked
 type awsWorld struct {
 	k       *keyhole
 	s3      *s3Server
+	echo    *upstream // s3echo.test: shows what keyhole sent
 	sts     *fakeSTS
 	small   string // path of a small file
 	big     string // path of a bigObjectSize file
 	bigSum  [32]byte
+	policy  string // the session policy file
 	opsEnv  string // keyhole env --agent ops, as a file
 	taskEnv string // keyhole env --agent reports --ttl 15m, as a file
 }
@@ -40,9 +42,8 @@ const (
 func newAWSWorld(t *testing.T) *awsWorld {
 	t.Helper()
 	w := &awsWorld{s3: startS3(t, awsAccessKeyID, awsSecretKey)}
-	// The fake STS hands out versitygw's keys as the session's: what
-	// matters here is that keyhole signs with what STS returned.
-	w.sts = newFakeSTS(t, awsAccessKeyID, awsSecretKey)
+	w.sts = newFakeSTS(t, stsSessionKeyID, stsSessionSecret)
+	w.echo = newUpstream(t, []string{"s3echo.test"}, nil)
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "one-bucket.json")
 	if err := os.WriteFile(policy, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":["arn:aws:s3:::reports","arn:aws:s3:::reports/*"]}]}`+"\n"), 0o600); err != nil {
@@ -54,7 +55,7 @@ secrets:
     kind: aws_sigv4
     access_key_id: env:AWS_REAL_ID
     secret_access_key: env:AWS_REAL_SECRET
-    hosts: [s3.test]
+    hosts: [s3.test, s3echo.test]
   AWS_STS:
     kind: aws_sigv4
     access_key_id: env:AWS_REAL_ID
@@ -64,7 +65,7 @@ secrets:
       duration: 15m
       policy: file:%s
       sts_endpoint: https://sts.test
-    hosts: [s3.test]
+    hosts: [s3.test, s3echo.test]
   AWS_DENIED:
     kind: aws_sigv4
     access_key_id: env:AWS_REAL_ID
@@ -72,18 +73,19 @@ secrets:
     assume_role:
       role_arn: arn:aws:iam::123456789012:role/denied
       sts_endpoint: https://sts.test
-    hosts: [s3.test]
+    hosts: [s3.test, s3echo.test]
 agents:
   ops:
     token: env:OPS_TOKEN
-    secrets: [AWS]
+    secrets: [AWS, AWS_DENIED]
   reports:
     token: env:REPORTS_TOKEN
-    secrets: [AWS_STS, AWS_DENIED]
+    secrets: [AWS_STS]
 resolve:
   s3.test: %s
   sts.test: %s
-`, policy, w.s3.Addr, w.sts.Addr()),
+  s3echo.test: %s
+`, policy, w.s3.Addr, w.sts.Addr(), w.echo.Addr()),
 		"AWS_REAL_ID="+awsAccessKeyID, "AWS_REAL_SECRET="+awsSecretKey, "OPS_TOKEN="+opsToken, "REPORTS_TOKEN="+reportsToken)
 	t.Cleanup(func() {
 		_, toks := w.sts.snapshot()
@@ -109,6 +111,7 @@ resolve:
 		"OPS_TOKEN=" + opsToken, "REPORTS_TOKEN=" + reportsToken}
 	w.opsEnv = w.envFile(t, settings, "env", "--agent", "ops")
 	w.taskEnv = w.envFile(t, settings, "env", "--agent", "reports", "--ttl", "15m")
+	w.policy = policy
 	return w
 }
 

@@ -21,9 +21,11 @@ const (
 	oauthClientSecret = "graph-client-SECRET-TEST-0123456789"
 	awsAccessKeyID    = "AKIATESTREALKEY00001"
 	awsSecretKey      = "TESTrealSECRETkey/0123456789abcdefABCDEFG"
+	stsSessionKeyID   = "ASIATESTSESSION00001"
+	stsSessionSecret  = "TESTsessionSECRET/0123456789abcdefABCDEFG"
 )
 
-var kindSecretValues = []string{oauthClientSecret, awsSecretKey}
+var kindSecretValues = []string{oauthClientSecret, awsSecretKey, stsSessionSecret}
 
 // tokenServer is a fake OAuth 2.0 token endpoint (RFC 6749 §4.4): each
 // path is one behaviour, and it records every request and every token it
