@@ -76,8 +76,11 @@ func (c *chunkSigner) next() error {
 		return err
 	}
 	sizeHex, ext, ok := strings.Cut(line, ";")
-	if !ok || !strings.HasPrefix(ext, "chunk-signature=") || len(sizeHex) == 0 || len(sizeHex) > 8 {
-		return fmt.Errorf("%w: a chunk header is not SIZE;chunk-signature=SIG", errChunk)
+	oldSig, sigOK := strings.CutPrefix(ext, "chunk-signature=")
+	// A signature of another length would change the body's length,
+	// which its Content-Length states.
+	if !ok || !sigOK || len(oldSig) != 64 || len(sizeHex) == 0 || len(sizeHex) > 8 {
+		return fmt.Errorf("%w: a chunk header is not SIZE;chunk-signature=<64 hex digits>", errChunk)
 	}
 	size, err := strconv.ParseUint(sizeHex, 16, 32)
 	if err != nil || size > MaxChunk {
