@@ -2,6 +2,7 @@ package credential
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -16,10 +17,12 @@ const DefaultCacheSize = 4096
 type Fetch[V any] func(ctx context.Context) (V, time.Time, error)
 
 // Cache keeps minted credentials by key until their refresh time and makes
-// concurrent requests for the same missing key share one fetch. It is
+// concurrent requests for the same missing key share one fetch. K is
+// comparable, so that a hit costs no formatting; only a miss turns the key
+// into a string, for the fetch's singleflight group. It is
 // bounded (least recently used entries go first) and safe for concurrent
 // use. Failures are not cached: the next request tries again.
-type Cache[V any] struct {
+type Cache[K comparable, V any] struct {
 	// Timeout bounds one fetch; default 10s. A fetch runs on its own
 	// context, so that one caller giving up does not fail the others
 	// waiting for it.
@@ -27,7 +30,7 @@ type Cache[V any] struct {
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
 
-	entries *lru.Cache[string, entry[V]]
+	entries *lru.Cache[K, entry[V]]
 	group   singleflight.Group
 }
 
@@ -38,21 +41,21 @@ type entry[V any] struct {
 
 // NewCache returns a cache of at most size entries (DefaultCacheSize when
 // size is zero or less).
-func NewCache[V any](size int) *Cache[V] {
+func NewCache[K comparable, V any](size int) *Cache[K, V] {
 	if size <= 0 {
 		size = DefaultCacheSize
 	}
-	entries, _ := lru.New[string, entry[V]](size) // only a size <= 0 fails
-	return &Cache[V]{entries: entries}
+	entries, _ := lru.New[K, entry[V]](size) // only a size <= 0 fails
+	return &Cache[K, V]{entries: entries}
 }
 
 // Get returns the credential under key, calling fetch when there is none
 // or it is due for refresh. It returns ctx's error if ctx ends first.
-func (c *Cache[V]) Get(ctx context.Context, key string, fetch Fetch[V]) (V, error) {
+func (c *Cache[K, V]) Get(ctx context.Context, key K, fetch Fetch[V]) (V, error) {
 	if e, ok := c.entries.Get(key); ok && c.now().Before(e.refreshAt) {
 		return e.v, nil
 	}
-	ch := c.group.DoChan(key, func() (any, error) {
+	ch := c.group.DoChan(fmt.Sprintf("%v", key), func() (any, error) {
 		// A caller that waited behind a fetch that just finished finds
 		// its result here rather than fetching again.
 		if e, ok := c.entries.Get(key); ok && c.now().Before(e.refreshAt) {
@@ -78,16 +81,16 @@ func (c *Cache[V]) Get(ctx context.Context, key string, fetch Fetch[V]) (V, erro
 }
 
 // Len returns the number of cached credentials.
-func (c *Cache[V]) Len() int { return c.entries.Len() }
+func (c *Cache[K, V]) Len() int { return c.entries.Len() }
 
-func (c *Cache[V]) now() time.Time {
+func (c *Cache[K, V]) now() time.Time {
 	if c.Now != nil {
 		return c.Now()
 	}
 	return time.Now()
 }
 
-func (c *Cache[V]) timeout() time.Duration {
+func (c *Cache[K, V]) timeout() time.Duration {
 	if c.Timeout > 0 {
 		return c.Timeout
 	}

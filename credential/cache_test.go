@@ -11,7 +11,7 @@ import (
 
 // TestCacheOneFetch: 200 concurrent requests on a cold cache share one fetch.
 func TestCacheOneFetch(t *testing.T) {
-	c := NewCache[string](0)
+	c := NewCache[string, string](0)
 	var fetches atomic.Int32
 	release := make(chan struct{})
 	fetch := func(context.Context) (string, time.Time, error) {
@@ -52,7 +52,7 @@ func TestCacheOneFetch(t *testing.T) {
 
 func TestCacheRefresh(t *testing.T) {
 	now := time.Unix(1000, 0)
-	c := NewCache[int](0)
+	c := NewCache[string, int](0)
 	c.Now = func() time.Time { return now }
 	n := 0
 	fetch := func(context.Context) (int, time.Time, error) {
@@ -80,7 +80,7 @@ func TestCacheRefresh(t *testing.T) {
 }
 
 func TestCacheFailureNotCached(t *testing.T) {
-	c := NewCache[int](0)
+	c := NewCache[string, int](0)
 	fail := true
 	fetch := func(context.Context) (int, time.Time, error) {
 		if fail {
@@ -100,7 +100,7 @@ func TestCacheFailureNotCached(t *testing.T) {
 // TestCacheCallerGivesUp: a caller whose context ends stops waiting, and
 // the fetch it started still fills the cache for the next.
 func TestCacheCallerGivesUp(t *testing.T) {
-	c := NewCache[int](0)
+	c := NewCache[string, int](0)
 	release := make(chan struct{})
 	done := make(chan struct{})
 	fetch := func(ctx context.Context) (int, time.Time, error) {
@@ -132,7 +132,7 @@ func TestCacheCallerGivesUp(t *testing.T) {
 }
 
 func TestCacheBounded(t *testing.T) {
-	c := NewCache[int](2)
+	c := NewCache[string, int](2)
 	for i, k := range []string{"a", "b", "c"} {
 		_, _ = c.Get(context.Background(), k, func(context.Context) (int, time.Time, error) {
 			return i, time.Now().Add(time.Hour), nil

@@ -41,8 +41,8 @@ type Minter struct {
 	client   *http.Client
 	log      *slog.Logger
 	now      func() time.Time
-	tokens   *credential.Cache[credential.Token]
-	sessions *credential.Cache[session]
+	tokens   *credential.Cache[*rules.Secret, credential.Token]
+	sessions *credential.Cache[sessionKey, session]
 }
 
 // New returns a Minter for cfg.
@@ -61,9 +61,9 @@ func New(cfg Config) (*Minter, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	m.tokens = credential.NewCache[credential.Token](cfg.CacheSize)
+	m.tokens = credential.NewCache[*rules.Secret, credential.Token](cfg.CacheSize)
 	m.tokens.Timeout, m.tokens.Now = cfg.Timeout, m.now
-	m.sessions = credential.NewCache[session](cfg.CacheSize)
+	m.sessions = credential.NewCache[sessionKey, session](cfg.CacheSize)
 	m.sessions.Timeout, m.sessions.Now = cfg.Timeout, m.now
 	return m, nil
 }
@@ -99,16 +99,14 @@ func (m *Minter) Token(ctx context.Context, sec *rules.Secret, who credential.Wh
 	default:
 		return credential.Token{}, fmt.Errorf("secret %s of kind %s mints no token", sec.Name, sec.Kind)
 	}
-	tok, err := m.tokens.Get(ctx, cacheKey(sec), fetch)
+	// Keyed by the compiled rules entry: a reload that changes the secret
+	// mints anew.
+	tok, err := m.tokens.Get(ctx, sec, fetch)
 	if err != nil {
 		m.failed(sec, err)
 	}
 	return tok, err
 }
-
-// cacheKey keys a secret's credential by its name and its compiled rules
-// entry, so that a reload that changes the secret fetches anew.
-func cacheKey(sec *rules.Secret) string { return fmt.Sprintf("%s@%p", sec.Name, sec) }
 
 // failed logs a failure to mint. The error names a step, never a value.
 func (m *Minter) failed(sec *rules.Secret, err error) {

@@ -24,6 +24,13 @@ type Signed struct {
 	Session string
 }
 
+// sessionKey keys an STS session: one per secret (as compiled: a reload
+// assumes anew), agent and token.
+type sessionKey struct {
+	sec *rules.Secret
+	who credential.Who
+}
+
 // session is an STS session as cached.
 type session struct {
 	creds sigv4.Credentials
@@ -73,8 +80,7 @@ func (m *Minter) Sign(ctx context.Context, sec *rules.Secret, who credential.Who
 // there is none or it expires within RefreshBefore.
 func (m *Minter) session(ctx context.Context, sec *rules.Secret, r *rules.AssumeRole, base sigv4.Credentials, who credential.Who) (session, error) {
 	name := sts.SessionName(who.Agent, who.TokenID)
-	key := cacheKey(sec) + "\x00" + who.Agent + "\x00" + who.TokenID
-	s, err := m.sessions.Get(ctx, key, func(ctx context.Context) (session, time.Time, error) {
+	s, err := m.sessions.Get(ctx, sessionKey{sec, who}, func(ctx context.Context) (session, time.Time, error) {
 		now := m.now()
 		creds, exp, err := sts.AssumeRole(ctx, m.client, r, base, name, now)
 		if err != nil {

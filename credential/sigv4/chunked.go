@@ -23,6 +23,8 @@ const MaxChunk = 16 << 20
 // maxChunkLine bounds a chunk's header line.
 const maxChunkLine = 4096
 
+var crlf = []byte("\r\n")
+
 // errChunk is a chunk-signed body keyhole cannot parse.
 var errChunk = errors.New("sigv4: malformed aws-chunked body")
 
@@ -35,7 +37,9 @@ type chunkSigner struct {
 	r      *bufio.Reader
 	signer *v4.StreamSigner
 	now    time.Time
-	out    []byte // bytes of the current chunk not yet read
+	head   []byte   // the current chunk's header line, reused
+	data   []byte   // the current chunk's data, reused
+	out    [][]byte // what of the current chunk is not yet read
 	done   bool
 	err    error
 }
@@ -46,24 +50,35 @@ func newChunkSigner(src io.ReadCloser, creds aws.Credentials, region, service st
 	// scope, previous signature, hash of "" and hash of the chunk.
 	return &chunkSigner{
 		src:    src,
-		r:      bufio.NewReaderSize(src, 32<<10),
+		r:      bufio.NewReaderSize(src, 8<<10),
 		signer: v4.NewStreamSigner(creds, service, region, seed),
 		now:    now,
 	}
 }
 
 func (c *chunkSigner) Read(p []byte) (int, error) {
-	for len(c.out) == 0 {
-		if c.err != nil {
-			return 0, c.err
+	n := 0
+	for n < len(p) {
+		for len(c.out) > 0 && len(c.out[0]) == 0 {
+			c.out = c.out[1:]
 		}
-		if c.done {
-			return 0, io.EOF
+		if len(c.out) == 0 {
+			if n > 0 {
+				return n, nil
+			}
+			if c.err != nil {
+				return 0, c.err
+			}
+			if c.done {
+				return 0, io.EOF
+			}
+			c.err = c.next()
+			continue
 		}
-		c.err = c.next()
+		m := copy(p[n:], c.out[0])
+		c.out[0] = c.out[0][m:]
+		n += m
 	}
-	n := copy(p, c.out)
-	c.out = c.out[n:]
 	return n, nil
 }
 
@@ -86,7 +101,10 @@ func (c *chunkSigner) next() error {
 	if err != nil || size > MaxChunk {
 		return fmt.Errorf("%w: a chunk size is not hex or exceeds %d bytes", errChunk, MaxChunk)
 	}
-	data := make([]byte, size, size+2)
+	if cap(c.data) < int(size) {
+		c.data = make([]byte, size)
+	}
+	data := c.data[:size]
 	if _, err := io.ReadFull(c.r, data); err != nil {
 		return fmt.Errorf("%w: the body ended inside a chunk", errChunk)
 	}
@@ -97,14 +115,12 @@ func (c *chunkSigner) next() error {
 	if err != nil {
 		return fmt.Errorf("sigv4: chunk signing failed")
 	}
-	out := make([]byte, 0, len(sizeHex)+len(";chunk-signature=")+64+4+len(data))
-	out = append(out, sizeHex...)
-	out = append(out, ";chunk-signature="...)
-	out = hex.AppendEncode(out, sig)
-	out = append(out, "\r\n"...)
-	out = append(out, data...)
-	out = append(out, "\r\n"...)
-	c.out = out
+	head := append(c.head[:0], sizeHex...)
+	head = append(head, ";chunk-signature="...)
+	head = hex.AppendEncode(head, sig)
+	head = append(head, "\r\n"...)
+	c.head = head
+	c.out = append(c.out[:0], head, data, crlf)
 	if size == 0 {
 		c.done = true
 	}
