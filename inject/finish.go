@@ -92,7 +92,7 @@ func (f *finisher) value(header, v string) (string, *Refusal) {
 		enc := strings.TrimLeft(v[6:], " ")
 		if raw, err := base64.StdEncoding.DecodeString(enc); err == nil {
 			decoded := string(raw)
-			swapped, ref := f.swap(decoded)
+			swapped, ref := f.swap(header, decoded)
 			if ref != nil || swapped == decoded {
 				return v, ref
 			}
@@ -101,7 +101,7 @@ func (f *finisher) value(header, v string) (string, *Refusal) {
 			return v[:6] + sent, nil
 		}
 	}
-	return f.swap(v)
+	return f.swap(header, v)
 }
 
 // swappedBasic records that the Basic credential enc became sent. When
@@ -117,14 +117,16 @@ func (f *finisher) swappedBasic(enc, sent string) {
 	f.res.SwapBack = append(f.res.SwapBack, SwapBack{Sent: secret.FromString(sent), Original: enc})
 }
 
-// swap replaces the token placeholders in s.
-func (f *finisher) swap(s string) (string, *Refusal) {
+// swap replaces the token placeholders in s, a value of header. Apply
+// checked every placeholder the agent wrote; one that a static secret's
+// value brought in is swapped only where the token may go too.
+func (f *finisher) swap(header, s string) (string, *Refusal) {
 	ps := FindPlaceholders(s)
 	var keep []Placeholder
 	var values []string
 	for _, p := range ps {
 		v, ok := f.values[p.Name]
-		if !ok {
+		if !ok || !f.set.Secrets[p.Name].AllowsHeader(header) {
 			continue
 		}
 		if v.IsZero() {

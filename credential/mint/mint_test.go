@@ -1,0 +1,75 @@
+package mint
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"keyhole/credential"
+	"keyhole/rules"
+)
+
+func awsSet(t *testing.T) *rules.Set {
+	t.Helper()
+	t.Setenv("MINT_AWS_ID", "AKIAMINTTEST00000001")
+	t.Setenv("MINT_AWS_KEY", "mint-secret-0123456789")
+	set, err := rules.Parse(filepath.Join(t.TempDir(), "k.yaml"), []byte(`secrets:
+  AWS:
+    kind: aws_sigv4
+    access_key_id: env:MINT_AWS_ID
+    secret_access_key: env:MINT_AWS_KEY
+    hosts: [s3.amazonaws.com]
+  OTHER:
+    source: env:MINT_AWS_KEY
+    hosts: [s3.amazonaws.com]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func TestPresigned(t *testing.T) {
+	set := awsSet(t)
+	m, _ := New(Config{Client: http.DefaultClient})
+	for q, want := range map[string]string{
+		"X-Amz-Credential=%3C%3CAWS%3E%3E%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=00": "AWS",
+		"X-Amz-Credential=AKIAREAL%2F20240101%2Fus-east-1%2Fs3%2Faws4_request":                          "",
+		"X-Amz-Credential=%3C%3COTHER%3E%3E%2F20240101":                                                 "",
+		"X-Amz-Credential=%zz":                                                                          "",
+	} {
+		name, ok := m.Presigned(set, q)
+		if name != want || ok != (want != "") {
+			t.Errorf("Presigned(%q) = %q %v, want %q", q, name, ok, want)
+		}
+	}
+}
+
+func TestSignRefuses(t *testing.T) {
+	set := awsSet(t)
+	m, _ := New(Config{Client: http.DefaultClient})
+	sig := strings.Repeat("0", 64)
+	for _, tc := range []struct {
+		name string
+		auth []string
+		want error
+	}{
+		{"no Authorization", nil, credential.ErrUnsupported},
+		{"two Authorization", []string{"a", "b"}, credential.ErrUnsupported},
+		{"a bearer", []string{"Bearer <<AWS>>"}, credential.ErrUnsupported},
+		{"the placeholder outside the access key", []string{"AWS4-HMAC-SHA256 Credential=AKIA/20240101/us-east-1/s3/aws4_request, SignedHeaders=host;x-<<AWS>>, Signature=" + sig}, credential.ErrMalformed},
+		{"another access key", []string{"AWS4-HMAC-SHA256 Credential=AKIAOTHER/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" + sig}, credential.ErrUnsupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := http.NewRequest("GET", "https://s3.amazonaws.com/b/k", nil)
+			r.Header["Authorization"] = tc.auth
+			_, err := m.Sign(context.Background(), set.Secrets["AWS"], credential.Who{Agent: "a"}, r)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
