@@ -113,16 +113,17 @@ func (ts *tokenServer) assertNoTokens(t *testing.T, what, s string) {
 	}
 }
 
-// oauthRules has one oauth2 secret G_PATH per token server path, and two
-// whose token URL keyhole must refuse to reach: an unpinned loopback
-// address (block_private) and a pinned name the server's certificate does
-// not cover.
-func oauthRules(ts *tokenServer, api *upstream, paths ...string) string {
+// oauthRules has one oauth2 secret G_PATH per token server path, and
+// three whose token endpoint keyhole cannot or must not reach: an unpinned
+// loopback address (block_private), a pinned name the server's certificate
+// does not cover, and a port nothing listens on.
+func oauthRules(t *testing.T, ts *tokenServer, api *upstream, paths ...string) string {
 	var b strings.Builder
 	b.WriteString("secrets:\n")
 	urls := map[string]string{
 		"G_PRIVATE": "https://" + ts.Addr() + "/ok",
 		"G_BADTLS":  "https://badtls.test/ok",
+		"G_DOWN":    "https://down.test/ok",
 	}
 	for _, p := range paths {
 		urls["G_"+strings.ToUpper(p)] = "https://login.test/" + p
@@ -137,14 +138,15 @@ func oauthRules(ts *tokenServer, api *upstream, paths ...string) string {
     hosts: [graph.test]
 `, name, u)
 	}
-	fmt.Fprintf(&b, "resolve:\n  login.test: %s\n  badtls.test: %s\n  graph.test: %s\n", ts.Addr(), ts.Addr(), api.Addr())
+	fmt.Fprintf(&b, "resolve:\n  login.test: %s\n  badtls.test: %s\n  down.test: %s\n  graph.test: %s\n",
+		ts.Addr(), ts.Addr(), closedPort(t), api.Addr())
 	return b.String()
 }
 
 func TestOAuth2EndToEnd(t *testing.T) {
 	ts := newTokenServer(t)
 	api := newUpstream(t, []string{"graph.test"}, nil)
-	k := startKeyhole(t, oauthRules(ts, api, "ok", "401", "nonjson", "noexp", "slow", "burst", "short"),
+	k := startKeyhole(t, oauthRules(t, ts, api, "ok", "401", "nonjson", "noexp", "slow", "burst", "short"),
 		"OAUTH_CLIENT_ID="+oauthClientID, "OAUTH_CLIENT_SECRET="+oauthClientSecret, "KEYHOLE_MINT_TIMEOUT=2s")
 	t.Cleanup(func() {
 		ts.assertNoTokens(t, "keyhole's audit log", k.stdout.String())
@@ -182,6 +184,7 @@ func TestOAuth2EndToEnd(t *testing.T) {
 		{"G_SLOW", "/slow", "token endpoint did not answer in time"},
 		{"G_PRIVATE", "private", "token endpoint could not be reached (it resolves to a private address and block_private is on)"},
 		{"G_BADTLS", "tls", "token endpoint could not be reached (TLS verification failed)"},
+		{"G_DOWN", "down", "token endpoint could not be reached (connection refused)"},
 	}
 	for _, tc := range faults {
 		t.Run(tc.path, func(t *testing.T) {

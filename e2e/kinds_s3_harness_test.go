@@ -81,7 +81,7 @@ func startS3(t *testing.T, access, secretKey string) *s3Server {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := closedPort(t) // free now; versitygw takes it
 	cmd := exec.Command(bin, "--access", access, "--secret", secretKey, "--port", addr,
 		"--cert", certFile, "--key", keyFile, "--quiet", "posix", root)
 	cmd.Env = baseEnv()
@@ -114,17 +114,6 @@ func startS3(t *testing.T, access, secretKey string) *s3Server {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return &s3Server{Addr: addr, Root: root}
-}
-
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // fakeSTS speaks STS's AssumeRole Query API (the XML AssumeRoleResponse

@@ -73,3 +73,67 @@ func TestSignRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionCache: one AssumeRole per agent and token, renewed 5 minutes
+// before the session expires.
+func TestSessionCache(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		fmt.Fprintf(w, `<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>tok</SessionToken><Expiration>%s</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>`,
+			time.Unix(1_000_000+900, 0).UTC().Format(time.RFC3339))
+	}))
+	defer srv.Close()
+	t.Setenv("MINT_AWS_ID", "AKIAMINTTEST00000001")
+	t.Setenv("MINT_AWS_KEY", "mint-secret-0123456789")
+	set, err := rules.Parse(filepath.Join(t.TempDir(), "k.yaml"), []byte(`secrets:
+  AWS:
+    kind: aws_sigv4
+    access_key_id: env:MINT_AWS_ID
+    secret_access_key: env:MINT_AWS_KEY
+    assume_role:
+      role_arn: arn:aws:iam::123456789012:role/r
+      sts_endpoint: `+srv.URL+`
+    hosts: [s3.amazonaws.com]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_000_000, 0)
+	m, _ := New(Config{Client: srv.Client(), Now: func() time.Time { return now }})
+	sign := func(who credential.Who) Signed {
+		r, _ := http.NewRequest("GET", "https://s3.amazonaws.com/b/k", nil)
+		r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+		r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=<<AWS>>/19700112/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature="+strings.Repeat("0", 64))
+		s, err := m.Sign(context.Background(), set.Secrets["AWS"], who, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Header.Get("X-Amz-Security-Token") != "tok" {
+			t.Fatal("no session token sent")
+		}
+		return s
+	}
+	a := credential.Who{Agent: "a", TokenID: "t1"}
+	if s := sign(a); s.Session != "keyhole-a-t1" {
+		t.Errorf("session %q", s.Session)
+	}
+	sign(a)
+	if calls.Load() != 1 {
+		t.Fatalf("%d AssumeRole calls for one agent and token, want 1", calls.Load())
+	}
+	sign(credential.Who{Agent: "a", TokenID: "t2"})
+	if calls.Load() != 2 {
+		t.Fatalf("%d calls, want a session per token", calls.Load())
+	}
+	now = now.Add(10*time.Minute - time.Second) // 5m01s before expiry
+	sign(a)
+	if calls.Load() != 2 {
+		t.Fatalf("renewed %d calls before the 5-minute margin", calls.Load())
+	}
+	now = now.Add(2 * time.Second)
+	sign(a)
+	if calls.Load() != 3 {
+		t.Fatalf("%d calls, want a new session within 5 minutes of expiry", calls.Load())
+	}
+}
