@@ -3,10 +3,14 @@ package mint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"keyhole/credential"
 	"keyhole/rules"
