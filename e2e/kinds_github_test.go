@@ -154,6 +154,9 @@ func TestGitHubAppEndToEnd(t *testing.T) {
 	gh := newFakeGitHub(t)
 	root := t.TempDir()
 	makeRepo(t, root, "hello from the installation")
+	if out, err := exec.Command("git", "--git-dir", filepath.Join(root, "repo.git"), "config", "http.receivepack", "true").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
 	git := newGitServer(t, root, func() string {
 		_, issued := gh.snapshot()
 		if len(issued) == 0 {
@@ -193,7 +196,7 @@ resolve:
 		}
 	})
 
-	t.Run("git clone with x-access-token", func(t *testing.T) {
+	t.Run("git clone and push with x-access-token", func(t *testing.T) {
 		envOut, stderr, code := runKeyhole(t, []string{"KEYHOLE_STATE_DIR=" + k.StateDir, "KEYHOLE_RULES=" + k.Rules, "KEYHOLE_LISTEN=" + k.Addr}, "env")
 		if code != 0 || !strings.Contains(envOut, "export GITHUB='<<GITHUB>>'") {
 			t.Fatalf("keyhole env: %s%s", envOut, stderr)
@@ -206,7 +209,12 @@ resolve:
 		cmd := exec.Command("bash", "-c", `set -e
 eval "$(cat "$ENV_FILE")"
 git -c credential.helper= clone -q "https://x-access-token:$GITHUB@git.test/repo.git" "$CLONE"
-cat "$CLONE/README"`)
+cat "$CLONE/README"
+cd "$CLONE"
+echo pushed > PUSHED
+git add PUSHED
+git -c user.name=agent -c user.email=agent@test commit -q -m "from the agent"
+git -c credential.helper= push -q origin main`)
 		cmd.Env = append(baseEnv(), "ENV_FILE="+envFile, "CLONE="+clone, "GIT_TERMINAL_PROMPT=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "hello from the installation") {
@@ -217,6 +225,10 @@ cat "$CLONE/README"`)
 			if strings.Contains(string(out), tok) {
 				t.Errorf("git's output holds installation token #%d", i)
 			}
+		}
+		log, err := exec.Command("git", "--git-dir", filepath.Join(root, "repo.git"), "log", "-1", "--format=%s", "main").Output()
+		if err != nil || strings.TrimSpace(string(log)) != "from the agent" {
+			t.Errorf("the push did not reach the server: %v %s", err, log)
 		}
 	})
 
