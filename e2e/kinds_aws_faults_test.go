@@ -259,3 +259,28 @@ func verifySigV4(r *http.Request, id, secretKey string) error {
 	}
 	return nil
 }
+
+// TestAWSMalformedChunks: a chunk-signed upload whose chunks do not parse
+// is cut off with 400 bad_request rather than passed on unsigned.
+func TestAWSMalformedChunks(t *testing.T) {
+	w := newAWSWorld(t)
+	c := w.k.GoClient(t, "ops", opsToken)
+	now := time.Now().UTC()
+	body := "10;chunk-signature=short\r\n0123456789abcdef\r\n0;chunk-signature=" + strings.Repeat("0", 64) + "\r\n\r\n"
+	req, _ := http.NewRequest("PUT", "https://s3echo.test/b/bad.bin", strings.NewReader(body))
+	req.Header.Set("X-Amz-Date", now.Format("20060102T150405Z"))
+	req.Header.Set("X-Amz-Content-Sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+	req.Header.Set("Content-Encoding", "aws-chunked")
+	req.Header.Set("X-Amz-Decoded-Content-Length", "16")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=<<AWS>>/"+now.Format("20060102")+
+		"/us-east-1/s3/aws4_request, SignedHeaders=content-encoding;host;x-amz-content-sha256;x-amz-date, Signature="+strings.Repeat("1", 64))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || refusalOf(t, string(got))["reason"] != "bad_request" {
+		t.Fatalf("got %d %s, want 400 bad_request", resp.StatusCode, redact(string(got)))
+	}
+}

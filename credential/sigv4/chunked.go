@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"keyhole/credential"
 )
 
 // MaxChunk bounds one chunk of a chunk-signed upload. A chunk is held
@@ -25,8 +26,9 @@ const maxChunkLine = 4096
 
 var crlf = []byte("\r\n")
 
-// errChunk is a chunk-signed body keyhole cannot parse.
-var errChunk = errors.New("sigv4: malformed aws-chunked body")
+// errChunk is a chunk-signed body keyhole cannot parse; it is a
+// credential.ErrMalformed.
+var errChunk = fmt.Errorf("%w: the aws-chunked body", credential.ErrMalformed)
 
 // chunkSigner re-signs a STREAMING-AWS4-HMAC-SHA256-PAYLOAD body as it is
 // read: each "SIZE;chunk-signature=SIG\r\nDATA\r\n" chunk gets a new
@@ -106,6 +108,9 @@ func (c *chunkSigner) next() error {
 	}
 	data := c.data[:size]
 	if _, err := io.ReadFull(c.r, data); err != nil {
+		if err != io.EOF && err != io.ErrUnexpectedEOF {
+			return err // the agent's body failed: its error, not a format error
+		}
 		return fmt.Errorf("%w: the body ended inside a chunk", errChunk)
 	}
 	if crlf, err := c.line(); err != nil || crlf != "" {
