@@ -56,6 +56,7 @@ type Record struct {
 	Duration        time.Duration
 	BytesOut        int64  // response body bytes delivered to the agent
 	Error           string // a fixed description of an upstream failure, never a value
+	Session         string // the STS session name an aws_sigv4 request was signed with
 }
 
 // Decisions.
@@ -131,6 +132,9 @@ func (r *Record) LogValue() slog.Value {
 	)
 	if r.Error != "" {
 		attrs = append(attrs, slog.String("error", r.Error))
+	}
+	if r.Session != "" {
+		attrs = append(attrs, slog.String("session", r.Session))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -152,6 +152,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Error != "" {
 		b = appendJSONString(append(b, `,"error":`...), r.Error)
 	}
+	if r.Session != "" {
+		b = appendJSONString(append(b, `,"session":`...), r.Session)
+	}
 	return b
 }
 

@@ -64,7 +64,7 @@ const (
 	plainValue  = "plain-TEST-SECRET-55aa66bb77cc"
 )
 
-var allSecretValues = []string{stripeValue, githubValue, basicValue, plainValue}
+var allSecretValues = append([]string{stripeValue, githubValue, basicValue, plainValue}, kindSecretValues...)
 
 // testCA signs the certificates of the test upstreams; keyhole trusts it
 // through KEYHOLE_UPSTREAM_CA_FILE.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,38 +258,9 @@ agents:
 func TestEnvThenClientsWorkWithNoOtherSetting(t *testing.T) {
 	need(t, "git")
 	repoRoot := t.TempDir()
-	run := func(dir string, args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(baseEnv(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	src := filepath.Join(repoRoot, "src")
-	os.MkdirAll(src, 0o755)
-	run(src, "init", "-q", "-b", "main")
-	os.WriteFile(filepath.Join(src, "README"), []byte("hello through keyhole\n"), 0o644)
-	run(src, "add", ".")
-	run(src, "commit", "-q", "-m", "first")
-	run(repoRoot, "clone", "-q", "--bare", src, "repo.git")
-
-	gitPath, _ := exec.LookPath("git")
-	backend := &cgi.Handler{
-		Path: gitPath,
-		Args: []string{"http-backend"},
-		Env:  []string{"GIT_PROJECT_ROOT=" + repoRoot, "GIT_HTTP_EXPORT_ALL=1"},
-	}
+	makeRepo(t, repoRoot, "hello through keyhole")
 	// The git server wants the real token as the Basic password.
-	gitServer := newUpstream(t, []string{"git.test"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pass, ok := r.BasicAuth(); !ok || pass != githubValue {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "auth required", http.StatusUnauthorized)
-			return
-		}
-		backend.ServeHTTP(w, r)
-	}))
+	gitServer := newGitServer(t, repoRoot, func() string { return githubValue })
 	echoUp := newUpstream(t, []string{"api.stripe.test"}, nil)
 	k := startKeyhole(t, fmt.Sprintf(`
 secrets:

@@ -75,6 +75,12 @@ type Result struct {
 	// SwapBack lists the Basic credentials Apply rewrote: a response must
 	// show the agent its own credential, not the one sent upstream.
 	SwapBack []SwapBack
+	// Minted lists the names of the secrets, among Secrets, whose kind is
+	// not static (sorted, without duplicates; nil when none). Apply checked
+	// them like any other but left their placeholders in Header: Finish
+	// swaps the tokens in, and a signer re-signs the request, once the
+	// request is known to be allowed.
+	Minted []string
 }
 
 // SwapBack pairs a Basic credential sent upstream with the one the agent
@@ -123,11 +129,19 @@ func Apply(set *rules.Set, c Caller, t Target, h http.Header) (Result, *Refusal)
 			out[name] = swapped
 		}
 	}
-	if out == nil {
+	if out == nil && a.minted == nil {
 		return Result{Header: h}, nil
 	}
+	if out == nil {
+		out = h
+	}
 	slices.Sort(a.secrets)
-	return Result{Header: out, Secrets: slices.Compact(a.secrets), SwapBack: a.swapBack}, nil
+	res := Result{Header: out, Secrets: slices.Compact(a.secrets), SwapBack: a.swapBack}
+	if a.minted != nil {
+		slices.Sort(a.minted)
+		res.Minted = slices.Compact(a.minted)
+	}
+	return res, nil
 }
 
 // candidateHeaders returns the names of the headers with a value that could
@@ -154,6 +168,7 @@ type applier struct {
 	count    int
 	secrets  []string
 	swapBack []SwapBack
+	minted   []string
 }
 
 // value checks and swaps the placeholders of one header value.

@@ -64,6 +64,12 @@ func (a *applier) check(name, header string) (string, *Refusal) {
 		return "", Refuse(PlaintextNotAllowed, name, t.Host,
 			"secret %s may only be sent over https; use https://%s", name, t.HostPort())
 	}
+	if sec.Kind.Minted() {
+		// Minting is network I/O, which is no business of Apply: the
+		// placeholder stays until Finish or a signer replaces it.
+		a.minted = append(a.minted, name)
+		return "<<" + name + ">>", nil
+	}
 	v, err := sec.Value()
 	if err != nil {
 		return "", Refuse(SecretUnavailable, name, t.Host,

@@ -33,6 +33,9 @@ const (
 	UnscrubbableEncoding Reason = "unscrubbable_encoding"
 	ShuttingDown         Reason = "shutting_down"
 	ClientClosed         Reason = "client_closed"
+	// UnsupportedSignature refuses a request signed in a way keyhole cannot
+	// re-sign: a presigned URL or SigV4a naming a placeholder.
+	UnsupportedSignature Reason = "unsupported_signature"
 )
 
 // statusClientClosed is the status audited for a request its agent broke

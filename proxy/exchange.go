@@ -29,6 +29,7 @@ type exchange struct {
 	conn   *clientConn // the tunnel's client connection; nil for plain HTTP
 	rec    audit.Record
 	done   bool
+	scrubs []*scrub.Replacer // for what the credential step sent
 }
 
 // handle runs one request through authentication, policy, injection, the
@@ -67,6 +68,9 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 		dropRanges(res.Header)
 	}
 	out := x.outgoing(t, res.Header)
+	if ref := x.credentials(out, t, &res); ref != nil {
+		return x.refuse(ref)
+	}
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
 		ref := upstreamRefusal(err, t.Host)

@@ -45,6 +45,12 @@ func compilePolicy(set *rules.Set, prev *policy, now time.Time, grace time.Durat
 			pol.live = append(pol.live, scrub.Secret{Name: name, Value: v})
 			current[v.Reveal()] = true
 		}
+		// A kind's own values (client secrets, keys) are live too, so
+		// that they retire when they rotate like any other.
+		for _, v := range s.KindValues() {
+			pol.live = append(pol.live, scrub.Secret{Name: name, Value: v})
+			current[v.Reveal()] = true
+		}
 	}
 	// A stable order, so that the first of two secrets that share a form
 	// is the same on every load.

@@ -73,6 +73,9 @@ type Config struct {
 	// scrubbed from responses, since an upstream may have stored it.
 	// Default 24h.
 	ScrubRetired time.Duration `env:"KEYHOLE_SCRUB_RETIRED" envDefault:"24h"`
+	// MintTimeout bounds one call to a token endpoint (OAuth 2.0, GitHub,
+	// STS). Default 10s.
+	MintTimeout time.Duration `env:"KEYHOLE_MINT_TIMEOUT" envDefault:"10s"`
 }
 
 func (c Config) withDefaults() Config {
@@ -94,6 +97,7 @@ func (c Config) withDefaults() Config {
 	def(&c.UpstreamHeaderTimeout, 5*time.Minute)
 	def(&c.ShutdownTimeout, 10*time.Second)
 	def(&c.ScrubRetired, 24*time.Hour)
+	def(&c.MintTimeout, 10*time.Second)
 	return c
 }
 
@@ -112,6 +116,10 @@ type Deps struct {
 	// Observer sees every audit record as it is written, for metrics; nil
 	// means none.
 	Observer Observer
+	// Credentials mints and signs the credentials of every kind but
+	// static; nil means the default, which reaches token endpoints through
+	// the proxy's own transport (verified TLS, pins, block_private).
+	Credentials Credentials
 }
 
 // Observer is told about every audit record the proxy writes.
@@ -128,6 +136,7 @@ type Proxy struct {
 	log       *slog.Logger
 	tokens    *Tokens
 	observer  Observer
+	creds     Credentials
 	ids       *audit.IDs
 
 	policy     atomic.Pointer[policy]
@@ -171,6 +180,10 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.setPolicy(deps.Rules)
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)
 	p.transport = newTransport(cfg, roots, p.dialer)
+	p.creds = deps.Credentials
+	if p.creds == nil {
+		p.creds = defaultCredentials(p.transport, cfg.MintTimeout, log)
+	}
 	p.mitm = p.newMITM()
 	return p, nil
 }

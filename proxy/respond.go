@@ -22,6 +22,9 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 		}
 		rep = scrub.Chain(rep, scrub.NewPairs(pairs))
 	}
+	if len(x.scrubs) > 0 {
+		rep = scrub.Chain(append([]*scrub.Replacer{rep}, x.scrubs...)...)
+	}
 	// After a 101 the body is the upgraded connection, which the scrubber
 	// writes to as well. A body without a length (SSE, chunked) is a
 	// stream: it is passed on as it arrives, never held for a bulk write.

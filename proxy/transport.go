@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"keyhole/credential"
 	"keyhole/inject"
 )
 
@@ -73,6 +74,12 @@ func upstreamRefusal(err error, host string) *inject.Refusal {
 	if errors.As(err, &ae) || errors.Is(err, context.Canceled) {
 		return inject.Refuse(inject.ClientClosed, "", host,
 			"the client abandoned the request to %s before it was complete", host)
+	}
+	if errors.Is(err, credential.ErrMalformed) {
+		// A request body keyhole re-signs as it streams (aws-chunked)
+		// that turned out not to parse.
+		return inject.Refuse(inject.BadRequest, "", host,
+			"the aws-chunked request body is malformed (each chunk must be HEX-SIZE;chunk-signature=<64 hex digits>, CRLF, data, CRLF); nothing more was sent")
 	}
 	var pe *privateAddressError
 	if errors.As(err, &pe) {

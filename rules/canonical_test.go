@@ -14,13 +14,15 @@ import (
 func canonical(t testing.TB, s *Set) string {
 	t.Helper()
 	type secretDoc struct {
-		Source         string   `yaml:"source"`
-		Hosts          []string `yaml:"hosts"`
-		Headers        []string `yaml:"headers,omitempty"`
-		Methods        []string `yaml:"methods,omitempty"`
-		Paths          []string `yaml:"paths,omitempty"`
-		AllowPlaintext bool     `yaml:"allow_plaintext,omitempty"`
-		Env            string   `yaml:"env,omitempty"`
+		Source         string         `yaml:"source,omitempty"`
+		Kind           string         `yaml:"kind,omitempty"`
+		KindFields     map[string]any `yaml:",inline"`
+		Hosts          []string       `yaml:"hosts"`
+		Headers        []string       `yaml:"headers,omitempty"`
+		Methods        []string       `yaml:"methods,omitempty"`
+		Paths          []string       `yaml:"paths,omitempty"`
+		AllowPlaintext bool           `yaml:"allow_plaintext,omitempty"`
+		Env            string         `yaml:"env,omitempty"`
 	}
 	type agentDoc struct {
 		Token   string   `yaml:"token"`
@@ -60,7 +62,8 @@ func canonical(t testing.TB, s *Set) string {
 	}
 	for name, sec := range s.Secrets {
 		sd := secretDoc{
-			Source:         sec.Source.String(),
+			Kind:           canonicalKind(sec.Kind),
+			KindFields:     kindDoc(sec),
 			Hosts:          sec.HostList(),
 			Headers:        sec.Headers,
 			Methods:        sec.Methods,
@@ -68,6 +71,9 @@ func canonical(t testing.TB, s *Set) string {
 		}
 		for _, g := range sec.Paths {
 			sd.Paths = append(sd.Paths, g.String())
+		}
+		if sec.Source != nil {
+			sd.Source = sec.Source.String()
 		}
 		if sec.Env != name {
 			sd.Env = sec.Env
@@ -114,4 +120,56 @@ func patterns(ps []HostPattern) []string {
 		out = append(out, p.String())
 	}
 	return out
+}
+
+// canonicalKind is the kind as the canonical form writes it: static is the
+// default, left out.
+func canonicalKind(k CredentialKind) string {
+	if k == KindStatic {
+		return ""
+	}
+	return string(k)
+}
+
+// kindDoc renders the fields of a secret's kind.
+func kindDoc(sec *Secret) map[string]any {
+	m := map[string]any{}
+	str := func(k string, s Source) {
+		if s != nil {
+			m[k] = s.String()
+		}
+	}
+	switch {
+	case sec.OAuth2 != nil:
+		o := sec.OAuth2
+		m["token_url"] = o.TokenURL
+		str("client_id", o.ClientID)
+		str("client_secret", o.ClientSecret)
+		if o.Scopes != nil {
+			m["scopes"] = o.Scopes
+		}
+	case sec.GitHubApp != nil:
+		g := sec.GitHubApp
+		m["app_id"], m["installation_id"], m["api_url"] = g.AppID, g.InstallationID, g.APIURL
+		str("private_key", g.PrivateKey)
+		if g.Repositories != nil {
+			m["repositories"] = g.Repositories
+		}
+		if g.Permissions != nil {
+			m["permissions"] = g.Permissions
+		}
+	case sec.AWS != nil:
+		a := sec.AWS
+		str("access_key_id", a.AccessKeyID)
+		str("secret_access_key", a.SecretAccessKey)
+		str("session_token", a.SessionToken)
+		if r := a.AssumeRole; r != nil {
+			ar := map[string]any{"role_arn": r.RoleARN, "duration": r.Duration.String(), "sts_endpoint": r.STSEndpoint}
+			if r.Policy != nil {
+				ar["policy"] = r.Policy.String()
+			}
+			m["assume_role"] = ar
+		}
+	}
+	return m
 }

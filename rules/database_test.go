@@ -18,7 +18,7 @@ const dbBase = `databases:
 func TestDatabases(t *testing.T) {
 	t.Setenv("DB_USER", "real_user")
 	t.Setenv("DB_PASSWORD", "real-password-123")
-	s, err := Parse("x.yaml", []byte(dbBase+`    read_only: true
+	s, err := LoadData("x.yaml", []byte(dbBase+`    read_only: true
     tls: require
     temporary_roles:
       ttl: 15m
@@ -80,7 +80,7 @@ func TestDatabaseErrors(t *testing.T) {
 		{"unknown tls", dbBase + "    tls: prefer\n", `x.yaml:8: databases.DB_PROD.tls: unknown tls mode "prefer" (want verify-full, require or disable)`},
 		{"unknown field", dbBase + "    sslmode: disable\n", "x.yaml:8: databases.DB_PROD.sslmode: unknown field (want one of listen, upstream, database, user, password, tls, read_only, temporary_roles)"},
 		{"missing password", strings.Replace(dbBase, "    password: env:DB_PASSWORD\n", "", 1), "x.yaml:2: databases.DB_PROD.password: is required"},
-		{"bad source", strings.Replace(dbBase, "env:DB_PASSWORD", "hunter2", 1), "x.yaml:7: databases.DB_PROD.password: want env:VAR or file:/path"},
+		{"bad source", strings.Replace(dbBase, "env:DB_PASSWORD", "hunter2", 1), "x.yaml:7: databases.DB_PROD.password: want env:VAR, file:/path, exec:PROGRAM ARG..., vault:PATH#FIELD or store:NAME"},
 		{"bad handle", strings.Replace(dbBase, "DB_PROD:", "db-prod:", 1), "x.yaml:2: databases.db-prod: not a valid database handle (want at most 63 letters, digits and '_', not starting with a digit)"},
 		{"handle is a secret", "secrets:\n  DB_PROD: {source: env:X, hosts: [a.example]}\n" + dbBase, "x.yaml:4: databases.DB_PROD: the name is already a secret's (a token's secrets caveat names both)"},
 		{"unknown grant", dbBase + "    temporary_roles: {ttl: 15m, grants: [\"SELECT ON users; DROP TABLE x\"]}\n", "x.yaml:8: databases.DB_PROD.temporary_roles.grants[0]: not a plain identifier (letters, digits, '_' and '$', not starting with a digit or '$'; at most 63 bytes)"},

@@ -72,6 +72,7 @@ type pendingRead struct {
 	src    Source
 	store  func(secret.Value, error)
 	expire func(time.Time)
+	check  func(secret.Value) error // nil, or checks the value once read (see rawSource)
 }
 
 func (l *loader) errorf(line int, field, format string, args ...any) {
@@ -146,16 +147,18 @@ type parsedSecret struct {
 }
 
 func (l *loader) secret(e pair) *parsedSecret {
-	f, ok := l.fields(e.v, e.field, "source", "hosts", "headers", "methods", "paths", "allow_plaintext", "env")
+	f, ok := l.fields(e.v, e.field, secretFields(e.v)...)
 	if !ok {
 		return nil
 	}
 	s := &Secret{Name: e.key, Env: e.key, Line: e.k.Line, err: errNotRead}
 	out := &parsedSecret{Secret: s, envLine: e.k.Line}
-	if p, ok := l.required(f, "source", e); ok {
-		s.Source = l.source(p, func(v secret.Value, err error) { s.value, s.err = v, err })
-		if s.Source != nil {
-			l.reads[len(l.reads)-1].expire = func(t time.Time) { s.expires = t }
+	if l.secretKind(f, e, s); s.Kind == KindStatic {
+		if p, ok := l.required(f, "source", e); ok {
+			s.Source = l.source(p, func(v secret.Value, err error) { s.value, s.err = v, err })
+			if s.Source != nil {
+				l.reads[len(l.reads)-1].expire = func(t time.Time) { s.expires = t }
+			}
 		}
 	}
 	if p, ok := l.required(f, "hosts", e); ok {

@@ -91,7 +91,10 @@ const AnonymousAgent = "anonymous"
 type Secret struct {
 	// Name is the secret's name, as used in its placeholder <<Name>>.
 	Name string
-	// Source says where the value comes from.
+	// Kind says how the credential is produced; the zero value is
+	// KindStatic.
+	Kind CredentialKind
+	// Source says where the value comes from (static secrets only).
 	Source Source
 	// Hosts lists where the secret may be sent; never empty.
 	Hosts []HostPattern
@@ -110,6 +113,11 @@ type Secret struct {
 	Env string
 	// Line is the line of the secret's name in the rules file.
 	Line int
+	// OAuth2, GitHubApp and AWS configure the kind of the same name; only
+	// the secret's own kind's is set.
+	OAuth2    *OAuth2
+	GitHubApp *GitHubApp
+	AWS       *AWS
 
 	value   secret.Value
 	err     error     // why the value could not be read; nil when it was

@@ -130,7 +130,9 @@ func (ld *Loader) resolve(ctx context.Context, set *Set, prev map[string]*readin
 		ld.readRound(ctx, set, round, prev, due, keepAll)
 		for _, r := range round {
 			rd := set.readings[r.src.String()]
-			if rd.usable() {
+			if cerr := r.checkValue(rd); cerr != nil {
+				r.store(secret.Value{}, cerr)
+			} else if rd.usable() {
 				r.store(rd.value, nil)
 				if r.expire != nil {
 					r.expire(rd.expires)
@@ -254,6 +256,10 @@ func (set *Set) warnings(reads []pendingRead) {
 				continue
 			}
 		}
+		if cerr := r.checkValue(rd); cerr != nil {
+			warnf(r, "%v", cerr)
+			continue
+		}
 		name, isSecret := strings.CutSuffix(r.field, ".source")
 		if !isSecret {
 			continue
@@ -287,3 +293,15 @@ func until(expires time.Time) string {
 // minScrubLen is the length below which a secret's value is likely to occur
 // by chance in a response.
 const minScrubLen = 8
+
+// checkValue runs r's check on a usable reading; nil when r has no check
+// or the reading holds no value.
+func (r pendingRead) checkValue(rd *reading) error {
+	if r.check == nil || !rd.usable() {
+		return nil
+	}
+	if err := r.check(rd.value); err != nil {
+		return fmt.Errorf("%s: %w", r.src, err)
+	}
+	return nil
+}

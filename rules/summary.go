@@ -63,6 +63,9 @@ func (s *Set) SourceFiles() []string {
 	}
 	for _, sec := range s.Secrets {
 		add(sec.Source)
+		for _, src := range sec.KindSources() {
+			add(src)
+		}
 	}
 	for _, a := range s.Agents {
 		add(a.Token)

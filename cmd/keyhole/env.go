@@ -96,6 +96,7 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 	export("NODE_EXTRA_CA_CERTS", caFile) // Node.js adds it to its own roots
 	export("NODE_USE_ENV_PROXY", "1")     // Node.js 22.21+ and 24+: fetch and https honour HTTPS_PROXY
 	export("WGETRC", wgetrc)              // wget: ca_certificate (it ignores SSL_CERT_FILE)
+	export("AWS_CA_BUNDLE", bundle)       // AWS SDKs and the aws CLI
 	if len(secrets) > 0 {
 		b.WriteString("# placeholders: keyhole swaps each for its secret where the rules allow\n")
 	}
@@ -107,6 +108,7 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 	for _, sec := range secrets {
 		export(sec.Env, sec.Placeholder())
 	}
+	kindExports(&b, secrets, export)
 	if output != "" {
 		if err := os.WriteFile(output, []byte(b.String()), 0o600); err != nil {
 			return fmt.Errorf("env: %w", err)

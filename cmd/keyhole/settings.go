@@ -48,6 +48,7 @@ var settingHelp = map[string]string{
 	"KEYHOLE_UPSTREAM_HEADER_TIMEOUT": "waiting for an upstream's response header",
 	"KEYHOLE_SHUTDOWN_TIMEOUT":        "how long in-flight requests may finish on SIGINT/SIGTERM",
 	"KEYHOLE_SCRUB_RETIRED":           "how long a value removed or rotated out of the rules is still scrubbed",
+	"KEYHOLE_MINT_TIMEOUT":            "one call to a token endpoint (OAuth 2.0, GitHub, STS)",
 }
 
 // flagName is the flag for an environment variable: KEYHOLE_AUDIT_LOG is
