@@ -38,6 +38,7 @@ type Record struct {
 	Duration  time.Duration
 	BytesOut  int64  // response body bytes delivered to the agent
 	Error     string // a fixed description of an upstream failure, never a value
+	Proto     string // "h2" for a request on an HTTP/2 stream; "" (left out) otherwise
 }
 
 // Decisions.
@@ -95,6 +96,9 @@ func (r *Record) LogValue() slog.Value {
 	}
 	if r.Error != "" {
 		attrs = append(attrs, slog.String("error", r.Error))
+	}
+	if r.Proto != "" {
+		attrs = append(attrs, slog.String("proto", r.Proto))
 	}
 	return slog.GroupValue(attrs...)
 }

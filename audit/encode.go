@@ -152,6 +152,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Error != "" {
 		b = appendJSONString(append(b, `,"error":`...), r.Error)
 	}
+	if r.Proto != "" {
+		b = appendJSONString(append(b, `,"proto":`...), r.Proto)
+	}
 	return b
 }
 

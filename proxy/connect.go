@@ -47,6 +47,7 @@ type tunnel struct {
 	caller *caller
 	dest   destination
 	conn   *clientConn // nil when the connection is not tracked
+	tls    bool        // keyhole decrypted the tunnel (see serveTunnel)
 }
 
 // headerSlack is what the bound on a request header inside a tunnel allows
@@ -59,6 +60,9 @@ const headerSlack = 64 << 10
 // readable refusal instead.
 func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 	t.conn.startExchange()
+	if t.tls {
+		req.URL.Scheme = "https" // goproxy saw a decrypted stream as plain HTTP
+	}
 	resp := t.p.handle(req, t.caller, &t.dest, t.conn)
 	if t.p.draining.Load() {
 		resp.Close = true
@@ -158,8 +162,7 @@ func (p *Proxy) handleConnect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy.
 				"host", dest.host, "port", dest.port, "max_header_bytes", p.cfg.MaxHeaderBytes)
 		})
 	}
-	ctx.RoundTripper = &tunnel{p: p, caller: c, dest: dest, conn: cc}
-	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig(dest, cc, rec)}, hostport
+	return p.connectHijack(&tunnel{p: p, caller: c, dest: dest, conn: cc}, rec), hostport
 }
 
 func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now time.Time, rec *audit.Record) (*caller, destination, *inject.Refusal) {
@@ -194,40 +197,42 @@ func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now
 // the CONNECT target.
 var errSNIMismatch = errors.New("keyhole: TLS server name differs from the CONNECT target")
 
-// tlsConfig returns goproxy's TLS configuration for one tunnel: a leaf
+// tlsConfig returns the TLS configuration of one tunnel: a leaf
 // certificate for the CONNECT target only. A ClientHello naming another
 // server fails the handshake, so an agent cannot reach one host through a
 // tunnel opened to another. When the handshake completes, the connection's
 // timeout switches from the handshake timeout to the idle timeout, and the
 // first request's header must arrive within the header timeout. Session
 // tickets are off: no other tunnel's configuration could redeem them.
-func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
-	return func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
-		return &tls.Config{
-			MinVersion:             tls.VersionTLS12,
-			NextProtos:             []string{"http/1.1"},
-			SessionTicketsDisabled: true,
-			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-				if hello.ServerName != "" {
-					sni, err := rules.CanonicalHost(hello.ServerName)
-					if err != nil || sni != dest.host {
-						ref := inject.Refuse(inject.HostMismatch, "", dest.host,
-							"the TLS server name does not match the CONNECT target %s", dest.host)
-						p.auditRefusal(&rec, ref)
-						return nil, errSNIMismatch
-					}
+// ALPN offers h2, http/1.1 and http/1.0; an h2 connection leaves the
+// HTTP/1.1 framing off (see forH2).
+func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) *tls.Config {
+	return &tls.Config{
+		MinVersion:             tls.VersionTLS12,
+		NextProtos:             []string{"h2", "http/1.1", "http/1.0"},
+		SessionTicketsDisabled: true,
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if hello.ServerName != "" {
+				sni, err := rules.CanonicalHost(hello.ServerName)
+				if err != nil || sni != dest.host {
+					ref := inject.Refuse(inject.HostMismatch, "", dest.host,
+						"the TLS server name does not match the CONNECT target %s", dest.host)
+					p.auditRefusal(&rec, ref)
+					return nil, errSNIMismatch
 				}
-				return p.authority.Leaf(dest.host)
-			},
-			VerifyConnection: func(tls.ConnectionState) error {
-				if cc != nil {
-					cc.setTimeout(p.cfg.IdleTimeout)
-					cc.bound(p.cfg.HeaderTimeout, p.cfg.HeaderTimeout) // for the first request
-					cc.coalesceWrites(true)
-				}
-				return nil
-			},
-		}, nil
+			}
+			return p.authority.Leaf(dest.host)
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if cs.NegotiatedProtocol == "h2" {
+				cc.forH2()
+			} else if cc != nil {
+				cc.setTimeout(p.cfg.IdleTimeout)
+				cc.bound(p.cfg.HeaderTimeout, p.cfg.HeaderTimeout) // for the first request
+				cc.coalesceWrites(true)
+			}
+			return nil
+		},
 	}
 }
 

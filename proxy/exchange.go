@@ -55,6 +55,9 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 			Path:      req.URL.Path,
 		},
 	}
+	if req.ProtoMajor == 2 {
+		x.rec.Proto = "h2"
+	}
 	t, ref := x.target(tunnel)
 	if ref == nil && tunnel != nil {
 		ref = checkHeaderNames(req.Header, t.Host)
@@ -71,8 +74,12 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	}
 	var res inject.Result
 	if ref == nil {
+		te := req.ProtoMajor == 2 && headerHasToken(req.Header, "Te", "trailers")
 		prepareHeader(req.Header)
 		res, ref = inject.Apply(x.pol.set, c.Caller, t, req.Header)
+		if te && ref == nil {
+			res.Header["Te"] = []string{"trailers"} // gRPC asks for trailers; HTTP/2 allows this one TE
+		}
 	}
 	if ref != nil {
 		return x.refuse(ref)

@@ -128,6 +128,7 @@ type Proxy struct {
 	dialer    *dialer
 	transport *http.Transport
 	mitm      *goproxy.ProxyHttpServer
+	inner     *goproxy.ProxyHttpServer // the HTTP/1 loop of tunnels (see tunnel.go)
 	conns     *conns
 
 	inflight atomic.Int64 // exchanges started and not yet finished
@@ -163,6 +164,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)
 	p.transport = newTransport(cfg, roots, p.dialer)
 	p.mitm = p.newMITM()
+	p.inner = p.newInner()
 	return p, nil
 }
 
@@ -213,7 +215,7 @@ func (p *Proxy) Draining() bool { return p.draining.Load() }
 // tunnels, absolute-form requests are proxied as plain HTTP.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
-		p.mitm.ServeHTTP(w, r)
+		p.mitm.ServeHTTP(keepBuffered{w}, r)
 		return
 	}
 	p.servePlain(w, r)
