@@ -86,7 +86,7 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	}
 	x.rec.Secrets = res.Secrets
 	out := x.outgoing(t, res.Header)
-	resp, err := p.transport.RoundTrip(out)
+	resp, err := p.upstreams.forRequest(c.Agent, len(res.Secrets) > 0).RoundTrip(out)
 	if err != nil {
 		ref := upstreamRefusal(err, t.Host)
 		p.log.Warn("upstream request failed", "request_id", x.rec.RequestID, "host", t.Host,

@@ -126,7 +126,8 @@ type Proxy struct {
 
 	policy    atomic.Pointer[policy]
 	dialer    *dialer
-	transport *http.Transport
+	transport *http.Transport // shared by requests without a secret
+	upstreams *upstreams
 	mitm      *goproxy.ProxyHttpServer
 	inner     *goproxy.ProxyHttpServer // the HTTP/1 loop of tunnels (see tunnel.go)
 	conns     *conns
@@ -163,6 +164,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.policy.Store(compilePolicy(deps.Rules))
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)
 	p.transport = newTransport(cfg, roots, p.dialer)
+	p.upstreams = newUpstreams(p.transport, func() *http.Transport { return newTransport(cfg, roots, p.dialer) })
 	p.mitm = p.newMITM()
 	p.inner = p.newInner()
 	return p, nil
@@ -192,7 +194,7 @@ func upstreamRoots(file string) (*x509.CertPool, error) {
 func (p *Proxy) SetRules(set *rules.Set) {
 	p.policy.Store(compilePolicy(set))
 	// Pooled upstream connections were dialed under the old pins.
-	p.transport.CloseIdleConnections()
+	p.upstreams.closeIdle()
 }
 
 // Rules returns the rules in force.
@@ -271,7 +273,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		p.log.Warn("shutdown timeout: closing connections with requests in flight", "timeout", p.cfg.ShutdownTimeout)
 	}
 	p.conns.closeAll()
-	p.transport.CloseIdleConnections()
+	p.upstreams.closeIdle()
 	return nil
 }
 
