@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"keyhole/scrub"
 )
 
 // Bounds of an h2 tunnel. The http2 server's own defences stay on: it
@@ -123,6 +125,10 @@ func writeH2Response(w http.ResponseWriter, r *http.Request, resp *http.Response
 			break
 		}
 		if err != nil {
+			if errors.Is(err, scrub.ErrUnmaskable) && scrub.IsGRPC(resp.Header) {
+				grpcRefusal(h)
+				return
+			}
 			panic(http.ErrAbortHandler) // RST_STREAM for this stream only
 		}
 	}

@@ -11,6 +11,7 @@ import (
 type policy struct {
 	set   *rules.Set
 	scrub *scrub.Replacer // every readable secret value and its forms
+	mask  *scrub.Masker   // the same forms, masked at their length (gRPC bodies)
 }
 
 func compilePolicy(set *rules.Set) *policy {
@@ -20,5 +21,5 @@ func compilePolicy(set *rules.Set) *policy {
 			secrets = append(secrets, scrub.Secret{Name: name, Value: v})
 		}
 	}
-	return &policy{set: set, scrub: scrub.Compile(secrets)}
+	return &policy{set: set, scrub: scrub.Compile(secrets), mask: scrub.CompileMask(secrets)}
 }
