@@ -224,9 +224,10 @@ func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) *t
 			return p.authority.Leaf(dest.host)
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if cs.NegotiatedProtocol == "h2" {
-				cc.forH2()
-			} else if cc != nil {
+			// An h2 connection keeps the handshake bound until the
+			// handshake ends (see serveTunnel), then leaves the HTTP/1.1
+			// framing off.
+			if cc != nil && cs.NegotiatedProtocol != "h2" {
 				cc.setTimeout(p.cfg.IdleTimeout)
 				cc.bound(p.cfg.HeaderTimeout, p.cfg.HeaderTimeout) // for the first request
 				cc.coalesceWrites(true)

@@ -68,6 +68,7 @@ func (p *Proxy) serveTunnel(req *http.Request, client net.Conn, t *tunnel, rec a
 	}
 	t.tls = true
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		t.conn.forH2()
 		p.serveH2(tc, t)
 		return
 	}
@@ -158,12 +159,7 @@ func (c *okSwallower) Write(p []byte) (int, error) {
 }
 
 // CloseWrite half-closes the connection when it can.
-func (c *okSwallower) CloseWrite() error {
-	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return hc.CloseWrite()
-	}
-	return nil
-}
+func (c *okSwallower) CloseWrite() error { return closeWrite(c.Conn) }
 
 // prefixConn gives back the first byte serveTunnel read to tell TLS from
 // plain HTTP, then reads on from the connection.
@@ -183,12 +179,7 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 }
 
 // CloseWrite half-closes the connection when it can.
-func (c *prefixConn) CloseWrite() error {
-	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return hc.CloseWrite()
-	}
-	return nil
-}
+func (c *prefixConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 // bufferedConn reads first what the CONNECT's server had buffered past
 // the request (a ClientHello sent in the same write), then the connection.
@@ -200,12 +191,7 @@ type bufferedConn struct {
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // CloseWrite half-closes the connection when it can.
-func (c *bufferedConn) CloseWrite() error {
-	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return hc.CloseWrite()
-	}
-	return nil
-}
+func (c *bufferedConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 // keepBuffered wraps the ResponseWriter of a CONNECT so that the
 // connection goproxy hijacks still yields the bytes net/http read ahead:
@@ -223,4 +209,13 @@ func (w keepBuffered) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	buffered, _ := rw.Reader.Peek(rw.Reader.Buffered())
 	r := io.MultiReader(strings.NewReader(string(buffered)), c)
 	return &bufferedConn{Conn: c, r: r}, bufio.NewReadWriter(bufio.NewReaderSize(strings.NewReader(""), 16), rw.Writer), nil
+}
+
+// closeWrite half-closes c when it can (a TCP connection, or one wrapping
+// it), as tunnels do at the end.
+func closeWrite(c net.Conn) error {
+	if hc, ok := c.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite()
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,5 +144,34 @@ func TestAgentTransportIndexesNoHeader(t *testing.T) {
 	}
 	if blocks != 3 || secrets != 3 {
 		t.Fatalf("got %d header blocks with %d injected credentials, want 3 and 3", blocks, secrets)
+	}
+}
+
+// Trailers pass both ways over HTTP/2: a declared request trailer reaches
+// the upstream, the upstream's trailers reach the agent, scrubbed.
+func TestH2TrailersBothWays(t *testing.T) {
+	up, _ := startH2Upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Resp-Trailer, X-Echo-Trailer")
+		fmt.Fprint(w, "body")
+		w.Header().Set("X-Resp-Trailer", "got "+r.Trailer.Get("X-Req-Trailer"))
+		w.Header().Set("X-Echo-Trailer", r.Header.Get("Authorization"))
+	})
+	tp := startKeyProxy(t, up, nil, Config{})
+	cc := dialH2(t, tp, "api.example.test:443")
+	req, _ := http.NewRequest(http.MethodPost, "https://api.example.test/t", strings.NewReader("payload"))
+	req.Header.Set("Authorization", "Bearer <<KEY>>")
+	req.Trailer = http.Header{"X-Req-Trailer": {"tv"}}
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "body" || resp.Trailer.Get("X-Resp-Trailer") != "got tv" {
+		t.Fatalf("got body %q, trailer X-Resp-Trailer %q; want body and \"got tv\"", b, resp.Trailer.Get("X-Resp-Trailer"))
+	}
+	if got := resp.Trailer.Get("X-Echo-Trailer"); got != "Bearer <<KEY>>" {
+		t.Fatal("a response trailer was not scrubbed to the placeholder")
 	}
 }
