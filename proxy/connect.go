@@ -23,6 +23,14 @@ import (
 // CONNECT decision, its own certificates, and its own round trip for every
 // inner request.
 func (p *Proxy) newMITM() *goproxy.ProxyHttpServer {
+	g := p.newGoproxy()
+	g.OnRequest().HandleConnectFunc(p.handleConnect)
+	return g
+}
+
+// newGoproxy returns a goproxy with nothing of its own that would weaken
+// the policy.
+func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	g := goproxy.NewProxyHttpServer()
 	g.Logger = goproxyLogger{p.log}
 	// NewProxyHttpServer reads HTTPS_PROXY for its own dialing and sets a
@@ -36,7 +44,6 @@ func (p *Proxy) newMITM() *goproxy.ProxyHttpServer {
 	// would also format every request's URL for a debug line.
 	g.KeepAcceptEncoding = true
 	g.KeepHeader = true
-	g.OnRequest().HandleConnectFunc(p.handleConnect)
 	return g
 }
 

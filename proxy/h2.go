@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -108,29 +107,14 @@ func writeH2Response(w http.ResponseWriter, r *http.Request, resp *http.Response
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
-	rc := http.NewResponseController(w)
-	stream := resp.ContentLength < 0
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
-			}
-			if stream {
-				_ = rc.Flush()
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			if errors.Is(err, scrub.ErrUnmaskable) && scrub.IsGRPC(resp.Header) {
-				grpcRefusal(h)
-				return
-			}
-			panic(http.ErrAbortHandler) // RST_STREAM for this stream only
-		}
+	switch err := relayBody(w, resp); {
+	case errors.Is(err, errAgentWrite):
+		return
+	case errors.Is(err, scrub.ErrUnmaskable) && scrub.IsGRPC(resp.Header):
+		grpcRefusal(h)
+		return
+	case err != nil:
+		panic(http.ErrAbortHandler) // RST_STREAM for this stream only
 	}
 	for k, vs := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vs

@@ -101,13 +101,7 @@ func (p *Proxy) serveHTTP1(req *http.Request, conn net.Conn, t *tunnel) {
 // it had hijacked it, and sends every request through the tunnel's
 // RoundTrip.
 func (p *Proxy) newInner() *goproxy.ProxyHttpServer {
-	g := goproxy.NewProxyHttpServer()
-	g.Logger = goproxyLogger{p.log}
-	g.ConnectDial = nil
-	g.ConnectDialWithReq = nil
-	g.Tr = p.transport
-	g.KeepAcceptEncoding = true
-	g.KeepHeader = true
+	g := p.newGoproxy()
 	g.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 		t, _ := ctx.Req.Context().Value(tunnelKey{}).(*tunnel)
 		if t == nil {
