@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"keyhole/rules"
+	"keyhole/tokens"
 )
 
 // dialH2 opens a tunnel to target through tp and speaks HTTP/2 in it.
@@ -252,4 +254,70 @@ func mustParse(t testing.TB, yaml string) *rules.Set {
 		t.Fatal(err)
 	}
 	return set
+}
+
+// A minted token revoked, or expired, while an h2 tunnel is open refuses
+// the next stream of that tunnel.
+func TestH2StreamsRecheckTokenLiveness(t *testing.T) {
+	up := startTestUpstream(t, []string{"api.example.test"}, nil)
+	t.Setenv("PROXY_TEST_KEY", proxyTestSecret)
+	t.Setenv("PROXY_TEST_TOKEN", "tok-123456789012")
+	tp := startTestProxy(t, up, `
+secrets:
+  KEY: {source: env:PROXY_TEST_KEY, hosts: [api.example.test]}
+agents:
+  billing: {token: env:PROXY_TEST_TOKEN}
+resolve:
+  api.example.test: UPSTREAM
+`, Config{})
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	revoked, err := tokens.OpenRevocations(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go revoked.Watch(ctx, 20*time.Millisecond, nil)
+	tp.tokens = &Tokens{Key: key, Revoked: revoked} // before any request
+	cases := []struct {
+		name, reason string
+		ttl          time.Duration
+		end          func(id string)
+	}{
+		{"revoked", "token_revoked", time.Hour, func(id string) {
+			if _, err := tokens.Revoke(state, id, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"expired", "token_expired", 1500 * time.Millisecond, func(string) {}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "job-" + tc.name
+			tok, err := tokens.Mint(key, "billing", id, tokens.Restriction{TTL: tc.ttl}, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc := dialH2(t, tp, "api.example.test:443", "Proxy-Authorization", "Basic "+basic("billing", tok))
+			if resp, _ := h2Get(t, cc, "https://api.example.test/"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("first stream: got %d, want 200", resp.StatusCode)
+			}
+			tc.end(id)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				resp, _ := h2Get(t, cc, "https://api.example.test/")
+				if resp.StatusCode == http.StatusProxyAuthRequired && resp.Header.Get("X-Keyhole-Reason") == tc.reason {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("got %d %q, want 407 %s", resp.StatusCode, resp.Header.Get("X-Keyhole-Reason"), tc.reason)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
 }
