@@ -5,8 +5,12 @@
 // upstream over verified TLS, scrubs secrets out of responses with package
 // scrub, and writes one audit record per request.
 //
+// Inside a tunnel keyhole does the TLS handshake itself, offering h2 and
+// HTTP/1.x by ALPN: an h2 connection is served by golang.org/x/net/http2,
+// each stream one exchange (see tunnel.go and h2.go).
+//
 // goproxy (github.com/elazarl/goproxy) is wired here and nowhere else. The
-// proxy uses it for the CONNECT tunnel and its inner request loop only, and
+// proxy uses it for the CONNECT and a tunnel's HTTP/1 request loop only, and
 // replaces every piece of it that would weaken the policy: its built-in CA
 // and certificate signer (certs.Authority mints leaves), its transport (which
 // skips TLS verification and honours HTTPS_PROXY), its routing by the inner
