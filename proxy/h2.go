@@ -41,29 +41,50 @@ func (c *clientConn) forH2() {
 	_ = c.Conn.SetDeadline(time.Time{})
 }
 
-// serveH2 serves the streams of an h2 tunnel on conn until the agent or
-// the idle timeout ends it, then closes conn. Each stream is one exchange
-// (see h2Stream).
+// h2Server is the proxy's one HTTP/2 server: every h2 tunnel is a
+// connection of it, so that shutdown can send each a graceful GOAWAY.
+type h2Server struct {
+	srv  *http2.Server
+	base *http.Server // holds the settings http2 takes from net/http, and the shutdown hook
+}
+
+func (p *Proxy) newH2Server() *h2Server {
+	h := &h2Server{
+		srv: &http2.Server{
+			MaxConcurrentStreams: h2MaxStreams,
+			// Closes a connection without open streams after the idle
+			// timeout; a silent peer with streams open is pinged.
+			IdleTimeout:     p.cfg.IdleTimeout,
+			ReadIdleTimeout: p.cfg.IdleTimeout,
+			PingTimeout:     h2PingTimeout,
+			// A peer that stops reading while keyhole has frames to send
+			// is cut off after the idle timeout.
+			WriteByteTimeout: p.cfg.IdleTimeout,
+		},
+		base: &http.Server{
+			MaxHeaderBytes: p.cfg.MaxHeaderBytes,
+			ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		},
+	}
+	// Only for the shutdown hook and the settings: base never serves.
+	_ = http2.ConfigureServer(h.base, h.srv)
+	return h
+}
+
+// shutdown sends every h2 tunnel a GOAWAY: streams in flight finish, the
+// agent opens no new ones on it.
+func (h *h2Server) shutdown() {
+	_ = h.base.Shutdown(context.Background()) // returns at once: base tracks no connection
+}
+
+// serveH2 serves the streams of an h2 tunnel on conn until the agent, the
+// idle timeout or shutdown ends it, then closes conn. Each stream is one
+// exchange (see h2Stream).
 func (p *Proxy) serveH2(conn net.Conn, t *tunnel) {
 	defer conn.Close()
-	srv := &http2.Server{
-		MaxConcurrentStreams: h2MaxStreams,
-		// Closes a connection without open streams after the idle
-		// timeout; a silent peer with streams open is pinged.
-		IdleTimeout:     p.cfg.IdleTimeout,
-		ReadIdleTimeout: p.cfg.IdleTimeout,
-		PingTimeout:     h2PingTimeout,
-		// A peer that stops reading while keyhole has frames to send is
-		// cut off after the idle timeout.
-		WriteByteTimeout: p.cfg.IdleTimeout,
-	}
-	base := &http.Server{
-		MaxHeaderBytes: p.cfg.MaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
-	srv.ServeConn(conn, &http2.ServeConnOpts{
+	p.h2.srv.ServeConn(conn, &http2.ServeConnOpts{
 		Context:    context.Background(),
-		BaseConfig: base,
+		BaseConfig: p.h2.base,
 		Handler:    &h2Stream{p: p, t: t},
 	})
 }

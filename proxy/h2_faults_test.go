@@ -2,9 +2,13 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -15,6 +19,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"keyhole/certs"
 )
 
 // rawH2 opens an h2 tunnel to api.example.test through tp and returns a
@@ -333,4 +339,69 @@ func TestH2OversizedHeaders(t *testing.T) {
 		t.Fatalf("upstream hits: got %d, want 0", up.hits.Load())
 	}
 	assertHealthy(t, tp)
+}
+
+// Shutdown sends h2 tunnels a GOAWAY: the stream in flight completes, and
+// the agent opens no new stream on that connection.
+func TestH2ShutdownSendsGoaway(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	up := startTestUpstream(t, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		_, _ = io.WriteString(w, "ok")
+	})
+	t.Setenv("PROXY_TEST_KEY", proxyTestSecret)
+	set := mustParse(t, strings.ReplaceAll(`
+secrets:
+  KEY: {source: env:PROXY_TEST_KEY, hosts: [api.example.test]}
+resolve:
+  api.example.test: UPSTREAM
+`, "UPSTREAM", up.Listener.Addr().String()))
+	authority, err := certs.LoadOrCreate(t.TempDir(), certs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{UpstreamCAFile: up.caFile}, Deps{Rules: set, Authority: authority})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pool := x509.NewCertPool()
+	pool.AddCert(authority.Certificate())
+	tp := &testProxy{Proxy: p, addr: ln.Addr().String(), authority: authority, caPool: pool}
+
+	cc := dialH2(t, tp, "api.example.test:443")
+	got := make(chan string, 1)
+	go func() {
+		resp, body := h2Get(t, cc, "https://api.example.test/inflight", "Authorization", "Bearer <<KEY>>")
+		got <- fmt.Sprint(resp.StatusCode, " ", body)
+	}()
+	<-arrived
+	cancel()
+	// While the stream is still in flight (so keyhole has not closed the
+	// connection), the client must already have been told to go away.
+	deadline := time.Now().Add(10 * time.Second)
+	for cc.CanTakeNewRequest() {
+		if time.Now().After(deadline) {
+			t.Fatal("the h2 tunnel still takes new streams after shutdown began: no GOAWAY")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release)
+	select {
+	case r := <-got:
+		if r != "200 ok" {
+			t.Fatalf("the stream in flight at shutdown: got %q, want 200 ok", r)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream in flight at shutdown got no answer")
+	}
+	<-done
 }

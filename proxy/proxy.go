@@ -134,6 +134,7 @@ type Proxy struct {
 	upstreams *upstreams
 	mitm      *goproxy.ProxyHttpServer
 	inner     *goproxy.ProxyHttpServer // the HTTP/1 loop of tunnels (see tunnel.go)
+	h2        *h2Server
 	conns     *conns
 
 	inflight atomic.Int64 // exchanges started and not yet finished
@@ -171,6 +172,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.upstreams = newUpstreams(p.transport, func() *http.Transport { return newTransport(cfg, roots, p.dialer) })
 	p.mitm = p.newMITM()
 	p.inner = p.newInner()
+	p.h2 = p.newH2Server()
 	return p, nil
 }
 
@@ -257,6 +259,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	p.draining.Store(true)
+	p.h2.shutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
 	defer cancel()
 	done := make(chan struct{})
