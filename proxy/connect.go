@@ -211,36 +211,36 @@ var errSNIMismatch = errors.New("keyhole: TLS server name differs from the CONNE
 // timeout switches from the handshake timeout to the idle timeout, and the
 // first request's header must arrive within the header timeout. Session
 // tickets are off: no other tunnel's configuration could redeem them.
-// ALPN offers h2, http/1.1 and http/1.0; an h2 connection leaves the
-// HTTP/1.1 framing off (see forH2).
-func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) *tls.Config {
-	return &tls.Config{
-		MinVersion:             tls.VersionTLS12,
-		NextProtos:             []string{"h2", "http/1.1", "http/1.0"},
-		SessionTicketsDisabled: true,
-		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if hello.ServerName != "" {
-				sni, err := rules.CanonicalHost(hello.ServerName)
-				if err != nil || sni != dest.host {
-					ref := inject.Refuse(inject.HostMismatch, "", dest.host,
-						"the TLS server name does not match the CONNECT target %s", dest.host)
-					p.auditRefusal(&rec, ref)
-					return nil, errSNIMismatch
+// ALPN offers h2, http/1.1 and http/1.0; an h2 connection keeps the
+// handshake bound to the end of the handshake, then leaves the HTTP/1.1
+// framing off (see serveTunnel and forH2).
+func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
+	return func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
+		return &tls.Config{
+			MinVersion:             tls.VersionTLS12,
+			NextProtos:             []string{"h2", "http/1.1", "http/1.0"},
+			SessionTicketsDisabled: true,
+			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if hello.ServerName != "" {
+					sni, err := rules.CanonicalHost(hello.ServerName)
+					if err != nil || sni != dest.host {
+						ref := inject.Refuse(inject.HostMismatch, "", dest.host,
+							"the TLS server name does not match the CONNECT target %s", dest.host)
+						p.auditRefusal(&rec, ref)
+						return nil, errSNIMismatch
+					}
 				}
-			}
-			return p.authority.Leaf(dest.host)
-		},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			// An h2 connection keeps the handshake bound until the
-			// handshake ends (see serveTunnel), then leaves the HTTP/1.1
-			// framing off.
-			if cc != nil && cs.NegotiatedProtocol != "h2" {
-				cc.setTimeout(p.cfg.IdleTimeout)
-				cc.bound(p.cfg.HeaderTimeout, p.cfg.HeaderTimeout) // for the first request
-				cc.coalesceWrites(true)
-			}
-			return nil
-		},
+				return p.authority.Leaf(dest.host)
+			},
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if cc != nil && cs.NegotiatedProtocol != "h2" {
+					cc.setTimeout(p.cfg.IdleTimeout)
+					cc.bound(p.cfg.HeaderTimeout, p.cfg.HeaderTimeout) // for the first request
+					cc.coalesceWrites(true)
+				}
+				return nil
+			},
+		}, nil
 	}
 }
 

@@ -60,7 +60,8 @@ func (p *Proxy) serveTunnel(req *http.Request, client net.Conn, t *tunnel, rec a
 		p.serveHTTP1(req, conn, t)
 		return
 	}
-	tc := tls.Server(conn, p.tlsConfig(t.dest, t.conn, rec))
+	cfg, _ := p.tlsConfig(t.dest, t.conn, rec)("", nil) // never fails
+	tc := tls.Server(conn, cfg)
 	if err := tc.HandshakeContext(context.Background()); err != nil {
 		p.log.Debug("tunnel TLS handshake failed", "host", t.dest.host, "port", t.dest.port, "error", err)
 		_ = tc.Close()
