@@ -2,13 +2,10 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -19,8 +16,6 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-
-	"keyhole/certs"
 )
 
 // rawH2 opens an h2 tunnel to api.example.test through tp and returns a
@@ -350,33 +345,7 @@ func TestH2ShutdownSendsGoaway(t *testing.T) {
 		<-release
 		_, _ = io.WriteString(w, "ok")
 	})
-	t.Setenv("PROXY_TEST_KEY", proxyTestSecret)
-	set := mustParse(t, strings.ReplaceAll(`
-secrets:
-  KEY: {source: env:PROXY_TEST_KEY, hosts: [api.example.test]}
-resolve:
-  api.example.test: UPSTREAM
-`, "UPSTREAM", up.Listener.Addr().String()))
-	authority, err := certs.LoadOrCreate(t.TempDir(), certs.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(Config{UpstreamCAFile: up.caFile}, Deps{Rules: set, Authority: authority})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	pool := x509.NewCertPool()
-	pool.AddCert(authority.Certificate())
-	tp := &testProxy{Proxy: p, addr: ln.Addr().String(), authority: authority, caPool: pool}
-
+	tp := startKeyProxy(t, up, nil, Config{})
 	cc := dialH2(t, tp, "api.example.test:443")
 	got := make(chan string, 1)
 	go func() {
@@ -384,7 +353,7 @@ resolve:
 		got <- fmt.Sprint(resp.StatusCode, " ", body)
 	}()
 	<-arrived
-	cancel()
+	tp.shutdown()
 	// While the stream is still in flight (so keyhole has not closed the
 	// connection), the client must already have been told to go away.
 	deadline := time.Now().Add(10 * time.Second)
@@ -403,5 +372,4 @@ resolve:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the stream in flight at shutdown got no answer")
 	}
-	<-done
 }

@@ -89,6 +89,7 @@ type testProxy struct {
 	authority *certs.Authority
 	auditBuf  *lockedBuffer
 	caPool    *x509.CertPool
+	shutdown  context.CancelFunc // ends Serve, as a signal does
 }
 
 type lockedBuffer struct {
@@ -141,7 +142,7 @@ func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config
 	t.Cleanup(func() { cancel(); <-done })
 	pool := x509.NewCertPool()
 	pool.AddCert(authority.Certificate())
-	return &testProxy{Proxy: p, addr: ln.Addr().String(), authority: authority, auditBuf: buf, caPool: pool}
+	return &testProxy{Proxy: p, addr: ln.Addr().String(), authority: authority, auditBuf: buf, caPool: pool, shutdown: cancel}
 }
 
 // client returns an http.Client using the proxy; each call makes a new

@@ -31,24 +31,13 @@ type Masker struct {
 // run once per rules load.
 func CompileMask(secrets []Secret) *Masker {
 	var find, repl, short, shortRepl []string
-	seen := make(map[string]bool)
-	for _, s := range secrets {
-		if s.Value.IsZero() {
-			continue
+	eachForm(secrets, func(placeholder, f string) {
+		if m, ok := maskFor(placeholder, len(f)); ok {
+			find, repl = append(find, f), append(repl, m)
+		} else {
+			short, shortRepl = append(short, f), append(shortRepl, placeholder)
 		}
-		placeholder := "<<" + s.Name + ">>"
-		for _, f := range forms(s.Value.Reveal()) {
-			if seen[f] {
-				continue
-			}
-			seen[f] = true
-			if m, ok := maskFor(placeholder, len(f)); ok {
-				find, repl = append(find, f), append(repl, m)
-			} else {
-				short, shortRepl = append(short, f), append(shortRepl, placeholder)
-			}
-		}
-	}
+	})
 	return &Masker{mask: newReplacer(find, repl, false), short: newReplacer(short, shortRepl, false)}
 }
 

@@ -46,6 +46,16 @@ type Replacer struct {
 // rules load, not per request.
 func Compile(secrets []Secret) *Replacer {
 	var find, repl []string
+	eachForm(secrets, func(placeholder, f string) {
+		find = append(find, f)
+		repl = append(repl, placeholder)
+	})
+	return newReplacer(find, repl, false)
+}
+
+// eachForm calls fn with every distinct form of every secret with a value,
+// and its placeholder; a form shared by two secrets goes to the first.
+func eachForm(secrets []Secret, fn func(placeholder, form string)) {
 	seen := make(map[string]bool)
 	for _, s := range secrets {
 		if s.Value.IsZero() {
@@ -53,15 +63,12 @@ func Compile(secrets []Secret) *Replacer {
 		}
 		placeholder := "<<" + s.Name + ">>"
 		for _, f := range forms(s.Value.Reveal()) {
-			if seen[f] {
-				continue
+			if !seen[f] {
+				seen[f] = true
+				fn(placeholder, f)
 			}
-			seen[f] = true
-			find = append(find, f)
-			repl = append(repl, placeholder)
 		}
 	}
-	return newReplacer(find, repl, false)
 }
 
 // NewPairs returns a Replacer for literal pairs. Pairs with an empty Find
