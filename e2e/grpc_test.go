@@ -157,15 +157,7 @@ func grpcClient(t *testing.T, k *keyhole) *grpc.ClientConn {
 }
 
 func startGRPCWorld(t *testing.T) (*keyhole, *grpc.ClientConn) {
-	addr := startGRPCUpstream(t)
-	k := startKeyhole(t, fmt.Sprintf(`
-secrets:
-  STRIPE:
-    source: env:STRIPE_KEY
-    hosts: [api.stripe.test]
-resolve:
-  api.stripe.test: %s
-`, addr))
+	k := startKeyhole(t, stripeRules(startGRPCUpstream(t)))
 	return k, grpcClient(t, k)
 }
 

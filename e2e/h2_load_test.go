@@ -159,12 +159,7 @@ func TestH2ClientThatNeverReads(t *testing.T) {
 			sent.Add(int64(len(chunk)))
 		}
 	}))
-	k := startKeyhole(t, fmt.Sprintf(`
-secrets:
-  STRIPE: {source: env:STRIPE_KEY, hosts: [api.stripe.test]}
-resolve:
-  api.stripe.test: %s
-`, up.Addr()), "KEYHOLE_LOG_LEVEL=info", "KEYHOLE_ADMIN_LISTEN=127.0.0.1:0")
+	k := startKeyhole(t, stripeRules(up.Addr()), "KEYHOLE_LOG_LEVEL=info", "KEYHOLE_ADMIN_LISTEN=127.0.0.1:0")
 	before := k.stats(t)
 	tc := tunnelTLS(t, k, "api.stripe.test", []string{"h2"})
 	fr := http2.NewFramer(tc, tc)

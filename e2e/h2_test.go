@@ -38,15 +38,20 @@ func newH2Upstream(t *testing.T, names []string, h http.Handler) *upstream {
 
 func startH2World(t *testing.T) (*keyhole, *upstream) {
 	up := newH2Upstream(t, []string{"api.stripe.test"}, nil)
-	k := startKeyhole(t, fmt.Sprintf(`
+	return startKeyhole(t, stripeRules(up.Addr())), up
+}
+
+// stripeRules is a rules file whose one secret, STRIPE, may go to
+// api.stripe.test, pinned to addr.
+func stripeRules(addr string) string {
+	return fmt.Sprintf(`
 secrets:
   STRIPE:
     source: env:STRIPE_KEY
     hosts: [api.stripe.test]
 resolve:
   api.stripe.test: %s
-`, up.Addr()))
-	return k, up
+`, addr)
 }
 
 // checkH2Echo checks an echo reply that went through keyhole over HTTP/2:
