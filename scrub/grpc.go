@@ -19,11 +19,15 @@ const MaxGRPCMessage = 4 << 20
 // length.
 const grpcHeader = 5
 
-// IsGRPC reports whether h declares a gRPC or gRPC-Web body
+// IsGRPC reports whether h declares a gRPC or binary gRPC-Web body
 // (Content-Type application/grpc, application/grpc+proto,
 // application/grpc-web...), whose messages are length-prefixed.
+// application/grpc-web-text is base64 text, not frames: it is not one.
 func IsGRPC(h http.Header) bool {
 	ct := strings.ToLower(h.Get("Content-Type"))
+	if strings.HasPrefix(ct, "application/grpc-web-text") {
+		return false
+	}
 	return ct == "application/grpc" || strings.HasPrefix(ct, "application/grpc+") ||
 		strings.HasPrefix(ct, "application/grpc;") || strings.HasPrefix(ct, "application/grpc-web")
 }

@@ -136,6 +136,20 @@ func TestGRPCResponseScrubsHeadersAndTrailers(t *testing.T) {
 	}
 }
 
+func TestIsGRPC(t *testing.T) {
+	cases := map[string]bool{
+		"application/grpc": true, "application/grpc+proto": true, "Application/GRPC; charset=x": true,
+		"application/grpc-web": true, "application/grpc-web+proto": true,
+		"application/grpc-web-text": false, "application/grpc-web-text+proto": false,
+		"application/json": false, "application/grpcx": false, "": false,
+	}
+	for ct, want := range cases {
+		if got := IsGRPC(http.Header{"Content-Type": {ct}}); got != want {
+			t.Errorf("IsGRPC(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
+
 // iotestOneByte reads one byte at a time.
 type iotestOneByte struct{ r io.Reader }
 
