@@ -57,6 +57,7 @@ type Record struct {
 	BytesOut        int64  // response body bytes delivered to the agent
 	Error           string // a fixed description of an upstream failure, never a value
 	Session         string // the STS session name an aws_sigv4 request was signed with
+	Proto           string // "h2" for a request on an HTTP/2 stream; "" (left out) otherwise
 }
 
 // Decisions.
@@ -135,6 +136,9 @@ func (r *Record) LogValue() slog.Value {
 	}
 	if r.Session != "" {
 		attrs = append(attrs, slog.String("session", r.Session))
+	}
+	if r.Proto != "" {
+		attrs = append(attrs, slog.String("proto", r.Proto))
 	}
 	return slog.GroupValue(attrs...)
 }

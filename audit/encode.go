@@ -155,6 +155,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Session != "" {
 		b = appendJSONString(append(b, `,"session":`...), r.Session)
 	}
+	if r.Proto != "" {
+		b = appendJSONString(append(b, `,"proto":`...), r.Proto)
+	}
 	return b
 }
 

@@ -20,6 +20,14 @@ import (
 // CONNECT decision, its own certificates, and its own round trip for every
 // inner request.
 func (p *Proxy) newMITM() *goproxy.ProxyHttpServer {
+	g := p.newGoproxy()
+	g.OnRequest().HandleConnectFunc(p.handleConnect)
+	return g
+}
+
+// newGoproxy returns a goproxy with nothing of its own that would weaken
+// the policy.
+func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	g := goproxy.NewProxyHttpServer()
 	g.Logger = goproxyLogger{p.log}
 	// NewProxyHttpServer reads HTTPS_PROXY for its own dialing and sets a
@@ -33,7 +41,6 @@ func (p *Proxy) newMITM() *goproxy.ProxyHttpServer {
 	// would also format every request's URL for a debug line.
 	g.KeepAcceptEncoding = true
 	g.KeepHeader = true
-	g.OnRequest().HandleConnectFunc(p.handleConnect)
 	return g
 }
 
@@ -46,6 +53,7 @@ type tunnel struct {
 	dest    destination
 	conn    *clientConn     // nil when the connection is not tracked
 	refusal *inject.Refusal // nil: requests are handled
+	tls     bool            // keyhole decrypted the tunnel (see serveTunnel)
 }
 
 // headerSlack is what the bound on a request header inside a tunnel allows
@@ -58,6 +66,9 @@ const headerSlack = 64 << 10
 // readable refusal instead.
 func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 	t.conn.startExchange()
+	if t.tls {
+		req.URL.Scheme = "https" // goproxy saw a decrypted stream as plain HTTP
+	}
 	var resp *http.Response
 	if t.refusal != nil {
 		resp = t.p.refuseInTunnel(req, t)
@@ -142,8 +153,8 @@ func (p *Proxy) handleConnect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy.
 	return p.intercept(ctx, &tunnel{p: p, caller: c, dest: dest}, rec), hostport
 }
 
-// intercept opens the tunnel t for the CONNECT in ctx: its bounds, its
-// round tripper and its TLS configuration.
+// intercept opens the tunnel t for the CONNECT in ctx: its bounds, the
+// watch on its token, and its hand-over to serveTunnel.
 func (p *Proxy) intercept(ctx *goproxy.ProxyCtx, t *tunnel, rec audit.Record) *goproxy.ConnectAction {
 	cc := connFrom(ctx.Req.Context())
 	if cc != nil {
@@ -155,8 +166,7 @@ func (p *Proxy) intercept(ctx *goproxy.ProxyCtx, t *tunnel, rec audit.Record) *g
 	}
 	t.conn = cc
 	p.watchToken(cc, t.caller) // until the tunnel closes
-	ctx.RoundTripper = t
-	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig(t.dest, cc, rec)}
+	return p.connectHijack(t, rec)
 }
 
 func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now time.Time, rec *audit.Record) (*caller, destination, *inject.Refusal) {
@@ -193,20 +203,23 @@ func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now
 // the CONNECT target.
 var errSNIMismatch = errors.New("keyhole: TLS server name differs from the CONNECT target")
 
-// tlsConfig returns goproxy's TLS configuration for one tunnel: a leaf
+// tlsConfig returns the TLS configuration of one tunnel: a leaf
 // certificate for the CONNECT target only. A ClientHello naming another
 // server fails the handshake, so an agent cannot reach one host through a
 // tunnel opened to another. When the handshake completes, the connection's
 // timeout switches from the handshake timeout to the idle timeout, and the
 // first request's header must arrive within the header timeout. Session
 // tickets are off: no other tunnel's configuration could redeem them.
+// ALPN offers h2, http/1.1 and http/1.0; an h2 connection keeps the
+// handshake bound to the end of the handshake, then leaves the HTTP/1.1
+// framing off (see serveTunnel and forH2).
 func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
 	return func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
 		return &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			// http/1.0 too: curl --http1.0 offers only that, and a
 			// ClientHello with no protocol in common fails the handshake.
-			NextProtos:             []string{"http/1.1", "http/1.0"},
+			NextProtos:             []string{"h2", "http/1.1", "http/1.0"},
 			SessionTicketsDisabled: true,
 			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				if hello.ServerName != "" {
@@ -220,8 +233,8 @@ func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) fu
 				}
 				return p.authority.Leaf(dest.host)
 			},
-			VerifyConnection: func(tls.ConnectionState) error {
-				if cc != nil {
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if cc != nil && cs.NegotiatedProtocol != "h2" {
 					cc.setTimeout(p.cfg.IdleTimeout)
 					cc.bound(p.cfg.HeaderTimeout, p.cfg.HeaderTimeout) // for the first request
 					cc.coalesceWrites(true)

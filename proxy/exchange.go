@@ -41,6 +41,9 @@ type exchange struct {
 // proxy requests.
 func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *clientConn) *http.Response {
 	x := p.newExchange(req, c, conn)
+	if req.ProtoMajor == 2 {
+		x.rec.Proto = "h2"
+	}
 	t, ref := x.target(tunnel)
 	if ref == nil && tunnel != nil {
 		ref = checkHeaderNames(req.Header, t.Host)
@@ -57,8 +60,12 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	}
 	var res inject.Result
 	if ref == nil {
+		te := req.ProtoMajor == 2 && headerHasToken(req.Header, "Te", "trailers")
 		prepareHeader(req.Header)
 		res, ref = inject.Apply(x.pol.set, c.Caller, t, req.Header)
+		if te && ref == nil {
+			res.Header["Te"] = []string{"trailers"} // gRPC asks for trailers; HTTP/2 allows this one TE
+		}
 	}
 	if ref != nil {
 		return x.refuse(ref)
@@ -71,7 +78,7 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	if ref := x.credentials(out, t, &res); ref != nil {
 		return x.refuse(ref)
 	}
-	resp, err := p.transport.RoundTrip(out)
+	resp, err := p.upstreams.forRequest(c.Agent, len(res.Secrets) > 0).RoundTrip(out)
 	if err != nil {
 		ref := upstreamRefusal(err, t.Host)
 		p.log.Warn("upstream request failed", "request_id", x.rec.RequestID, "host", t.Host,

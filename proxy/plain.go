@@ -78,6 +78,20 @@ func (p *Proxy) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 	if !bodyAllowed(r.Method, resp.StatusCode) {
 		return
 	}
+	if err := relayBody(w, resp); err != nil && !errors.Is(err, errAgentWrite) {
+		// A truncated body must not look complete to the agent.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// errAgentWrite is relayBody's error when the agent can no longer be
+// written to.
+var errAgentWrite = errors.New("writing the response to the agent failed")
+
+// relayBody copies resp's body to w, flushing after each read when its
+// length is unknown (a stream). It returns nil at the end of the body,
+// errAgentWrite when a write fails, or the body's read error.
+func relayBody(w http.ResponseWriter, resp *http.Response) error {
 	rc := http.NewResponseController(w)
 	stream := resp.ContentLength < 0
 	buf := make([]byte, 32<<10)
@@ -85,18 +99,17 @@ func (p *Proxy) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
+				return errAgentWrite
 			}
 			if stream {
 				_ = rc.Flush()
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			return
+			return nil
 		}
 		if err != nil {
-			// A truncated body must not look complete to the agent.
-			panic(http.ErrAbortHandler)
+			return err
 		}
 	}
 }

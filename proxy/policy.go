@@ -20,6 +20,7 @@ const maxRetired = 1024
 type policy struct {
 	set   *rules.Set
 	scrub *scrub.Replacer // every readable and retired value and its forms
+	mask  *scrub.Masker   // the same forms, masked at their length (gRPC bodies)
 	// live are the readable values of set, by name order; retired the
 	// values that left the rules within the grace period, oldest first.
 	live    []scrub.Secret
@@ -63,6 +64,7 @@ func compilePolicy(set *rules.Set, prev *policy, now time.Time, grace time.Durat
 		all = append(all, r.Secret)
 	}
 	pol.scrub = scrub.Compile(all)
+	pol.mask = scrub.CompileMask(all)
 	return pol
 }
 

@@ -5,8 +5,12 @@
 // upstream over verified TLS, scrubs secrets out of responses with package
 // scrub, and writes one audit record per request.
 //
+// Inside a tunnel keyhole does the TLS handshake itself, offering h2 and
+// HTTP/1.x by ALPN: an h2 connection is served by golang.org/x/net/http2,
+// each stream one exchange (see tunnel.go and h2.go).
+//
 // goproxy (github.com/elazarl/goproxy) is wired here and nowhere else. The
-// proxy uses it for the CONNECT tunnel and its inner request loop only, and
+// proxy uses it for the CONNECT and a tunnel's HTTP/1 request loop only, and
 // replaces every piece of it that would weaken the policy: its built-in CA
 // and certificate signer (certs.Authority mints leaves), its transport (which
 // skips TLS verification and honours HTTPS_PROXY), its routing by the inner
@@ -142,8 +146,11 @@ type Proxy struct {
 	policy     atomic.Pointer[policy]
 	retirement retirement
 	dialer     *dialer
-	transport  *http.Transport
+	transport  *http.Transport // shared by requests without a secret
+	upstreams  *upstreams
 	mitm       *goproxy.ProxyHttpServer
+	inner      *goproxy.ProxyHttpServer // the HTTP/1 loop of tunnels (see tunnel.go)
+	h2         *h2Server
 	conns      *conns
 
 	tokenWatch tokenWatch // connections to end when their token does
@@ -184,7 +191,10 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	if p.creds == nil {
 		p.creds = defaultCredentials(p.transport, cfg.MintTimeout, log)
 	}
+	p.upstreams = newUpstreams(p.transport, func() *http.Transport { return newTransport(cfg, roots, p.dialer) })
 	p.mitm = p.newMITM()
+	p.inner = p.newInner()
+	p.h2 = p.newH2Server()
 	return p, nil
 }
 
@@ -213,7 +223,7 @@ func upstreamRoots(file string) (*x509.CertPool, error) {
 func (p *Proxy) SetRules(set *rules.Set) {
 	p.setPolicy(set)
 	// Pooled upstream connections were dialed under the old pins.
-	p.transport.CloseIdleConnections()
+	p.upstreams.closeIdle()
 }
 
 // Rules returns the rules in force.
@@ -236,7 +246,7 @@ func (p *Proxy) Draining() bool { return p.draining.Load() }
 // tunnels, absolute-form requests are proxied as plain HTTP.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
-		p.mitm.ServeHTTP(w, r)
+		p.mitm.ServeHTTP(keepBuffered{w}, r)
 		return
 	}
 	p.servePlain(w, r)
@@ -272,6 +282,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	p.draining.Store(true)
+	p.h2.shutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
 	defer cancel()
 	done := make(chan struct{})
@@ -292,7 +303,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		p.log.Warn("shutdown timeout: closing connections with requests in flight", "timeout", p.cfg.ShutdownTimeout)
 	}
 	p.conns.closeAll()
-	p.transport.CloseIdleConnections()
+	p.upstreams.closeIdle()
 	return nil
 }
 

@@ -42,6 +42,13 @@ type testUpstream struct {
 
 func startTestUpstream(t testing.TB, names []string, h http.HandlerFunc) *testUpstream {
 	t.Helper()
+	return startUpstream(t, names, h, nil)
+}
+
+// startUpstream is startTestUpstream; configure, when not nil, sets up the
+// server before it starts.
+func startUpstream(t testing.TB, names []string, h http.HandlerFunc, configure func(*httptest.Server)) *testUpstream {
+	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "proxy test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
@@ -67,6 +74,9 @@ func startTestUpstream(t testing.TB, names []string, h http.HandlerFunc) *testUp
 		h(w, r)
 	}))
 	u.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	if configure != nil {
+		configure(u.Server)
+	}
 	u.StartTLS()
 	t.Cleanup(u.Close)
 	return u
@@ -79,6 +89,7 @@ type testProxy struct {
 	authority *certs.Authority
 	auditBuf  *lockedBuffer
 	caPool    *x509.CertPool
+	shutdown  context.CancelFunc // ends Serve, as a signal does
 }
 
 type lockedBuffer struct {
@@ -131,7 +142,7 @@ func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config
 	t.Cleanup(func() { cancel(); <-done })
 	pool := x509.NewCertPool()
 	pool.AddCert(authority.Certificate())
-	return &testProxy{Proxy: p, addr: ln.Addr().String(), authority: authority, auditBuf: buf, caPool: pool}
+	return &testProxy{Proxy: p, addr: ln.Addr().String(), authority: authority, auditBuf: buf, caPool: pool, shutdown: cancel}
 }
 
 // client returns an http.Client using the proxy; each call makes a new

@@ -31,7 +31,7 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout, x.conn, resp.ContentLength < 0)
 	}
-	body, err := rep.Response(resp, x.req.Method)
+	body, err := x.scrubResponse(rep, resp)
 	if err != nil {
 		resp.Body.Close()
 		return x.refuse(inject.Refuse(inject.UnscrubbableEncoding, "", x.rec.Host,
@@ -45,6 +45,8 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 		x.rec.BytesOut = st.Bytes
 		var gone *agentGoneError
 		switch {
+		case errors.Is(st.Err, scrub.ErrUnmaskable):
+			refuseGRPCBody(&x.rec)
 		case errors.Is(st.Err, context.Canceled), errors.As(st.Err, &gone),
 			st.Err == nil && !st.Complete && bodyAllowed(x.req.Method, resp.StatusCode):
 			// net/http cancels a plain-HTTP request when its client hangs up.

@@ -19,8 +19,10 @@ import (
 // newTransport returns the one upstream transport: TLS always verified
 // against roots, no proxy from the environment (keyhole would loop back
 // through itself), resolution and block_private by d, compression left to
-// the scrubber, and connections pooled generously so that agents' keep-alive
-// and short-lived tunnels alike reuse them.
+// the scrubber, connections pooled generously so that agents' keep-alive
+// and short-lived tunnels alike reuse them, and HTTP/2 where the upstream
+// offers it by ALPN (HTTP/1.1 otherwise; WebSocket upgrades always go over
+// HTTP/1.1).
 func newTransport(cfg Config, roots *x509.CertPool, d *dialer) *http.Transport {
 	tlsConfig := &tls.Config{
 		RootCAs:    roots,
@@ -39,7 +41,7 @@ func newTransport(cfg Config, roots *x509.CertPool, d *dialer) *http.Transport {
 		MaxIdleConnsPerHost:    1024,
 		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes),
 		DisableCompression:     true,
-		ForceAttemptHTTP2:      false,
+		ForceAttemptHTTP2:      true,
 		WriteBufferSize:        32 << 10,
 		ReadBufferSize:         32 << 10,
 	}

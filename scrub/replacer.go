@@ -312,3 +312,22 @@ func (r *Replacer) replaceIfAny(src []byte) ([]byte, int) {
 	}
 	return src, 0
 }
+
+// eachForm calls fn with every distinct form of every secret with a value
+// (see forms), and its placeholder; a form shared by two secrets goes to
+// the first. CompileMask masks these.
+func eachForm(secrets []Secret, fn func(placeholder, form string)) {
+	seen := make(map[string]bool)
+	for _, s := range secrets {
+		if s.Value.IsZero() {
+			continue
+		}
+		placeholder := "<<" + s.Name + ">>"
+		for _, f := range forms(s.Value.Reveal()) {
+			if !seen[f] {
+				seen[f] = true
+				fn(placeholder, f)
+			}
+		}
+	}
+}

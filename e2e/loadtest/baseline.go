@@ -75,6 +75,7 @@ func newBaseline(ca *tls.Certificate, roots *x509.CertPool, upstreamAddr string)
 	g.ConnectDial = nil
 	g.CertStore = &certCache{certs: map[string]*tls.Certificate{}}
 	g.Tr = baselineTransport(roots, upstreamAddr)
+	g.AllowHTTP2 = true // offers h2 inside tunnels, for the h2_multiplexed scenario
 	mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(ca)}
 	g.OnRequest().HandleConnectFunc(func(host string, _ *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 		return mitm, host

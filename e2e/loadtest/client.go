@@ -24,15 +24,17 @@ type target struct {
 	upstream string         // the upstream's address, dialed when proxy is nil
 	proc     *child         // nil for direct
 
-	keepAlive *http.Transport // shared by the keep-alive scenarios
-	closing   *http.Transport // sends Connection: close, one connection per request
-	requests  atomic.Int64    // requests started, for the audit check
+	keepAlive *http.Transport   // shared by the keep-alive scenarios
+	closing   *http.Transport   // sends Connection: close, one connection per request
+	h2        []*http.Transport // HTTP/2, one connection each (h2.go)
+	requests  atomic.Int64      // requests started, for the audit check
 }
 
 func newTarget(name string, proxy *url.URL, roots *x509.CertPool, upstreamAddr string, proc *child) *target {
 	t := &target{name: name, proxy: proxy, roots: roots, upstream: upstreamAddr, proc: proc}
 	t.keepAlive = t.transport(false)
 	t.closing = t.transport(true)
+	t.h2 = t.h2Transports()
 	return t
 }
 
@@ -67,6 +69,7 @@ const (
 	keepAlive connMode = iota // reuse pooled connections
 	connClose                 // send Connection: close, one connection per request
 	hangUp                    // fresh transport per request, hang up after the response
+	h2Mux                     // HTTP/2, streams multiplexed on one connection per client (h2.go)
 )
 
 func (m connMode) String() string {
@@ -75,6 +78,8 @@ func (m connMode) String() string {
 		return "Connection: close"
 	case hangUp:
 		return "hang up"
+	case h2Mux:
+		return "HTTP/2 multiplexed"
 	default:
 		return "keep-alive"
 	}
@@ -101,6 +106,8 @@ func (t *target) fetch(ctx context.Context, m connMode, path string, want int64)
 		tr := t.transport(false)
 		defer tr.CloseIdleConnections()
 		return get(ctx, tr, path, want)
+	case h2Mux:
+		return get(ctx, t.h2Client(), path, want)
 	default:
 		return get(ctx, t.keepAlive, path, want)
 	}

@@ -151,7 +151,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 
 // scenarioNames lists the scenarios in the order they run.
 func scenarioNames() []string {
-	return []string{sKeepAlive, sClose, sHangUp, sLarge, sSSE, sIdle}
+	return []string{sKeepAlive, sClose, sHangUp, sLarge, sSSE, sH2, sIdle}
 }
 
 // plan is how much load one run applies.

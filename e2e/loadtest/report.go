@@ -68,6 +68,10 @@ func rowDefs() []rowDef {
 		{sIdle, mKiBPerTunnel, "RSS KiB per idle tunnel", keyholeAtMost(40)},
 		{sIdle, mRSSBefore, "RSS before MiB", goal{}},
 		{sIdle, mFDsAfter, "open fds after closing", goal{}},
+		{sH2, mReqPerSec, "requests/s", goal{}},
+		{sH2, mCPUPerReq, "proxy CPU µs/request", goal{}},
+		{sH2, mP50, "latency p50 ms", goal{}},
+		{sH2, mP99, "latency p99 ms", goal{}},
 	}
 }
 

@@ -220,6 +220,7 @@ func (b *bench) throughputScenarios(ctx context.Context, direct *target, proxies
 			return b.rounds(ctx, sLarge, proxies, b.throughput(load{keepAlive, "/large", largeSize, p.LargeWorkers}))
 		}},
 		{sSSE, func() error { return b.sseRounds(ctx, direct, proxies) }},
+		{sH2, func() error { return b.h2Rounds(ctx, proxies) }},
 	}
 	for _, st := range steps {
 		if !p.runs(st.name) {
@@ -238,7 +239,7 @@ func (b *bench) noteResults() {
 	if b.plan.runs(sSSE) {
 		b.note("sse direct (no proxy): event delay p50 %.3f ms, p99 %.3f ms", b.median(sSSE, "direct", mP50), b.median(sSSE, "direct", mP99))
 	}
-	for _, scn := range []string{sKeepAlive, sClose, sHangUp, sLarge, sSSE, sIdle} {
+	for _, scn := range []string{sKeepAlive, sClose, sHangUp, sLarge, sSSE, sIdle, sH2} {
 		for _, tgt := range []string{"baseline", "keyhole", "direct"} {
 			if e := b.errs[scn][tgt]; e != nil && e.n > 0 {
 				b.note("%s: %s had %d failed requests; first: %v", scn, tgt, e.n, e.first)

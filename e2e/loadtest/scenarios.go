@@ -46,6 +46,7 @@ const (
 	sHangUp    = "newconn_hangup"
 	sLarge     = "large_download"
 	sSSE       = "sse"
+	sH2        = "h2_multiplexed"
 )
 
 // load is one throughput scenario: workers clients fetching path in mode
