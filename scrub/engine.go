@@ -47,6 +47,9 @@ type stage struct {
 	// alone (*[]byte of capacity readSize+maxLen), so that a stream does
 	// not leave 32 KiB of garbage behind.
 	readBufs sync.Pool
+	// setBufs does the same for Readers whose pipeline of several stages
+	// starts with this one (*[][]byte, one buffer a stage).
+	setBufs sync.Pool
 }
 
 // matcher is a stage that decodes what it reads. Its result is defined by

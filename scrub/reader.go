@@ -165,6 +165,11 @@ func (p *pipeline) space() []byte {
 			p.bufs[0] = (*b)[:0]
 		}
 	}
+	if p.bufs[0] == nil && len(p.stages) > 1 {
+		if set, ok := p.stages[0].setBufs.Get().(*[][]byte); ok && len(*set) == len(p.stages) {
+			p.bufs = *set
+		}
+	}
 	if p.bufs[0] == nil {
 		// Each stage's output is at most its input plus what the
 		// stage before held back, unless a replacement is longer than
@@ -233,7 +238,19 @@ func (p *pipeline) flush(dst []byte, final bool) ([]byte, int) {
 // release gives a single stage's read buffer back for another Reader; the
 // pipeline must not be used afterwards.
 func (p *pipeline) release() {
-	if len(p.stages) != 1 || p.bufs[0] == nil {
+	if p.bufs[0] == nil {
+		return
+	}
+	if len(p.stages) > 1 {
+		// A pipeline that begins with the same stage may have other
+		// stages after it, so space checks the count; the sizes follow
+		// from the stages, which a Chain shares.
+		set := p.bufs
+		for i := range set {
+			set[i] = set[i][:0]
+		}
+		p.bufs = make([][]byte, len(p.stages))
+		p.stages[0].setBufs.Put(&set)
 		return
 	}
 	b := p.bufs[0][:0]

@@ -136,16 +136,6 @@ func lowerASCII(s string) string {
 	return string(b)
 }
 
-// contains reports whether any of r's patterns occurs in b.
-func (r *Replacer) contains(b []byte) bool {
-	for _, st := range r.stages {
-		if st.has(b) {
-			return true
-		}
-	}
-	return false
-}
-
 // NewPairs returns a Replacer for literal pairs. Pairs with an empty Find
 // are skipped; when two pairs share a Find, the first wins. A handful of
 // pairs is cheap to build, so NewPairs suits per-request swaps.

@@ -245,7 +245,14 @@ func (r *Replacer) nameHasSecret(k string) bool {
 	for i := 0; i < len(k); i++ {
 		b = append(b, toLower(k[i]))
 	}
-	return r.names.contains(b)
+	// Names are matched by the literal stages only (see Compile), whose
+	// search keeps b on the stack.
+	for _, st := range r.names.stages {
+		if at, _ := st.next(b, 0, &cursor{}); at >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func headerHasToken(h http.Header, name, token string) bool {
