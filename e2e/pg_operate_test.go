@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -48,9 +49,23 @@ func TestPostgresOperate(t *testing.T) {
 		}
 	}
 
-	// Shutdown: the idle session is ended at once and keyhole exits.
+	// Shutdown: a statement in flight finishes, the idle session is ended
+	// at once, and keyhole exits.
+	busy := w.mustConnect(t, "analyst", analystToken, "DB_RO")
+	result := make(chan error, 1)
+	go func() {
+		rows, err := query(t, busy, "SELECT pg_sleep(2), 'finished'")
+		if err == nil && (len(rows) != 1 || rows[0][1] != "finished") {
+			err = errors.New("wrong result")
+		}
+		result <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
 	start := time.Now()
 	w.k.Stop()
+	if err := <-result; err != nil {
+		t.Errorf("the statement in flight at shutdown: %v", err)
+	}
 	if d := time.Since(start); d > 12*time.Second {
 		t.Errorf("shutdown took %s", d)
 	}
