@@ -34,7 +34,12 @@ func TestPostgresOperate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// audit tail shows the statements and the refusals.
+	// audit tail shows the statements and the refusals (once they have
+	// come through keyhole's stdout pipe).
+	w.auditPG(t, func(r map[string]any) bool {
+		return r["reason"] == "agent_not_allowed" && r["query"] == "SELECT 'after reload'"
+	})
+	w.auditPG(t, func(r map[string]any) bool { return r["query"] == "SELECT 'still allowed'" })
 	logPath := w.k.Rules + ".audit"
 	if err := writeFileString(logPath, w.k.stdout.String()); err != nil {
 		t.Fatal(err)
