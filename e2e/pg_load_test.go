@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // pgbenchInit creates pgbench's tables in the app database once.
@@ -55,17 +56,25 @@ func TestPostgresLoad(t *testing.T) {
 	if f := failedTx.FindStringSubmatch(out); f != nil && f[1] != "0" {
 		t.Fatalf("failed transactions:\n%s", out)
 	}
-	ok := 0
-	for _, r := range w.k.AuditRecords(t) {
-		if r["protocol"] == "postgres" && strings.HasPrefix(fmt.Sprint(r["query"]), "SELECT abalance FROM pgbench_accounts") {
-			if r["status"] != "ok" {
-				t.Fatalf("a statement failed: %v", r)
+	// The audit lines reach the test through a pipe: wait for them.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := 0
+		for _, r := range w.k.AuditRecords(t) {
+			if r["protocol"] == "postgres" && strings.HasPrefix(fmt.Sprint(r["query"]), "SELECT abalance FROM pgbench_accounts") {
+				if r["status"] != "ok" {
+					t.Fatalf("a statement failed: %v", r)
+				}
+				ok++
 			}
-			ok++
 		}
-	}
-	if ok != 4000 {
-		t.Errorf("audit: got %d statement records, want 4000", ok)
+		if ok == 4000 {
+			break
+		}
+		if ok > 4000 || time.Now().After(deadline) {
+			t.Fatalf("audit: got %d statement records, want 4000", ok)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

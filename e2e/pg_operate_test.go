@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,12 @@ func TestPostgresOperate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// audit tail shows the statements and the refusals.
+	// audit tail shows the statements and the refusals (once they have
+	// come through keyhole's stdout pipe).
+	w.auditPG(t, func(r map[string]any) bool {
+		return r["reason"] == "agent_not_allowed" && r["query"] == "SELECT 'after reload'"
+	})
+	w.auditPG(t, func(r map[string]any) bool { return r["query"] == "SELECT 'still allowed'" })
 	logPath := w.k.Rules + ".audit"
 	if err := writeFileString(logPath, w.k.stdout.String()); err != nil {
 		t.Fatal(err)
@@ -48,9 +54,23 @@ func TestPostgresOperate(t *testing.T) {
 		}
 	}
 
-	// Shutdown: the idle session is ended at once and keyhole exits.
+	// Shutdown: a statement in flight finishes, the idle session is ended
+	// at once, and keyhole exits.
+	busy := w.mustConnect(t, "analyst", analystToken, "DB_RO")
+	result := make(chan error, 1)
+	go func() {
+		rows, err := query(t, busy, "SELECT pg_sleep(2), 'finished'")
+		if err == nil && (len(rows) != 1 || rows[0][1] != "finished") {
+			err = errors.New("wrong result")
+		}
+		result <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
 	start := time.Now()
 	w.k.Stop()
+	if err := <-result; err != nil {
+		t.Errorf("the statement in flight at shutdown: %v", err)
+	}
 	if d := time.Since(start); d > 12*time.Second {
 		t.Errorf("shutdown took %s", d)
 	}

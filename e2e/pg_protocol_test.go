@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,6 +139,32 @@ func TestPostgresProtocol(t *testing.T) {
 		}
 	})
 	t.Run("large result streamed", func(t *testing.T) {
+		// keyhole's memory stays far below the 50 MB result: it holds a
+		// message at a time, never the result.
+		before := w.k.stats(t).RSS
+		var peak atomic.Int64
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for {
+				if rss := w.k.stats(t).RSS; rss > peak.Load() {
+					peak.Store(rss)
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}()
+		defer func() {
+			close(stop)
+			<-sampled
+			if grew := peak.Load() - before; grew > 32<<20 {
+				t.Errorf("keyhole grew by %d MiB while relaying a 50 MB result", grew>>20)
+			}
+		}()
 		rows, err := conn.Query(ctx, "SELECT id, payload FROM big")
 		if err != nil {
 			t.Fatal(err)

@@ -94,6 +94,10 @@ func newPGWorld(t *testing.T, extra string, env ...string) *pgWorld {
 // anything keyhole wrote.
 func assertNoPGSecrets(t *testing.T, k *keyhole) {
 	t.Helper()
+	// Under GOFLAGS=-race keyhole is built with the race detector.
+	if i := strings.Index(k.stderr.String(), "WARNING: DATA RACE"); i >= 0 {
+		t.Errorf("keyhole reported a data race:\n%s", k.stderr.String()[i:min(len(k.stderr.String()), i+4000)])
+	}
 	for name, out := range map[string]string{"stdout (audit log)": k.stdout.String(), "stderr": k.stderr.String()} {
 		for i, v := range []string{pgAppPassword, pgSuperPassword} {
 			if strings.Contains(out, v) {

@@ -57,7 +57,8 @@ func (s *Server) forwardCancel(m *pgproto3.CancelRequest) {
 	ss := ck.ss
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DialTimeout)
 	defer cancel()
-	if err := s.sendCancel(ctx, ss.checked, ss.db, ss.up.PID, ss.up.SecretKey); err != nil {
+	// The rules in force now: their pins say where the server is.
+	if err := s.sendCancel(ctx, s.rules.Load(), ss.db, ss.up.PID, ss.up.SecretKey); err != nil {
 		s.log.Warn("postgres front: cancel request not delivered", "database", ss.handle, "error", err)
 	}
 }
