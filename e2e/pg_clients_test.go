@@ -66,12 +66,9 @@ conn.close()
 	t.Run("node pg", func(t *testing.T) {
 		node := "node"
 		need(t, node, "--version")
-		mod := filepath.Join("..", "e2e", ".cache", "node", "node_modules", "pg")
+		mod := filepath.Join(npmDir(), "node_modules", "pg")
 		if _, err := os.Stat(mod); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("node's pg is not installed in e2e/.cache/node: .ci/run installs it")
-			}
-			t.Skip("node's pg is not installed in e2e/.cache/node (npm install --prefix e2e/.cache/node pg)")
+			missing(t, "node's pg is not installed in %s", npmDir())
 		}
 		abs, _ := filepath.Abs(mod)
 		script := `

@@ -41,12 +41,14 @@ func TestPostgresOperate(t *testing.T) {
 	})
 	w.auditPG(t, func(r map[string]any) bool { return r["query"] == "SELECT 'still allowed'" })
 	logPath := w.k.Rules + ".audit"
-	if err := writeFileString(logPath, w.k.stdout.String()); err != nil {
+	log := w.k.stdout.String()
+	log = log[:strings.LastIndexByte(log, '\n')+1] // whole lines only: keyhole may be writing one
+	if err := writeFileString(logPath, log); err != nil {
 		t.Fatal(err)
 	}
-	out, _, code := runKeyhole(t, nil, "audit", "tail", "--agent", "analyst", logPath)
+	out, errOut, code := runKeyhole(t, nil, "audit", "tail", "--agent", "analyst", logPath)
 	if code != 0 {
-		t.Fatalf("audit tail: exit %d", code)
+		t.Fatalf("audit tail: exit %d: %s", code, errOut)
 	}
 	for _, want := range []string{"allow  ok     postgres DB_PROD", "SELECT 'before reload'", "deny   42501  postgres DB_PROD", "agent_not_allowed"} {
 		if !strings.Contains(out, want) {
