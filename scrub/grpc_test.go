@@ -168,6 +168,9 @@ func FuzzGRPCMask(f *testing.F) {
 	f.Add(grpcFrame(1, maskTestValue), 7)
 	m := CompileMask([]Secret{{Name: "STRIPE", Value: secret.New([]byte(maskTestValue))}})
 	f.Fuzz(func(t *testing.T, in []byte, chunk int) {
+		if len(in) > 16<<10 {
+			return // long inputs add time, not cases: framing is per message
+		}
 		if chunk <= 0 {
 			chunk = 1
 		}
