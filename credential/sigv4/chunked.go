@@ -132,23 +132,28 @@ func (c *chunkSigner) next() error {
 	return nil
 }
 
-// line reads one CRLF-terminated line, without its CRLF.
+// line reads one CRLF-terminated line, without its CRLF. A bare LF is a
+// format error: the framing keyhole writes is CRLF, so accepting LF would
+// change the body's length, which its Content-Length states.
 func (c *chunkSigner) line() (string, error) {
 	var b []byte
 	for {
-		part, isPrefix, err := c.r.ReadLine()
-		if err != nil {
-			if err == io.EOF {
-				return "", fmt.Errorf("%w: the body ended before its last chunk", errChunk)
-			}
-			return "", err
-		}
+		part, err := c.r.ReadSlice('\n')
 		b = append(b, part...)
-		if len(b) > maxChunkLine {
+		if len(b) > maxChunkLine+2 {
 			return "", fmt.Errorf("%w: a chunk header is longer than %d bytes", errChunk, maxChunkLine)
 		}
-		if !isPrefix {
-			return string(b), nil
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF:
+			return "", fmt.Errorf("%w: the body ended before its last chunk", errChunk)
+		case err != nil:
+			return "", err
 		}
+		if len(b) < 2 || b[len(b)-2] != '\r' {
+			return "", fmt.Errorf("%w: a chunk line does not end with CRLF", errChunk)
+		}
+		return string(b[:len(b)-2]), nil
 	}
 }
