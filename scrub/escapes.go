@@ -22,30 +22,16 @@ import (
 // every spelling it replaces holds one: a body without % or \ costs two
 // bytes.IndexByte scans.
 type escapes struct {
-	pats    []string // folded decoded patterns
-	repl    []string
-	byFirst [256][]int32 // patterns by first byte, longest first
-	alpha   [256]bool    // bytes of any pattern
-	sorted  []string     // pats in byte order, for raw prefixes
+	patIndex          // of the folded decoded patterns
+	sorted   []string // pats in byte order, for raw prefixes
 	// spells marks the bytes that can be part of a spelling: pattern
 	// bytes (raw, or a space for a plus) and the bytes of escapes.
 	spells [256]bool
-	maxLen int
 	span   int // the most input bytes a match takes: 6 per decoded byte
 }
 
 func newEscapes(pats, repl []string) *escapes {
-	e := &escapes{pats: pats, repl: repl}
-	for k, p := range pats {
-		e.maxLen = max(e.maxLen, len(p))
-		e.byFirst[p[0]] = append(e.byFirst[p[0]], int32(k))
-		for i := 0; i < len(p); i++ {
-			e.alpha[p[i]] = true
-		}
-	}
-	for _, l := range e.byFirst {
-		slices.SortStableFunc(l, func(a, b int32) int { return len(pats[b]) - len(pats[a]) })
-	}
+	e := &escapes{patIndex: newPatIndex(pats, repl)}
 	for c := range 256 {
 		b := byte(c)
 		e.spells[c] = e.alpha[fold(b)] || isIntroducer(b) || unhex(b) >= 0 || b == 'u' || jsonEscape(b) != 0

@@ -1,9 +1,6 @@
 package scrub
 
-import (
-	"slices"
-	"strings"
-)
+import "strings"
 
 // wrapped finds base64 forms broken across lines, as MIME, Python's
 // base64.encodebytes and openssl write base64 (76 or 64 columns, LF or
@@ -17,26 +14,11 @@ import (
 // bytes that end at a line break are tried: a body whose lines end in
 // other bytes costs one bytes.IndexByte scan and a look at each line end.
 type wrapped struct {
-	pats    []string
-	repl    []string
-	byFirst [256][]int32 // patterns by first byte, longest first
-	alpha   [256]bool    // bytes of any pattern; never CR or LF
-	maxLen  int
+	patIndex // alpha never holds CR or LF: base64 forms have none
 }
 
 func newWrapped(pats, repl []string) *wrapped {
-	w := &wrapped{pats: pats, repl: repl}
-	for k, p := range pats {
-		w.maxLen = max(w.maxLen, len(p))
-		w.byFirst[p[0]] = append(w.byFirst[p[0]], int32(k))
-		for i := 0; i < len(p); i++ {
-			w.alpha[p[i]] = true
-		}
-	}
-	for _, l := range w.byFirst {
-		slices.SortStableFunc(l, func(a, b int32) int { return len(pats[b]) - len(pats[a]) })
-	}
-	return w
+	return &wrapped{newPatIndex(pats, repl)}
 }
 
 // holdLen bounds what run holds back when not final: a pattern with a
