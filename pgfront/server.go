@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,6 +37,7 @@ import (
 	"keyhole/certs"
 	"keyhole/pgroles"
 	"keyhole/rules"
+	"keyhole/upstream"
 )
 
 // Config holds the front's settings. The zero value of every field works and
@@ -121,9 +121,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("pgfront: rules and authority are required")
 	}
 	cfg = cfg.withDefaults()
-	roots, err := upstreamRoots(cfg.UpstreamCAFile)
+	roots, err := upstream.Roots(cfg.UpstreamCAFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pgfront: %w", err)
 	}
 	log := deps.Log
 	if log == nil {
@@ -137,25 +137,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.roles = pgroles.New(s.adminConnect, s.roleExpired, log)
 	s.rules.Store(deps.Rules)
 	return s, nil
-}
-
-// upstreamRoots returns the system roots plus the certificates in file.
-func upstreamRoots(file string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if file == "" {
-		return pool, nil
-	}
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("pgfront: upstream CA file: %w", err)
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("pgfront: upstream CA file %s: no PEM certificates found", file)
-	}
-	return pool, nil
 }
 
 // Listen opens a listener for every listen address of the initial rules.

@@ -21,13 +21,11 @@ package proxy
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +34,7 @@ import (
 	"keyhole/audit"
 	"keyhole/certs"
 	"keyhole/rules"
+	"keyhole/upstream"
 )
 
 // Config holds the proxy's settings. The zero value of every field works and
@@ -166,9 +165,9 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		return nil, errors.New("proxy: rules and authority are required")
 	}
 	cfg = cfg.withDefaults()
-	roots, err := upstreamRoots(cfg.UpstreamCAFile)
+	roots, err := upstream.Roots(cfg.UpstreamCAFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	log := deps.Log
 	if log == nil {
@@ -196,25 +195,6 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.inner = p.newInner()
 	p.h2 = p.newH2Server()
 	return p, nil
-}
-
-// upstreamRoots returns the system roots plus the certificates in file.
-func upstreamRoots(file string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if file == "" {
-		return pool, nil
-	}
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: upstream CA file: %w", err)
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("proxy: upstream CA file %s: no PEM certificates found", file)
-	}
-	return pool, nil
 }
 
 // SetRules makes set the rules for every request that starts from now on;
