@@ -97,7 +97,7 @@ func (a *agent) getCurl(ctx context.Context, host string) (int, string, error) {
 	defer cancel()
 	args := append([]string{"-q", "-S", "-w", "\n%{http_code}"}, a.curlArgs(host)...)
 	cmd := exec.CommandContext(ctx, a.curl, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = CleanEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -33,7 +33,7 @@ var readyLine = regexp.MustCompile(`msg="keyhole is listening" addr=(\S+)`)
 // (and none from the caller's environment) and waits for its ready line.
 func startServer(ctx context.Context, bin, rules, listen string, settings ...string) (*server, error) {
 	cmd := exec.Command(bin, "serve", "--listen", listen, "--rules", rules)
-	cmd.Env = append(cleanEnv(), settings...)
+	cmd.Env = append(CleanEnv(), settings...)
 	// A process group of its own: Ctrl-C in the terminal reaches the demo,
 	// which then stops keyhole, rather than both at once.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -103,10 +103,11 @@ func (s *server) Stop() {
 	}
 }
 
-// cleanEnv is the caller's environment without proxy variables (which
+// CleanEnv is the caller's environment without proxy variables (which
 // would route keyhole's own upstream traffic elsewhere) and without
-// KEYHOLE_* settings (the demo sets its own).
-func cleanEnv() []string {
+// KEYHOLE_* settings, for a keyhole process started with settings of its
+// own: the demo's, and the e2e tests' and load tool's.
+func CleanEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")

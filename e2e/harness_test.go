@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"keyhole/demo"
 	"math/big"
 	"net"
 	"net/http"
@@ -343,21 +344,7 @@ func startKeyhole(t *testing.T, rulesYAML string, env ...string) *keyhole {
 
 // baseEnv is the test process's environment without proxy settings, which
 // would send keyhole's own traffic elsewhere.
-func baseEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(name) {
-		case "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY":
-			continue
-		}
-		if strings.HasPrefix(name, "KEYHOLE_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
+func baseEnv() []string { return demo.CleanEnv() }
 
 // Stop sends SIGTERM and waits for keyhole to exit.
 func (k *keyhole) Stop() {

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"keyhole/demo"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -165,18 +165,4 @@ func (l *stderrLog) Leaks() []string {
 
 // baseEnv is the tool's environment without proxy or KEYHOLE_ settings,
 // which would redirect or reconfigure the children.
-func baseEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(name) {
-		case "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY":
-			continue
-		}
-		if strings.HasPrefix(name, "KEYHOLE_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
+func baseEnv() []string { return demo.CleanEnv() }
