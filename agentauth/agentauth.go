@@ -66,22 +66,30 @@ func (v *Verifier) Verify(set *rules.Set, user, pass string, now time.Time) (Ide
 		id.Verified = true
 		return id, nil
 	}
-	if info, err := tokens.Inspect(pass); err == nil {
-		id.TokenID, id.TokenIDs = info.ID, info.IDs
-	}
 	if agent == nil || v == nil || v.Key.IsZero() {
-		return id, ErrBadCredentials
+		return id.claimed(pass), ErrBadCredentials
 	}
 	g, err := tokens.Verify(v.Key, pass, now)
 	switch {
 	case errors.Is(err, tokens.ErrExpired):
+		id = id.claimed(pass)
 		id.Verified = true // the signature held: the ids are the token's own
 		return id, ErrExpired
 	case err != nil || g.Agent != agent.Name:
-		return id, ErrBadCredentials
+		return id.claimed(pass), ErrBadCredentials
 	}
 	id.Grant, id.TokenID, id.TokenIDs, id.Verified = g, g.ID, g.IDs, true
 	return id, v.Live(g, now)
+}
+
+// claimed returns id with the token ids that pass claims, read without
+// verifying it: only a refused token needs them (a verified one has its
+// grant's).
+func (id Identity) claimed(pass string) Identity {
+	if info, err := tokens.Inspect(pass); err == nil {
+		id.TokenID, id.TokenIDs = info.ID, info.IDs
+	}
+	return id
 }
 
 // Live re-checks a minted token's expiry and revocation at now; a nil grant
