@@ -55,6 +55,9 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	if ref == nil {
 		ref = checkGrant(c, t)
 	}
+	if ref == nil && t.Host == APIHost {
+		return x.serveAPI(t) // never dialed
+	}
 	if ref == nil {
 		ref = checkEgress(x.pol.set, t)
 	}

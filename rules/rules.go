@@ -118,6 +118,13 @@ type Secret struct {
 	OAuth2    *OAuth2
 	GitHubApp *GitHubApp
 	AWS       *AWS
+	// Owner is the only agent that may use a secret from keyhole's store
+	// (a captured or taken-in value, see StoredSecret); "" for a secret of
+	// the rules file, which agents' secrets lists grant.
+	Owner string
+	// Origin is OriginCaptured or OriginIntake for a secret from keyhole's
+	// store; "" for a secret of the rules file.
+	Origin string
 
 	value   secret.Value
 	err     error     // why the value could not be read; nil when it was
