@@ -50,6 +50,8 @@ type Set struct {
 	Vault *VaultConfig
 	// Databases holds every PostgreSQL handle by name (see Database).
 	Databases map[string]*Database
+	// Captures are the capture rules, in file order (see Capture).
+	Captures []*Capture
 	// Warnings are problems that do not stop the rules from loading, such as
 	// a secret whose source cannot be read yet. They never hold a value.
 	Warnings []string
