@@ -89,6 +89,11 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 		x.rec.Error = string(ref.Reason)
 		return x.refuse(ref)
 	}
+	if c := captureRule(x.pol.set, t, x.req.Header); captures(c, t.Method, resp.StatusCode) {
+		if resp, ref = x.capture(c, resp); ref != nil {
+			return x.refuse(ref)
+		}
+	}
 	return x.respond(resp, res)
 }
 

@@ -42,25 +42,6 @@ const maxJSONPath = 32
 // JSONPath returns the rule's json path as written.
 func (c *Capture) JSONPath() string { return strings.Join(c.JSON, ".") }
 
-// Matches reports whether the rule captures the response to a request
-// for host (canonical) on port with method to path.
-func (c *Capture) Matches(host string, port, defaultPort int, method, path string) bool {
-	return c.Host.Match(host, port, defaultPort) &&
-		(c.Method == "" || c.Method == method) &&
-		(c.Path == nil || c.Path.Match(path))
-}
-
-// MatchCapture returns the first capture rule that matches a request, or
-// nil.
-func (s *Set) MatchCapture(host string, port, defaultPort int, method, path string) *Capture {
-	for _, c := range s.Captures {
-		if c.Matches(host, port, defaultPort, method, path) {
-			return c
-		}
-	}
-	return nil
-}
-
 // captureFields are the fields of a capture rule.
 var captureFields = []string{"host", "method", "path", "json", "name", "hosts", "headers", "methods", "paths", "ttl"}
 
