@@ -55,7 +55,7 @@ resolve:
 `
 
 const (
-	provToken  = "prov-token-0123456789abcdef"
+	provToken      = "prov-token-0123456789abcdef"
 	mintOtherToken = "other-token-0123456789abcdef"
 )
 
