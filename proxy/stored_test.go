@@ -11,6 +11,7 @@ import (
 
 	"keyhole/secret"
 	"keyhole/store"
+	"keyhole/tokens"
 )
 
 const storedTestValue = "sk_captured_STOREDunitVALUE_987654321"
@@ -143,5 +144,55 @@ func TestRefreshStoredSwapsAtOnce(t *testing.T) {
 	tp.SetRules(tp.policy.Load().base)
 	if tp.Rules().Secrets["CAPT_cd34"] == nil {
 		t.Fatal("SetRules dropped the stored secrets")
+	}
+}
+
+// A minted token narrowed to some secrets cannot use a secret captured
+// later (fail closed); an unnarrowed one can. The API tunnel follows a
+// token's hosts caveat too.
+func TestStoredSecretAndMintedTokens(t *testing.T) {
+	t.Setenv("STORED_TEST_ALICE", "alice-token-0123456789")
+	t.Setenv("STORED_TEST_BOB", "bob-token-0123456789ab")
+	up := startTestUpstream(t, []string{"api.example.test", "leak.example.test"}, nil)
+	st, err := store.Open(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.Put(ctx, store.Entry{Name: "CAPT_ab12", Value: secret.FromString(storedTestValue), Origin: store.OriginCaptured,
+		Owner: "alice", Policy: &store.Policy{Hosts: []string{"api.example.test"}}}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := tokens.LoadOrCreateKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := startTestProxyWith(t, up, storedRules, Config{}, func(d *Deps) {
+		d.Store, d.Tokens, d.API = st, &Tokens{Key: key}, &fakeAPI{}
+	})
+	if err := tp.RefreshStored(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mint := func(r tokens.Restriction) string {
+		r.TTL = time.Hour
+		tok, err := tokens.Mint(key, "alice", "task-1", r, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	narrowed := tp.as("alice", mint(tokens.Restriction{Secrets: []string{"OTHER"}}))
+	resp, body := get(t, narrowed, "https://api.example.test/v1/x", "Authorization", "Bearer <<CAPT_ab12>>")
+	if resp.StatusCode != 403 || !strings.Contains(body, "agent_not_allowed") {
+		t.Fatalf("a token narrowed to other secrets: got %d %s, want agent_not_allowed", resp.StatusCode, body)
+	}
+	whole := tp.as("alice", mint(tokens.Restriction{}))
+	if resp, body := get(t, whole, "https://api.example.test/v1/x", "Authorization", "Bearer <<CAPT_ab12>>"); resp.StatusCode != 200 || strings.Contains(body, storedTestValue) {
+		t.Fatalf("an unnarrowed token: got %d (value in body: %v), want 200", resp.StatusCode, strings.Contains(body, storedTestValue))
+	}
+	hosts := tp.as("alice", mint(tokens.Restriction{Hosts: []string{"api.example.test"}}))
+	// The tunnel opens with the refusal inside.
+	if resp, body := get(t, hosts, "https://keyhole.internal/v1/echo"); resp.StatusCode != 403 || !strings.Contains(body, "host_not_allowed") {
+		t.Fatalf("a token narrowed to other hosts reached the API: %d %s", resp.StatusCode, body)
 	}
 }
