@@ -15,7 +15,7 @@ func newCaptureMetrics(reg *prometheus.Registry) captureMetrics {
 	c := captureMetrics{
 		captures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyhole_captures_total",
-			Help: "Responses that matched a capture rule, by outcome: captured, or why not (not_json, missing_field, not_string, ambiguous, too_large, decode_error, store_error, no_store).",
+			Help: "Responses that matched a capture rule, by outcome: captured, or why not (not_json, missing_field, not_string, ambiguous, too_short, too_large, decode_error, store_error, no_store).",
 		}, []string{"outcome"}),
 	}
 	reg.MustRegister(c.captures)

@@ -28,6 +28,9 @@ const (
 	maxCaptureBody = 1 << 20
 	// maxCaptureWire bounds the same body as it arrives, still encoded.
 	maxCaptureWire = 8 << 20
+	// minCaptured is the shortest value captured: a shorter one is no
+	// credential, and scrubbing it from every response would mangle them.
+	minCaptured = 8
 	// captureIDBytes is the random part of a captured secret's name,
 	// NAME_<id>: 4 bytes, 8 hex digits.
 	captureIDBytes = 4
@@ -120,6 +123,9 @@ func (x *exchange) captureBody(c *rules.Capture, resp *http.Response) ([]byte, s
 	value, spans, err := findField(doc, c.JSON)
 	if err != nil {
 		return nil, "", err
+	}
+	if len(value) < minCaptured {
+		return nil, "", &captureError{captureTooShort}
 	}
 	name, err := x.storeCaptured(x.req.Context(), c, secret.FromString(value))
 	if err != nil {

@@ -80,6 +80,8 @@ func captureUpstream(t *testing.T) *testUpstream {
 				body = []byte("<html>" + mintedKey + "</html>")
 			case "missing":
 				body = []byte(`{"id":"key_1","token":"` + mintedKey + `"}`)
+			case "short":
+				body = []byte(`{"id":"key_1","secret":"abc"}`)
 			case "number":
 				body = []byte(`{"id":"key_1","secret":5,"also":"` + mintedKey + `"}`)
 			case "big":
@@ -223,6 +225,7 @@ func TestCaptureFailsClosed(t *testing.T) {
 		{"not JSON", "kind=html", true, captureNotJSON},
 		{"missing field", "kind=missing&coding=gzip", true, captureNoField},
 		{"not a string", "kind=number", true, captureNotString},
+		{"too short", "kind=short", true, captureTooShort},
 		{"10 MiB", "kind=big", true, captureTooLarge},
 		{"10 MiB compressed", "kind=big&coding=zstd", true, captureTooLarge},
 		{"a corrupt body", "coding=gzip-corrupt", true, captureDecode},

@@ -15,6 +15,7 @@ const (
 	captureNoField   = "missing_field" // the json path names nothing
 	captureNotString = "not_string"    // the field is not a string (or is empty)
 	captureAmbiguous = "ambiguous"     // the path names several different values
+	captureTooShort  = "too_short"     // the value is shorter than minCaptured
 	captureTooLarge  = "too_large"     // the body is over maxCaptureBody
 	captureDecode    = "decode_error"  // the body could not be read or decoded
 	captureStore     = "store_error"   // the value could not be stored or put in force
