@@ -196,3 +196,27 @@ func TestStoredSecretAndMintedTokens(t *testing.T) {
 		t.Fatalf("a token narrowed to other hosts reached the API: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A stored secret's hosts do not open egress: only the rules file does.
+func TestStoredSecretDoesNotOpenEgress(t *testing.T) {
+	t.Setenv("STORED_TEST_ALICE", "alice-token-0123456789")
+	t.Setenv("STORED_TEST_BOB", "bob-token-0123456789ab")
+	up := startTestUpstream(t, []string{"api.example.test", "leak.example.test"}, nil)
+	st, err := store.Open(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.Put(ctx, store.Entry{Name: "INTAKE_KEY", Value: secret.FromString(storedTestValue), Origin: store.OriginIntake,
+		Owner: "alice", Policy: &store.Policy{Hosts: []string{"elsewhere.example.test"}}}); err != nil {
+		t.Fatal(err)
+	}
+	tp := startTestProxyWith(t, up, storedRules+"  elsewhere.example.test: UPSTREAM\n", Config{}, func(d *Deps) { d.Store = st })
+	if err := tp.RefreshStored(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get(t, tp.as("alice", "alice-token-0123456789"), "https://elsewhere.example.test/v1/x", "Authorization", "Bearer <<INTAKE_KEY>>")
+	if resp.StatusCode != 403 || !strings.Contains(body, "egress_denied") {
+		t.Fatalf("got %d %s, want egress_denied", resp.StatusCode, body)
+	}
+}

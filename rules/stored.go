@@ -85,10 +85,13 @@ func parseEach[T any](list []string, parse func(string) (T, string, error), fiel
 }
 
 // WithStored returns a set that has s's rules and, besides its secrets,
-// the stored secrets extra (see StoredSecret), whose hosts are admitted
-// for egress like any secret's. A stored secret whose name the rules file
-// already uses is left out: the rules file wins. Without extra it returns
-// s itself. s is not modified.
+// the stored secrets extra (see StoredSecret). Their hosts are not
+// admitted for egress: only the rules file decides where agents may go
+// (an intake's hosts are the asking agent's choice), so under egress
+// default deny a stored secret's host must be named in the rules file
+// too. A stored secret whose name the rules file already uses is left
+// out: the rules file wins. Without extra it returns s itself. s is not
+// modified.
 func (s *Set) WithStored(extra []*Secret) *Set {
 	if len(extra) == 0 {
 		return s
@@ -103,6 +106,5 @@ func (s *Set) WithStored(extra []*Secret) *Set {
 			out.Secrets[sec.Name] = sec
 		}
 	}
-	out.compile()
-	return &out
+	return &out // admitted is s's, shared read-only
 }
