@@ -16,6 +16,7 @@ import (
 
 	"keyhole/agentauth"
 	"keyhole/inject"
+	"keyhole/tokens"
 )
 
 // fakeAPI answers keyhole.internal in tests: /v1/echo tells who asked and
@@ -220,5 +221,40 @@ func TestAPIRequestHostMustMatchTunnel(t *testing.T) {
 	}
 	if calls, _, _, _ := api.seen(); calls != 0 {
 		t.Fatal("the API answered a request for another host")
+	}
+}
+
+// A minted token is checked on every request to keyhole.internal, inside
+// an open tunnel too: once it expires, the API is refused.
+func TestAPIChecksMintedTokenPerRequest(t *testing.T) {
+	t.Setenv("API_TEST_ALICE", "alice-token-0123456789")
+	key, err := tokens.LoadOrCreateKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &fakeAPI{}
+	tp := startTestProxyWith(t, nil, strings.ReplaceAll(apiRules, "PIN", "127.0.0.1:9"), Config{}, func(d *Deps) {
+		d.API, d.Tokens = api, &Tokens{Key: key}
+	})
+	// Minted so that it expires 2s from now.
+	tok, err := tokens.Mint(key, "alice", "task-1", tokens.Restriction{TTL: time.Hour}, time.Now().Add(2*time.Second-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:"+tok))
+	cc := dialH2(t, tp, "keyhole.internal:443", "Proxy-Authorization", auth)
+	if resp, body := h2Get(t, cc, "https://keyhole.internal/v1/echo"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("before expiry: got %d %s", resp.StatusCode, body)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, body := h2Get(t, cc, "https://keyhole.internal/v1/echo")
+		if resp.StatusCode == http.StatusProxyAuthRequired && strings.Contains(body, "token_expired") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after expiry: got %d %s, want token_expired", resp.StatusCode, body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
