@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
@@ -239,4 +240,35 @@ func TestCaptureFailsClosedThroughTheBinary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCapturedSecretFollowsTheStore: serve watches the store, so a
+// captured secret removed with `keyhole secret rm` stops working within a
+// second or so (unknown_secret), while its value is still scrubbed.
+func TestCapturedSecretFollowsTheStore(t *testing.T) {
+	w := newMintWorld(t)
+	g := goClient{}
+	resp := g.Do(t, w.k, request{Method: http.MethodPost, URL: "https://api.mint.test/v1/api_keys", Body: "{}",
+		ProxyUser: "provisioner", ProxyPass: provToken})
+	ph := mintedPlaceholder.FindString(resp.Body)
+	if resp.Status != http.StatusOK || ph == "" {
+		t.Fatalf("capture: got %d %s", resp.Status, resp.Body)
+	}
+	if _, stderr, code := runStdin(t, storeEnv(w.k), "", "secret", "rm", strings.Trim(ph, "<>")); code != 0 {
+		t.Fatalf("secret rm: exit %d: %s", code, stderr)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		use := g.Do(t, w.k, request{URL: "https://api.mint.test/v1/charges", ProxyUser: "provisioner", ProxyPass: provToken,
+			Header: [][2]string{{"Authorization", "Bearer " + ph}}})
+		if use.Status == http.StatusForbidden && strings.Contains(use.Body, "unknown_secret") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after secret rm the placeholder still gets %d %s", use.Status, use.Body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	leak := g.Do(t, w.k, request{URL: "https://echo.mint.test/leak", ProxyUser: "provisioner", ProxyPass: provToken})
+	w.assertNoMinted(t, "an echo after the secret was removed", leak.Body)
 }
