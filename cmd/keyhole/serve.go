@@ -79,10 +79,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
+		Store:     proxyStore(secretStore),
 	})
 	if err != nil {
 		return err
 	}
+	refreshStored(ctx, p, secretStore, log)
 	registerGauges(m, p, authority, auditLog, auditFile)
 	ln, err := p.Listen()
 	if err != nil {
