@@ -50,6 +50,8 @@ type Set struct {
 	Vault *VaultConfig
 	// Databases holds every PostgreSQL handle by name (see Database).
 	Databases map[string]*Database
+	// Handoff is the handoff section; nil when the file has none.
+	Handoff *Handoff
 	// Warnings are problems that do not stop the rules from loading, such as
 	// a secret whose source cannot be read yet. They never hold a value.
 	Warnings []string
@@ -197,6 +199,9 @@ type Agent struct {
 	Secrets []string
 	// Databases lists the database handles the agent may use.
 	Databases []string
+	// Share and Intake are the agent's hand-off policies; nil allows none.
+	Share  *SharePolicy
+	Intake *IntakePolicy
 	// Line is the line of the agent's name in the rules file.
 	Line int
 
