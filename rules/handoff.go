@@ -60,9 +60,9 @@ type Recipient struct {
 // SharePolicy is an agent's share field: which secrets it may hand to whom.
 type SharePolicy struct {
 	// Secrets are name globs ("*" any run, "?" one character).
-	Secrets []string
+	Secrets []string `yaml:"secrets"`
 	// To names the recipients.
-	To []string
+	To []string `yaml:"to"`
 }
 
 // AllowsSecret reports whether the policy lets the agent share the secret
@@ -84,7 +84,7 @@ func (p *SharePolicy) AllowsRecipient(to string) bool {
 // IntakePolicy is an agent's intake field: whom it may ask for a secret.
 type IntakePolicy struct {
 	// From names the recipients.
-	From []string
+	From []string `yaml:"from"`
 }
 
 // AllowsRecipient reports whether the agent may ask the recipient named
