@@ -143,5 +143,4 @@ func (s *Service) Decline(ctx context.Context, id string, d DeclineRequest, v Vi
 	return nil
 }
 
-
 var _ Pages = (*Service)(nil)
