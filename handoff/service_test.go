@@ -24,7 +24,7 @@ import (
 
 const (
 	shareValue = "sk_live_handoff_test_value_0123456789"
-	ownedVal  = "sk_captured_owned_value_9876543210"
+	ownedVal   = "sk_captured_owned_value_9876543210"
 )
 
 // hook is a recipient's webhook: it keeps what it receives, and fails
