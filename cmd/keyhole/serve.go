@@ -68,7 +68,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer auditFile.Close()
 
-	p, err := proxy.New(s.Proxy, proxy.Deps{
+	var p *proxy.Proxy
+	hand, err := newHandoff(handoffDeps{settings: s, store: secretStore, audit: auditLog, log: log,
+		rules: func() *rules.Set { return p.Rules() }}) // TODO(merge cap14): refreshStored: p.RefreshStored
+	if err != nil {
+		return err
+	}
+	p, err = proxy.New(s.Proxy, proxy.Deps{
+		// TODO(merge cap14): API: hand (nil when the store is unavailable)
 		Rules:     set,
 		Authority: authority,
 		Audit:     auditLog,
@@ -91,6 +98,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	if err := startHandoff(ctx, hand, set, authority, m, log); err != nil {
+		return err
+	}
 	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// The collector's target follows load: low while the proxy is
