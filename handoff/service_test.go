@@ -37,7 +37,7 @@ type hook struct {
 	fail int
 }
 
-func newHook(t *testing.T) *hook {
+func newHook(t testing.TB) *hook {
 	h := &hook{}
 	h.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var d Delivery
@@ -96,7 +96,7 @@ func (f *fixture) advance(d time.Duration) {
 	f.nowMu.Unlock()
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	t.Setenv("HANDOFF_TEST_VALUE", shareValue)
 	t.Setenv("HANDOFF_TEST_OTHER", "other_value_not_shared_123")
@@ -176,7 +176,7 @@ func (f *fixture) id(name string) agentauth.Identity {
 
 // call sends an API request as agent and returns the status and body, or
 // the refusal.
-func (f *fixture) call(t *testing.T, ident agentauth.Identity, method, path, body string) (int, []byte, *inject.Refusal) {
+func (f *fixture) call(t testing.TB, ident agentauth.Identity, method, path, body string) (int, []byte, *inject.Refusal) {
 	t.Helper()
 	r := httptest.NewRequest(method, "https://keyhole.internal"+path, strings.NewReader(body))
 	w := httptest.NewRecorder()
@@ -190,7 +190,7 @@ func (f *fixture) call(t *testing.T, ident agentauth.Identity, method, path, bod
 }
 
 // linkParts splits a delivered share link into its id and key.
-func linkParts(t *testing.T, link, prefix string) (id, frag string) {
+func linkParts(t testing.TB, link, prefix string) (id, frag string) {
 	t.Helper()
 	rest, ok := strings.CutPrefix(link, "https://keyhole.test:8443"+prefix)
 	if !ok {
@@ -275,7 +275,7 @@ func isGone(err error, want Status) bool {
 }
 
 // assertClean fails if text holds any of the secrets (without printing them).
-func assertClean(t *testing.T, text string, secrets ...string) {
+func assertClean(t testing.TB, text string, secrets ...string) {
 	t.Helper()
 	for i, s := range secrets {
 		if s != "" && strings.Contains(text, s) {
