@@ -216,6 +216,19 @@ func TestIntakeAnswers(t *testing.T) {
 			t.Errorf("a refused answer finished the intake")
 		}
 	})
+	t.Run("control characters", func(t *testing.T) {
+		id, capability, _ := askIntake(t, f, `{"name":"MULTILINE","hosts":["a.example"],"from":"oncall"}`)
+		var br *BadRequest
+		if err := answer(t, f, id, capability, "line one\nline two", []string{"a.example"}); !errors.As(err, &br) {
+			t.Errorf("got %v, want a bad request", err)
+		}
+		if err := answer(t, f, id, capability, intakeValue+"\r\n", []string{"a.example"}); err != nil {
+			t.Fatalf("a value with a trailing line break: %v", err)
+		}
+		if e, err := f.store.Get(context.Background(), "MULTILINE"); err != nil || !e.Value.Equal(intakeValue) {
+			t.Errorf("the trailing line break was not dropped (%v)", err)
+		}
+	})
 	t.Run("tampered answer", func(t *testing.T) {
 		id, capability, _ := askIntake(t, f, `{"name":"TAMPERED","hosts":["a.example"],"from":"oncall"}`)
 		meta, _ := f.svc.IntakeMeta(context.Background(), id)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 
+	"keyhole/secret"
 	"keyhole/store"
 )
 
@@ -94,11 +96,16 @@ func (s *Service) Answer(ctx context.Context, id string, a AnswerRequest, v View
 	if err != nil {
 		return err
 	}
+	// A pasted value often ends with a line break: drop it, as
+	// `keyhole secret set` does.
+	value = secret.FromString(strings.TrimRight(value.Reveal(), "\r\n"))
 	switch {
 	case value.IsZero():
 		return &BadRequest{Message: "The value is empty."}
 	case value.Len() > store.MaxValueSize:
 		return &BadRequest{Message: "The value is larger than keyhole takes (64 KiB)."}
+	case strings.ContainsFunc(value.Reveal(), func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }):
+		return &BadRequest{Message: "The value has a line break or another control character; it must be one line."}
 	}
 	if set := s.cfg.Rules(); set != nil {
 		if ref := s.nameFree(ctx, set, in.Name); ref != nil {
