@@ -389,7 +389,6 @@ func (k *keyhole) assertNoSecrets() {
 	}
 }
 
-
 // AuditRecords returns the audit records written so far.
 func (k *keyhole) AuditRecords(t *testing.T) []map[string]any {
 	t.Helper()
