@@ -258,13 +258,13 @@ type keyhole struct {
 	values   []string // secret values the test learned while it ran (see AlsoSecret)
 }
 
-// AlsoSecret adds v to the values keyhole's output must never hold, for a
+// AlsoSecret adds values to the ones keyhole's output must never hold, for a
 // value a test learns as it runs (a credential an upstream minted and
 // keyhole captured).
-func (k *keyhole) AlsoSecret(v string) {
+func (k *keyhole) AlsoSecret(values ...string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.values = append(k.values, v)
+	k.values = append(k.values, values...)
 }
 
 // syncBuffer is a goroutine-safe bytes.Buffer.

@@ -25,8 +25,10 @@ func canonical(t testing.TB, s *Set) string {
 		Env            string         `yaml:"env,omitempty"`
 	}
 	type agentDoc struct {
-		Token   string   `yaml:"token"`
-		Secrets []string `yaml:"secrets"`
+		Token   string        `yaml:"token"`
+		Secrets []string      `yaml:"secrets"`
+		Share   *SharePolicy  `yaml:"share,omitempty"`
+		Intake  *IntakePolicy `yaml:"intake,omitempty"`
 	}
 	type egressDoc struct {
 		Default      string   `yaml:"default"`
@@ -47,6 +49,7 @@ func canonical(t testing.TB, s *Set) string {
 		Resolve map[string]string    `yaml:"resolve"`
 		Vault   *vaultDoc            `yaml:"vault,omitempty"`
 		Capture []captureDoc         `yaml:"capture,omitempty"`
+		Handoff map[string]any       `yaml:"handoff,omitempty"`
 	}
 	d := doc{
 		Secrets: map[string]secretDoc{},
@@ -84,9 +87,10 @@ func canonical(t testing.TB, s *Set) string {
 	if s.Agents != nil {
 		d.Agents = map[string]agentDoc{}
 		for name, a := range s.Agents {
-			d.Agents[name] = agentDoc{Token: a.Token.String(), Secrets: a.Secrets}
+			d.Agents[name] = agentDoc{Token: a.Token.String(), Secrets: a.Secrets, Share: a.Share, Intake: a.Intake}
 		}
 	}
+	d.Handoff = handoffDoc(s.Handoff)
 	if v := s.Vault; v != nil {
 		d.Vault = &vaultDoc{Address: v.Address, Namespace: v.Namespace, CAFile: v.CAFile, Auth: map[string]any{}}
 		if v.Token != nil {
@@ -204,4 +208,20 @@ func canonicalCaptures(cs []*Capture) []captureDoc {
 		out = append(out, d)
 	}
 	return out
+}
+
+// handoffDoc renders the handoff section; nil for none.
+func handoffDoc(h *Handoff) map[string]any {
+	if h == nil {
+		return nil
+	}
+	recipients := map[string]any{}
+	for name, r := range h.Recipients {
+		recipients[name] = map[string]string{"webhook": r.Webhook}
+	}
+	d := map[string]any{"listen": h.Listen, "base_url": h.BaseURL, "recipients": recipients, "max_ttl": h.MaxTTL.String()}
+	if h.CertFile != "" {
+		d["cert_file"], d["key_file"] = h.CertFile, h.KeyFile
+	}
+	return d
 }

@@ -88,7 +88,7 @@ func (l *loader) newError(line int, field, format string, args ...any) *Error {
 }
 
 func (l *loader) root(n *yaml.Node) {
-	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault", "databases", "capture")
+	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault", "databases", "capture", "handoff")
 	if !ok {
 		return
 	}
@@ -102,6 +102,9 @@ func (l *loader) root(n *yaml.Node) {
 	}
 	if p, ok := f["databases"]; ok {
 		l.databases(p) // before agents, which name its handles
+	}
+	if p, ok := f["handoff"]; ok {
+		l.handoff(p) // before agents, which name its recipients
 	}
 	if p, ok := f["agents"]; ok {
 		l.agents(p, defined)
@@ -253,7 +256,7 @@ func (l *loader) agents(p pair, defined map[string]bool) {
 }
 
 func (l *loader) agent(e pair, defined map[string]bool) *Agent {
-	f, ok := l.fields(e.v, e.field, "token", "secrets", "databases")
+	f, ok := l.fields(e.v, e.field, "token", "secrets", "databases", "share", "intake")
 	if !ok {
 		return nil
 	}
@@ -278,6 +281,12 @@ func (l *loader) agent(e pair, defined map[string]bool) *Agent {
 	}
 	if p, ok := f["databases"]; ok {
 		a.Databases = l.agentDatabases(p)
+	}
+	if p, ok := f["share"]; ok {
+		a.Share = l.share(p)
+	}
+	if p, ok := f["intake"]; ok {
+		a.Intake = l.intake(p)
 	}
 	return a
 }

@@ -52,6 +52,8 @@ type Set struct {
 	Databases map[string]*Database
 	// Captures are the capture rules, in file order (see Capture).
 	Captures []*Capture
+	// Handoff is the handoff section; nil when the file has none.
+	Handoff *Handoff
 	// Warnings are problems that do not stop the rules from loading, such as
 	// a secret whose source cannot be read yet. They never hold a value.
 	Warnings []string
@@ -206,6 +208,9 @@ type Agent struct {
 	Secrets []string
 	// Databases lists the database handles the agent may use.
 	Databases []string
+	// Share and Intake are the agent's hand-off policies; nil allows none.
+	Share  *SharePolicy
+	Intake *IntakePolicy
 	// Line is the line of the agent's name in the rules file.
 	Line int
 
