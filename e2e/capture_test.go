@@ -62,9 +62,16 @@ const (
 
 func newMintWorld(t *testing.T) *mintWorld {
 	t.Helper()
+	return newMintWorldWith(t, mintRules)
+}
+
+// newMintWorldWith is newMintWorld on another rules file, whose UPSTREAM
+// is the minting upstream's address.
+func newMintWorldWith(t *testing.T, rulesYAML string) *mintWorld {
+	t.Helper()
 	w := &mintWorld{}
 	w.up = newUpstream(t, []string{"api.mint.test", "echo.mint.test"}, http.HandlerFunc(w.serve))
-	w.k = startKeyhole(t, strings.ReplaceAll(mintRules, "UPSTREAM", w.up.Addr()),
+	w.k = startKeyhole(t, strings.ReplaceAll(rulesYAML, "UPSTREAM", w.up.Addr()),
 		"PROV_TOKEN="+provToken, "OTHER_TOKEN="+mintOtherToken)
 	return w
 }
