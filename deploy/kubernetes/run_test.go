@@ -1,13 +1,13 @@
 package kubernetes_test
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"keyhole/metrics"
@@ -20,30 +20,24 @@ import (
 // emptied: the test fails on a pending setting keyhole already knows.
 var pendingSettings = []string{"KEYHOLE_REDIS_URL"}
 
-var build struct {
-	once sync.Once
-	bin  string
-	err  error
-	out  []byte
-}
+// bin is keyhole, built once by TestMain.
+var bin string
 
-// binary builds keyhole once per test run.
-func binary(t *testing.T) string {
-	t.Helper()
-	build.once.Do(func() {
-		dir, err := os.MkdirTemp("", "keyhole-manifests-")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.bin = filepath.Join(dir, "keyhole")
-		cmd := exec.Command("go", "build", "-o", build.bin, "keyhole/cmd/keyhole")
-		build.out, build.err = cmd.CombinedOutput()
-	})
-	if build.err != nil {
-		t.Fatalf("go build keyhole: %v\n%s", build.err, build.out)
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "keyhole-manifests-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return build.bin
+	bin = filepath.Join(dir, "keyhole")
+	if out, err := exec.Command("go", "build", "-o", bin, "keyhole/cmd/keyhole").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build keyhole: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 var settingRE = regexp.MustCompile(`\[(KEYHOLE_[A-Z0-9_]+)\]`)
@@ -52,7 +46,7 @@ var settingRE = regexp.MustCompile(`\[(KEYHOLE_[A-Z0-9_]+)\]`)
 // lists (the settings' one owner), and its admin handler.
 func keyholeFacts(t *testing.T) keyhole {
 	t.Helper()
-	cmd := exec.Command(binary(t), "serve", "-h")
+	cmd := exec.Command(bin, "serve", "-h")
 	out, _ := cmd.CombinedOutput()               // -h exits non-zero
 	known := map[string]bool{store.KeyEnv: true} // read by the store, not a flag
 	for _, m := range settingRE.FindAllStringSubmatch(string(out), -1) {
@@ -103,7 +97,7 @@ func TestRulesConfigMapChecks(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cm.Data["keyhole.yaml"]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary(t), "check", path)
+	cmd := exec.Command(bin, "check", path)
 	cmd.Env = []string{"HOME=" + t.TempDir(), "KEYHOLE_STATE_DIR=" + t.TempDir()}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
