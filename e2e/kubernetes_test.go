@@ -122,3 +122,77 @@ func TestReplicasShareKeysFromAReadOnlyMount(t *testing.T) {
 		}
 	})
 }
+
+// kubeletSwap points dir's "..data" at a new timestamped directory holding
+// name with data, the way the kubelet updates a mounted ConfigMap: the new
+// directory is written first, a "..data_tmp" symlink to it is renamed over
+// "..data" (the one atomic step), the previous directory is removed, and
+// name is a symlink to "..data/name" (made once, by renaming a symlink over
+// whatever name was).
+func kubeletSwap(t *testing.T, dir, ts, prev, name string, data []byte) {
+	t.Helper()
+	if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ts, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(ts, filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, name)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		link := filepath.Join(dir, "."+name+".link")
+		if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(link, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if prev != "" {
+		if err := os.RemoveAll(filepath.Join(dir, prev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRulesFromAConfigMapReload: keyhole serve's rules file sits in a
+// directory laid out like a mounted ConfigMap; an update by the kubelet's
+// symlink swap is in force for the next request, within about a second.
+func TestRulesFromAConfigMapReload(t *testing.T) {
+	w := newWorld(t, "")
+	dir, name := filepath.Dir(w.k.Rules), filepath.Base(w.k.Rules)
+	orig, err := os.ReadFile(w.k.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeletSwap(t, dir, "..2026_12_03_11_00_00.000000001", "", name, orig)
+	v2 := request{URL: "https://api.stripe.test/v2/charges", Header: [][2]string{{"Authorization", "Bearer <<STRIPE>>"}}}
+	resp := goClient{}.Do(t, w.k, v2)
+	assertRefusal(t, resp, 403, "path_not_allowed", "STRIPE")
+
+	updated := bytes.Replace(orig, []byte(`paths: ["/v1/*"]`), []byte(`paths: ["/v1/*", "/v2/*"]`), 1)
+	if bytes.Equal(updated, orig) {
+		t.Fatal("the rules have no STRIPE paths line to change")
+	}
+	start := time.Now()
+	kubeletSwap(t, dir, "..2026_12_03_11_01_00.000000002", "..2026_12_03_11_00_00.000000001", name, updated)
+	for {
+		resp := goClient{}.Do(t, w.k, v2)
+		if resp.Status == 200 {
+			break
+		}
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("the ConfigMap's update was not in force after 15s: %d %s", resp.Status, resp.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the swapped rules were in force %v after the swap", time.Since(start).Round(time.Millisecond))
+	if w.stripe.Last(t).Header.Get("Authorization") != "Bearer "+stripeValue {
+		t.Error("the upstream did not get the secret under the swapped rules")
+	}
+	w.k.WaitAudit(t, func(r map[string]any) bool { return r["event"] == "reload" && r["ok"] == true })
+}
