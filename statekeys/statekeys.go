@@ -111,6 +111,9 @@ func Install(keysDir, stateDir string, storeKeyFromEnv bool) error {
 // Secret's files are symlinks into its ..data directory).
 func readKey(path string) ([]byte, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("keys dir: %w; keyhole runs as uid %d: give the pod an fsGroup of keyhole's gid (%d), so that the kubelet makes the Secret's files readable by that group", err, os.Getuid(), os.Getgid())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keys dir: %w", err)
 	}

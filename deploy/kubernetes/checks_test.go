@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"keyhole/rules"
 	"keyhole/statekeys"
 )
@@ -218,6 +220,7 @@ func checkMounts(m *manifests, d *deployment, c *container, p *problems) {
 		}
 	}
 	text, ok := cm.Data[path.Base(rulesPath)]
+	checkHandoffListen(text, c, p)
 	if !ok {
 		p.add("Deployment keyhole: KEYHOLE_RULES %s is not a key of the ConfigMap mounted at %s", rulesPath, path.Dir(rulesPath))
 	} else if set, err := rules.Parse("configmap.yaml:keyhole.yaml", []byte(text)); err != nil {
@@ -332,5 +335,23 @@ func checkPDB(m *manifests, labels map[string]string, replicas int, p *problems)
 	}
 	if b.Spec.Selector == nil || len(b.Spec.Selector.MatchLabels)+len(b.Spec.Selector.MatchExpressions) == 0 || !b.Spec.Selector.matches(labels) {
 		p.add("PodDisruptionBudget keyhole: the selector does not select keyhole's pods %v", labels)
+	}
+}
+
+// checkHandoffListen: when the rules turn the handoff page on, it listens
+// on the pod's address at the container port named handoff, the port the
+// NetworkPolicy keeps from agents and the handoff Service targets.
+func checkHandoffListen(rulesText string, c *container, p *problems) {
+	var r struct {
+		Handoff *struct {
+			Listen string `yaml:"listen"`
+		} `yaml:"handoff"`
+	}
+	if err := yaml.Unmarshal([]byte(rulesText), &r); err != nil || r.Handoff == nil {
+		return // the rules' own check reports what does not parse
+	}
+	addr := r.Handoff.Listen
+	if listenPort(addr) != fmt.Sprint(c.portNamed("handoff")) || !strings.HasPrefix(addr, "0.0.0.0:") && !strings.HasPrefix(addr, ":") {
+		p.add("configmap.yaml: handoff.listen %s is not the pod's address at the container port named handoff (%d)", addr, c.portNamed("handoff"))
 	}
 }

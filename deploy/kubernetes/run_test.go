@@ -159,6 +159,7 @@ func TestBrokenManifestsFail(t *testing.T) {
 		{"agents reach admin", "networkpolicy-agents.yaml", "{port: 8080, protocol: TCP}", "{port: 9090, protocol: TCP}", "not only the proxy port"},
 		{"agents' keyhole namespace", "networkpolicy-agents.yaml", "kubernetes.io/metadata.name: keyhole", "kubernetes.io/metadata.name: default", "besides keyhole's proxy"},
 		{"agents egress only DNS", "networkpolicy-agents.yaml", "  policyTypes: [Egress]", "  policyTypes: [Ingress]", "Egress"},
+		{"handoff on another port", "configmap.yaml", "    egress:\n", "    handoff:\n      listen: 0.0.0.0:9443\n    egress:\n", "handoff.listen"},
 		{"namespace renamed", "namespace.yaml", "name: keyhole", "name: keyhole-prod", "kustomization.yaml's namespace"},
 		{"manifest left out", "kustomization.yaml", "  - pdb.yaml\n", "", "resources"},
 	}
