@@ -36,6 +36,22 @@ const (
 	// UnsupportedSignature refuses a request signed in a way keyhole cannot
 	// re-sign: a presigned URL or SigV4a naming a placeholder.
 	UnsupportedSignature Reason = "unsupported_signature"
+	// ShareNotAllowed refuses a share the agent's share policy does not
+	// allow (secret or recipient).
+	ShareNotAllowed Reason = "share_not_allowed"
+	// IntakeNotAllowed refuses an intake the agent's intake policy does not
+	// allow.
+	IntakeNotAllowed Reason = "intake_not_allowed"
+	// NotFound answers an unknown share, intake or path on keyhole.internal.
+	NotFound Reason = "not_found"
+	// StateUnavailable refuses a minted token while the shared state store
+	// is unreachable: a revocation could have been missed.
+	StateUnavailable Reason = "state_unavailable"
+	// BudgetExceeded refuses a request over one of its agent's budgets.
+	BudgetExceeded Reason = "budget_exceeded"
+	// CaptureFailed replaces a response that matched a capture rule but
+	// could not be captured: the agent gets none of it.
+	CaptureFailed Reason = "capture_failed"
 )
 
 // statusClientClosed is the status audited for a request its agent broke
@@ -44,16 +60,22 @@ const statusClientClosed = 499
 
 // Status returns the HTTP status of a refusal with this reason: 400 for a
 // malformed request, 403 for a policy refusal, 407 for missing or stale
-// proxy credentials, 499 for a request the agent broke off, 502 when the
-// upstream (timeouts included) or a secret source failed, 503 while
+// proxy credentials (or a minted token while the shared state is
+// unavailable), 404 for an unknown path of keyhole.internal, 429 over a
+// budget, 499 for a request the agent broke off, 502 when the upstream
+// (timeouts included), a secret source or a capture failed, 503 while
 // shutting down.
 func (r Reason) Status() int {
 	switch r {
 	case BadRequest:
 		return http.StatusBadRequest
-	case ProxyAuthRequired, TokenExpired, TokenRevoked:
+	case ProxyAuthRequired, TokenExpired, TokenRevoked, StateUnavailable:
 		return http.StatusProxyAuthRequired
-	case SecretUnavailable, UpstreamTLS, UpstreamUnreachable, UpstreamTimeout, UnscrubbableEncoding:
+	case NotFound:
+		return http.StatusNotFound
+	case BudgetExceeded:
+		return http.StatusTooManyRequests
+	case SecretUnavailable, UpstreamTLS, UpstreamUnreachable, UpstreamTimeout, UnscrubbableEncoding, CaptureFailed:
 		return http.StatusBadGateway
 	case ShuttingDown:
 		return http.StatusServiceUnavailable

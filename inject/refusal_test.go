@@ -165,6 +165,8 @@ func TestApplyRefusalStatus(t *testing.T) {
 		{UpstreamTimeout, 502},
 		{ClientClosed, 499},
 		{ShuttingDown, 503},
+		{UnsupportedSignature, 403}, {ShareNotAllowed, 403}, {IntakeNotAllowed, 403},
+		{NotFound, 404}, {StateUnavailable, 407}, {BudgetExceeded, 429}, {CaptureFailed, 502},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.reason), func(t *testing.T) {

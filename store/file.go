@@ -80,6 +80,7 @@ type fileEntry struct {
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
 	Expires time.Time `json:"expires,omitzero"`
+	Policy  *Policy   `json:"policy,omitempty"`
 }
 
 type fileData struct {
@@ -98,7 +99,7 @@ func (f *File) Get(_ context.Context, name string) (Entry, error) {
 		return Entry{}, fmt.Errorf("store:%s: %w", name, ErrNotFound)
 	}
 	return Entry{Name: fe.Name, Value: secret.FromString(fe.Value), Origin: fe.Origin, Owner: fe.Owner,
-		Created: fe.Created, Updated: fe.Updated, Expires: fe.Expires}, nil
+		Created: fe.Created, Updated: fe.Updated, Expires: fe.Expires, Policy: fe.Policy}, nil
 }
 
 // Put stores e under the lock.
@@ -116,7 +117,7 @@ func (f *File) Put(_ context.Context, e Entry) error {
 			created = old.Created
 		}
 		m[e.Name] = fileEntry{Name: e.Name, Value: e.Value.Reveal(), Origin: e.Origin, Owner: e.Owner,
-			Created: created, Updated: now, Expires: e.Expires}
+			Created: created, Updated: now, Expires: e.Expires, Policy: e.Policy}
 		return nil
 	})
 }
@@ -143,7 +144,7 @@ func (f *File) List(context.Context) ([]Info, error) {
 		mac := hmac.New(sha256.New, f.fpKey)
 		mac.Write([]byte(fe.Value))
 		out = append(out, Info{Name: fe.Name, Origin: fe.Origin, Owner: fe.Owner, Created: fe.Created,
-			Updated: fe.Updated, Expires: fe.Expires, Fingerprint: hex.EncodeToString(mac.Sum(nil)[:8])})
+			Updated: fe.Updated, Expires: fe.Expires, Policy: fe.Policy, Fingerprint: hex.EncodeToString(mac.Sum(nil)[:8])})
 	}
 	slices.SortFunc(out, func(a, b Info) int {
 		if a.Name < b.Name {

@@ -42,7 +42,8 @@ func TestFileRoundTrip(t *testing.T) {
 	}
 	time.Sleep(10 * time.Millisecond) // so Updated differs from Created
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	if err := f.Put(ctx, Entry{Name: "A", Value: secret.FromString(testValue + "2"), Origin: OriginCaptured, Owner: "bot", Expires: exp}); err != nil {
+	if err := f.Put(ctx, Entry{Name: "A", Value: secret.FromString(testValue + "2"), Origin: OriginCaptured, Owner: "bot", Expires: exp,
+		Policy: &Policy{Hosts: []string{"api.example.com"}, Methods: []string{"GET"}}}); err != nil {
 		t.Fatal(err)
 	}
 	again := openTest(t, dir, "") // another process
@@ -53,11 +54,14 @@ func TestFileRoundTrip(t *testing.T) {
 	if !e.Value.Equal(testValue+"2") || e.Origin != OriginCaptured || e.Owner != "bot" || !e.Expires.Equal(exp) {
 		t.Errorf("got origin %q owner %q expires %v", e.Origin, e.Owner, e.Expires)
 	}
+	if e.Policy == nil || fmt.Sprint(e.Policy.Hosts, e.Policy.Methods) != "[api.example.com] [GET]" {
+		t.Errorf("got policy %+v, want hosts [api.example.com] methods [GET]", e.Policy)
+	}
 	if !e.Created.Equal(first.Created) || !e.Updated.After(e.Created) {
 		t.Errorf("got created %v updated %v, want the first created and a later update", e.Created, e.Updated)
 	}
 	list, err := again.List(ctx)
-	if err != nil || len(list) != 1 || len(list[0].Fingerprint) != 16 {
+	if err != nil || len(list) != 1 || len(list[0].Fingerprint) != 16 || list[0].Policy == nil {
 		t.Fatalf("got %v, %v", list, err)
 	}
 	for _, name := range []string{DataFile, KeyFile, FingerprintKeyFile} {
@@ -204,6 +208,7 @@ func TestCheckEntry(t *testing.T) {
 		{"newline", Entry{Name: "A", Value: secret.FromString("a\nb")}},
 		{"large", Entry{Name: "A", Value: secret.FromString(strings.Repeat("a", MaxValueSize+1))}},
 		{"origin", Entry{Name: "A", Value: secret.FromString(testValue), Origin: "stolen"}},
+		{"policy without hosts", Entry{Name: "A", Value: secret.FromString(testValue), Policy: &Policy{}}},
 	}
 	f := openTest(t, t.TempDir(), "")
 	for _, tc := range tests {

@@ -57,6 +57,20 @@ type Entry struct {
 	Created, Updated time.Time
 	// Expires is when the value stops being valid; zero means never.
 	Expires time.Time
+	// Policy is where a captured or taken-in value may be sent; nil for a
+	// value an operator set (its rule is in the rules file).
+	Policy *Policy
+}
+
+// Policy is where a stored value may be sent, spelled as the rules file's
+// fields of a secret (hosts, headers, methods, paths, allow_plaintext) and
+// checked by the rules package when the value becomes a secret.
+type Policy struct {
+	Hosts          []string `json:"hosts"`
+	Headers        []string `json:"headers,omitempty"`
+	Methods        []string `json:"methods,omitempty"`
+	Paths          []string `json:"paths,omitempty"`
+	AllowPlaintext bool     `json:"allow_plaintext,omitempty"`
 }
 
 // Info describes an entry without its value.
@@ -67,6 +81,8 @@ type Info struct {
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
 	Expires time.Time `json:"expires,omitzero"`
+	// Policy is the entry's policy, if it has one.
+	Policy *Policy `json:"policy,omitempty"`
 	// Fingerprint is an HMAC-SHA-256 of the value under the store's
 	// fingerprint key, in hex, shortened: equal values have equal
 	// fingerprints, and it says nothing about the value.
@@ -130,6 +146,9 @@ func checkEntry(e Entry) error {
 	case OriginSet, OriginCaptured, OriginIntake:
 	default:
 		return fmt.Errorf("unknown origin %q", e.Origin)
+	}
+	if e.Policy != nil && len(e.Policy.Hosts) == 0 {
+		return errors.New("the policy names no host")
 	}
 	n := e.Value.Len()
 	if n == 0 {
