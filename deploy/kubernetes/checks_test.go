@@ -209,6 +209,10 @@ func checkMounts(m *manifests, d *deployment, c *container, p *problems) {
 	rulesPath, _ := c.envValue("KEYHOLE_RULES")
 	stateDir, _ := c.envValue("KEYHOLE_STATE_DIR")
 	keysDir, _ := c.envValue("KEYHOLE_KEYS_DIR")
+	auditDir := os.TempDir() // no directory of its own unless the audit log is a file
+	if a, _ := c.envValue("KEYHOLE_AUDIT_LOG"); path.IsAbs(a) {
+		auditDir = path.Dir(a)
+	}
 	// The directories of the rules' file: sources.
 	sourceDirs := map[string]bool{}
 	var cm configMap
@@ -228,6 +232,12 @@ func checkMounts(m *manifests, d *deployment, c *container, p *problems) {
 	} else {
 		for _, f := range set.SourceFiles() {
 			sourceDirs[path.Dir(f)] = true
+		}
+	}
+	// A file another setting names (KEYHOLE_REDIS_CA_FILE, ...) is read too.
+	for _, e := range c.Env {
+		if path.IsAbs(e.Value) && e.Name != "KEYHOLE_RULES" && e.Name != "KEYHOLE_STATE_DIR" && e.Name != "KEYHOLE_KEYS_DIR" && e.Name != "KEYHOLE_AUDIT_LOG" {
+			sourceDirs[path.Dir(e.Value)] = true
 		}
 	}
 	seen := map[string]bool{}
@@ -264,15 +274,15 @@ func checkMounts(m *manifests, d *deployment, c *container, p *problems) {
 			if v.EmptyDir == nil || mt.ReadOnly {
 				p.add("Deployment keyhole: %s (KEYHOLE_STATE_DIR) must be a writable emptyDir", mt.MountPath)
 			}
-		case os.TempDir():
-			if v.EmptyDir == nil {
-				p.add("Deployment keyhole: %s must be an emptyDir", mt.MountPath)
+		case os.TempDir(), auditDir:
+			if v.EmptyDir == nil && v.PersistentVolumeClaim == nil || mt.ReadOnly {
+				p.add("Deployment keyhole: %s must be a writable emptyDir or volume claim", mt.MountPath)
 			}
 		default:
 			if !sourceDirs[mt.MountPath] {
-				p.add("Deployment keyhole: %s is mounted but keyhole reads nothing there (not KEYHOLE_RULES's, KEYHOLE_KEYS_DIR, KEYHOLE_STATE_DIR, %s, nor a file: source's directory)", mt.MountPath, os.TempDir())
+				p.add("Deployment keyhole: %s is mounted but keyhole reads nothing there (not KEYHOLE_RULES's, KEYHOLE_KEYS_DIR, KEYHOLE_STATE_DIR, %s, nor the directory of a file: source or of a file a setting names)", mt.MountPath, os.TempDir())
 			} else if (v.Secret == nil && v.ConfigMap == nil) || !mt.ReadOnly {
-				p.add("Deployment keyhole: %s holds file: sources; it must be a read-only Secret or ConfigMap", mt.MountPath)
+				p.add("Deployment keyhole: %s holds files keyhole reads; it must be a read-only Secret or ConfigMap", mt.MountPath)
 			}
 		}
 	}
@@ -283,7 +293,7 @@ func checkMounts(m *manifests, d *deployment, c *container, p *problems) {
 	}
 	for dir := range sourceDirs {
 		if !seen[dir] {
-			p.add("Deployment keyhole: the rules read file: sources in %s, which is not mounted", dir)
+			p.add("Deployment keyhole: keyhole reads files in %s (a file: source, or a file a setting names), which is not mounted", dir)
 		}
 	}
 }

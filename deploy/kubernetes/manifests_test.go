@@ -150,6 +150,9 @@ type volume struct {
 	EmptyDir *struct {
 		Medium string `yaml:"medium"`
 	} `yaml:"emptyDir"`
+	PersistentVolumeClaim *struct {
+		ClaimName string `yaml:"claimName"`
+	} `yaml:"persistentVolumeClaim"`
 }
 
 type deployment struct {

@@ -125,6 +125,7 @@ func TestBrokenManifestsFail(t *testing.T) {
 		{"a key missing", "deployment.yaml", "              - {key: token-key, path: token-key}\n", "", "statekeys.Names"},
 		{"keys world-readable", "deployment.yaml", "secretName: keyhole-keys\n            defaultMode: 0400", "secretName: keyhole-keys\n            defaultMode: 0444", "defaultMode"},
 		{"state read-only", "deployment.yaml", "mountPath: /var/lib/keyhole\n", "mountPath: /var/lib/keyhole\n              readOnly: true\n", "KEYHOLE_STATE_DIR"},
+		{"tmp read-only", "deployment.yaml", "mountPath: /tmp\n", "mountPath: /tmp\n              readOnly: true\n", "/tmp must be a writable"},
 		{"stray mount", "deployment.yaml", "mountPath: /etc/keyhole/secrets", "mountPath: /etc/keyhole/other", "reads nothing there"},
 		{"selector off", "deployment.yaml", "  selector:\n    matchLabels:\n      app.kubernetes.io/name: keyhole", "  selector:\n    matchLabels:\n      app.kubernetes.io/name: keyhole-x", "selector"},
 		{"service misses pods", "service.yaml", "  selector:\n    app.kubernetes.io/name: keyhole\n  ports:\n    - name: proxy", "  selector:\n    app.kubernetes.io/name: proxy\n  ports:\n    - name: proxy", "Service keyhole: the selector"},
