@@ -103,6 +103,12 @@ func TestReplicasShareKeysFromAReadOnlyMount(t *testing.T) {
 		t.Errorf("the keys mount changed:\nbefore:\n%s\nafter:\n%s", before.String(), after.String())
 	}
 
+	t.Run("keys init refuses KEYHOLE_STORE_KEY", func(t *testing.T) {
+		_, stderr, code := runKeyhole(t, []string{"KEYHOLE_STATE_DIR=" + t.TempDir(), "KEYHOLE_STORE_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "keys", "init")
+		if code == 0 || !strings.Contains(stderr, "KEYHOLE_STORE_KEY is set") {
+			t.Fatalf("got exit %d, stderr %q; want a refusal naming KEYHOLE_STORE_KEY", code, stderr)
+		}
+	})
 	t.Run("a key missing from the mount stops serve", func(t *testing.T) {
 		var some []string
 		for _, f := range files {
