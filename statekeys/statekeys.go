@@ -50,8 +50,9 @@ func Names(storeKeyFromEnv bool) []string {
 
 // Install copies every key of Names from keysDir into stateDir (created 0700
 // if missing), replacing what stateDir held under those names: keysDir is the
-// truth. Each copy is written to a temporary file and renamed into place, so
-// a reader never sees half a key. keysDir is only read.
+// truth. Each copy (mode 0600, the certificate too) is written to a
+// temporary file and renamed into place, so a reader never sees half a key.
+// keysDir is only read.
 //
 // It fails, naming every problem, when a key is missing from keysDir, when
 // keysDir holds a file that is not a key (a misspelt name in the Secret), or
@@ -96,11 +97,7 @@ func Install(keysDir, stateDir string, storeKeyFromEnv bool) error {
 			errs = append(errs, err)
 			continue
 		}
-		mode := fs.FileMode(0o600)
-		if name == certs.CertFile {
-			mode = 0o644 // the certificate is public
-		}
-		if err := replace(filepath.Join(stateDir, name), data, mode); err != nil {
+		if err := store.WriteAtomic(filepath.Join(stateDir, name), data); err != nil {
 			errs = append(errs, fmt.Errorf("state dir: install %s: %w", name, err))
 		}
 	}
@@ -136,30 +133,6 @@ func readKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("keys dir: %s is larger than %d bytes; it is not a key", path, maxKeyFile)
 	}
 	return data, nil
-}
-
-// replace writes data to path through a synced temporary file renamed over
-// it, with mode perm regardless of the umask.
-func replace(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	err = tmp.Chmod(perm)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // Create makes every key of Names(false) in dir that is missing there (dir

@@ -116,12 +116,8 @@ func TestCreateThenInstall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want0 := os.FileMode(0o600)
-		if name == certs.CertFile {
-			want0 = 0o644
-		}
-		if fi.Mode().Perm() != want0 {
-			t.Errorf("%s: mode %04o, want %04o", name, fi.Mode().Perm(), want0)
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %04o, want 0600", name, fi.Mode().Perm())
 		}
 	}
 	// The loaders read the installed keys and create nothing.

@@ -71,7 +71,10 @@ func TestManifests(t *testing.T) {
 	}
 }
 
-// TestRulesConfigMapChecks runs `keyhole check` on the ConfigMap's rules.
+// TestRulesConfigMapChecks runs `keyhole check` on the ConfigMap's rules,
+// as they are and with the commented handoff example turned on; the example
+// must also listen on the container port the NetworkPolicy keeps from
+// agents.
 func TestRulesConfigMapChecks(t *testing.T) {
 	m, err := parse(load(t))
 	if err != nil {
@@ -81,19 +84,63 @@ func TestRulesConfigMapChecks(t *testing.T) {
 	if err := m.one("ConfigMap", "keyhole-rules", &cm); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "keyhole.yaml")
-	if err := os.WriteFile(path, []byte(cm.Data["keyhole.yaml"]), 0o600); err != nil {
+	text := cm.Data["keyhole.yaml"]
+	withHandoff := uncommentHandoff(text)
+	if withHandoff == text {
+		t.Fatal("the ConfigMap's rules have no commented handoff example")
+	}
+	for name, rulesText := range map[string]string{"as is": text, "handoff on": withHandoff} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "keyhole.yaml")
+			if err := os.WriteFile(path, []byte(rulesText), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "check", path)
+			cmd.Env = []string{"HOME=" + t.TempDir(), "KEYHOLE_STATE_DIR=" + t.TempDir()}
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("keyhole check: %v\n%s", err, out)
+			}
+			if !strings.Contains(string(out), "1 secret") {
+				t.Errorf("keyhole check: %s", out)
+			}
+			if name == "handoff on" && !strings.Contains(string(out), "handoff to 1 recipient") {
+				t.Errorf("keyhole check did not see the handoff section: %s", out)
+			}
+		})
+	}
+	var d deployment
+	if err := m.one("Deployment", "keyhole", &d); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "check", path)
-	cmd.Env = []string{"HOME=" + t.TempDir(), "KEYHOLE_STATE_DIR=" + t.TempDir()}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("keyhole check of the ConfigMap's rules: %v\n%s", err, out)
+	var p problems
+	checkHandoffListen(withHandoff, &d.Spec.Template.Spec.Containers[0], &p)
+	for _, msg := range p {
+		t.Error(msg)
 	}
-	if !strings.Contains(string(out), "1 secret") {
-		t.Errorf("keyhole check: %s", out)
+	if !strings.Contains(withHandoff, "listen:") {
+		t.Error("the handoff example has no listen address")
 	}
+}
+
+// uncommentHandoff turns on the rules' commented "# handoff:" block.
+func uncommentHandoff(text string) string {
+	lines := strings.Split(text, "\n")
+	on := false
+	for i, l := range lines {
+		trimmed := strings.TrimLeft(l, " ")
+		indent := l[:len(l)-len(trimmed)]
+		switch {
+		case trimmed == "# handoff:":
+			on = true
+		case on && strings.HasPrefix(trimmed, "#   "):
+		default:
+			on = false
+			continue
+		}
+		lines[i] = indent + strings.TrimPrefix(trimmed, "# ")
+	}
+	return strings.Join(lines, "\n")
 }
 
 // TestBrokenManifestsFail: each mutation breaks one invariant, and check
