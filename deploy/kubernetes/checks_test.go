@@ -233,6 +233,9 @@ func checkMounts(m *manifests, d *deployment, c *container, p *problems) {
 		for _, f := range set.SourceFiles() {
 			sourceDirs[path.Dir(f)] = true
 		}
+		for _, f := range handoffFiles(text) {
+			sourceDirs[path.Dir(f)] = true
+		}
 	}
 	// A file another setting names (KEYHOLE_REDIS_CA_FILE, ...) is read too.
 	for _, e := range c.Env {
@@ -348,15 +351,38 @@ func checkPDB(m *manifests, labels map[string]string, replicas int, p *problems)
 	}
 }
 
+// handoffRules is the part of the rules checkHandoffListen and
+// handoffFiles read.
+type handoffRules struct {
+	Handoff *struct {
+		Listen   string `yaml:"listen"`
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"handoff"`
+}
+
+// handoffFiles are the absolute paths of the handoff page's certificate
+// and key, when the rules name them (a Secret mounted for a public
+// certificate).
+func handoffFiles(rulesText string) []string {
+	var r handoffRules
+	if err := yaml.Unmarshal([]byte(rulesText), &r); err != nil || r.Handoff == nil {
+		return nil
+	}
+	var out []string
+	for _, f := range []string{r.Handoff.CertFile, r.Handoff.KeyFile} {
+		if path.IsAbs(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // checkHandoffListen: when the rules turn the handoff page on, it listens
 // on the pod's address at the container port named handoff, the port the
 // NetworkPolicy keeps from agents and the handoff Service targets.
 func checkHandoffListen(rulesText string, c *container, p *problems) {
-	var r struct {
-		Handoff *struct {
-			Listen string `yaml:"listen"`
-		} `yaml:"handoff"`
-	}
+	var r handoffRules
 	if err := yaml.Unmarshal([]byte(rulesText), &r); err != nil || r.Handoff == nil {
 		return // the rules' own check reports what does not parse
 	}

@@ -196,6 +196,7 @@ func TestBrokenManifestsFail(t *testing.T) {
 		{"agents' keyhole namespace", "networkpolicy-agents.yaml", "kubernetes.io/metadata.name: keyhole", "kubernetes.io/metadata.name: default", "besides keyhole's proxy"},
 		{"agents egress only DNS", "networkpolicy-agents.yaml", "  policyTypes: [Egress]", "  policyTypes: [Ingress]", "Egress"},
 		{"handoff on another port", "configmap.yaml", "    egress:\n", "    handoff:\n      listen: 0.0.0.0:9443\n    egress:\n", "handoff.listen"},
+		{"handoff certificate not mounted", "configmap.yaml", "    egress:\n", "    handoff:\n      listen: 0.0.0.0:8443\n      base_url: https://keyhole.example.com\n      cert_file: /etc/keyhole/tls/tls.crt\n      key_file: /etc/keyhole/tls/tls.key\n      recipients:\n        alice: {webhook: https://hooks.example.com/alice}\n    egress:\n", "keyhole reads files in /etc/keyhole/tls"},
 		{"namespace renamed", "namespace.yaml", "name: keyhole", "name: keyhole-prod", "kustomization.yaml's namespace"},
 		{"manifest left out", "kustomization.yaml", "  - pdb.yaml\n", "", "resources"},
 	}
