@@ -19,8 +19,8 @@ type fake struct {
 	mu      sync.Mutex
 	shares  map[string]*handoff.Share
 	intakes map[string]*fakeIntake
-	claims  int // Reveal calls that reached a share
-	lookups int // calls of any method
+	claims  int   // Reveal calls that reached a share
+	lookups int   // calls of any method
 	fail    error // when set, every method returns it
 	now     time.Time
 }

@@ -104,12 +104,12 @@ func New(svc handoff.Pages, opts Options) http.Handler {
 		h.maxBody = DefaultMaxBody
 	}
 	h.routes = map[string]route{
-		handoff.SharePath:             {http.MethodGet, h.sharePage},
-		handoff.SharePath + "meta":    {http.MethodGet, h.shareMeta},
-		handoff.SharePath + "reveal":  {http.MethodPost, h.reveal},
-		handoff.IntakePath:            {http.MethodGet, h.intakePage},
-		handoff.IntakePath + "meta":   {http.MethodGet, h.intakeMeta},
-		handoff.IntakePath + "answer": {http.MethodPost, h.answer},
+		handoff.SharePath:              {http.MethodGet, h.sharePage},
+		handoff.SharePath + "meta":     {http.MethodGet, h.shareMeta},
+		handoff.SharePath + "reveal":   {http.MethodPost, h.reveal},
+		handoff.IntakePath:             {http.MethodGet, h.intakePage},
+		handoff.IntakePath + "meta":    {http.MethodGet, h.intakeMeta},
+		handoff.IntakePath + "answer":  {http.MethodPost, h.answer},
 		handoff.IntakePath + "decline": {http.MethodPost, h.decline},
 	}
 	return h
