@@ -211,3 +211,12 @@ func (f *fake) lookupCount() int {
 	defer f.mu.Unlock()
 	return f.lookups
 }
+
+// tamper flips a bit of the share's ciphertext (its key check stays
+// right).
+func (f *fake) tamper(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ct := f.shares[id].Ciphertext
+	ct[len(ct)-1] ^= 1
+}
