@@ -44,7 +44,7 @@ func serveTLS(t *testing.T, cfg ListenConfig) string {
 
 func client(roots *x509.CertPool, serverName string) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: serverName},
+		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: serverName},
 		ForceAttemptHTTP2: true,
 	}}
 }
