@@ -40,7 +40,7 @@ func newFake() *fake {
 
 // share adds a share of value with views and returns its id and link
 // fragment (the key).
-func (f *fake) share(t *testing.T, value string, views int, ttl time.Duration) (id, key string) {
+func (f *fake) share(t testing.TB, value string, views int, ttl time.Duration) (id, key string) {
 	t.Helper()
 	id = handoff.NewID()
 	ct, check, k, err := handoff.SealShare(id, secret.FromString(value))
@@ -56,7 +56,7 @@ func (f *fake) share(t *testing.T, value string, views int, ttl time.Duration) (
 }
 
 // intake adds a pending intake and returns its id and link fragment.
-func (f *fake) intake(t *testing.T, hosts ...string) (id, fragment string) {
+func (f *fake) intake(t testing.TB, hosts ...string) (id, fragment string) {
 	t.Helper()
 	id = handoff.NewID()
 	priv, pub, err := handoff.NewIntakeKey()
