@@ -1,6 +1,7 @@
 package pages
 
 import (
+	"context"
 	"flag"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"keyhole/certs"
 	"keyhole/handoff"
 	"keyhole/handoff/pages/browsertest"
 )
@@ -246,4 +248,43 @@ func TestBrowserIntakeRefusals(t *testing.T) {
 			t.Errorf("the page sent an answer")
 		}
 	}
+}
+
+// TestBrowserTLS: the pages through Listen and Serve, as keyhole serves
+// them: a leaf of keyhole's CA for base_url's host, which chromium
+// accepts only because its key is pinned; the share is revealed.
+func TestBrowserTLS(t *testing.T) {
+	ca, err := certs.LoadOrCreate(t.TempDir(), certs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFake()
+	ln, err := Listen(ListenConfig{Addr: "127.0.0.1:0", BaseURL: "https://keyhole.test:8443", CA: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, New(f, Options{}), nil) }()
+	defer func() { cancel(); <-done }()
+	leaf, err := ca.Leaf("keyhole.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := browsertest.Start(browsertest.Options{
+		SPKIHashes: []string{browsertest.SPKIHash(leaf.Leaf)},
+		HostRules:  []string{"MAP keyhole.test " + ln.Addr().String()},
+	})
+	if err != nil {
+		browsertest.Missing(t, err)
+	}
+	defer b.Close()
+	tb := b.Tab(t)
+	id, key := f.share(t, shareValue, 1, time.Hour)
+	tb.Do(chromedp.Navigate("https://keyhole.test:8443/s/"+id+"#"+key), chromedp.WaitEnabled(chromedp.ID("reveal")), chromedp.Click(chromedp.ID("reveal")))
+	tb.WaitState("value")
+	if got := tb.Text("#value"); got != shareValue {
+		t.Fatal("the page over TLS does not show the value")
+	}
+	tb.CheckClean()
 }

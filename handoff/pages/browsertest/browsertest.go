@@ -37,6 +37,10 @@ type Options struct {
 	// SPKIHash) whose certificates chromium accepts without a trusted
 	// chain. Empty: only trusted certificates (and plain http).
 	SPKIHashes []string
+	// HostRules maps host names to loopback addresses, as chromium's
+	// --host-resolver-rules takes them: "MAP keyhole.test 127.0.0.1:8443"
+	// (the port replaces the URL's). Empty: the system resolver.
+	HostRules []string
 }
 
 // Browser is one running chromium.
@@ -67,6 +71,9 @@ func Start(opts Options) (*Browser, error) {
 	}
 	if len(opts.SPKIHashes) > 0 {
 		flags = append(flags, chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(opts.SPKIHashes, ",")))
+	}
+	if len(opts.HostRules) > 0 {
+		flags = append(flags, chromedp.Flag("host-resolver-rules", strings.Join(opts.HostRules, ", ")))
 	}
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), flags...)
 	root, _ := chromedp.NewContext(alloc)
