@@ -42,11 +42,15 @@ func serveTLS(t *testing.T, cfg ListenConfig) string {
 	return ln.Addr().String()
 }
 
-func client(roots *x509.CertPool, serverName string) *http.Client {
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+// client trusts roots for serverName; its connections close before the
+// test's server shuts down (which would wait for them).
+func client(t *testing.T, roots *x509.CertPool, serverName string) *http.Client {
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: serverName},
 		ForceAttemptHTTP2: true,
 	}}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
 }
 
 // TestListenLeaf: with no cert_file the listener presents a leaf of
@@ -66,7 +70,7 @@ func TestListenLeaf(t *testing.T) {
 	} {
 		t.Run(tc.base, func(t *testing.T) {
 			addr := serveTLS(t, ListenConfig{BaseURL: tc.base, CA: ca})
-			c := client(roots, tc.serverName)
+			c := client(t, roots, tc.serverName)
 			resp, err := c.Get("https://" + addr + "/s/x")
 			if err != nil {
 				t.Fatal(err)
@@ -78,12 +82,12 @@ func TestListenLeaf(t *testing.T) {
 			if resp.ProtoMajor != 2 {
 				t.Errorf("protocol %s, want HTTP/2", resp.Proto)
 			}
-			if _, err := client(roots, "other.example").Get("https://" + addr + "/"); err == nil {
+			if _, err := client(t, roots, "other.example").Get("https://" + addr + "/"); err == nil {
 				t.Error("the leaf verified for another host")
 			}
 			req, _ := http.NewRequest("GET", "https://"+addr+"/", nil)
 			req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
-			c1 := client(roots, tc.serverName)
+			c1 := client(t, roots, tc.serverName)
 			c1.Transport.(*http.Transport).ForceAttemptHTTP2 = false
 			c1.Transport.(*http.Transport).TLSClientConfig.NextProtos = []string{"http/1.1"}
 			resp, err = c1.Do(req)
@@ -117,7 +121,7 @@ func TestListenCertFile(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
 	addr := serveTLS(t, ListenConfig{BaseURL: "https://pages.test", CertFile: certFile, KeyFile: keyFile})
-	resp, err := client(roots, "pages.test").Get("https://" + addr + "/assets/style.css")
+	resp, err := client(t, roots, "pages.test").Get("https://" + addr + "/assets/style.css")
 	if err != nil {
 		t.Fatal(err)
 	}
