@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"keyhole/handoff"
@@ -151,6 +152,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !validID(id) {
 			break
 		}
+		if rt.method == http.MethodPost && crossSite(r) {
+			writeJSON(w, http.StatusForbidden, errorBody{Status: statusBadRequest, Message: "only this page may send this"})
+			return
+		}
 		rt.serve(w, r, id)
 		return
 	}
@@ -168,6 +173,24 @@ func allowed(w http.ResponseWriter, r *http.Request, method string) bool {
 	w.Header().Set("Allow", method)
 	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Status: statusBadRequest, Message: "method not allowed"})
 	return false
+}
+
+// crossSite reports whether a browser says r comes from another site's
+// page (Sec-Fetch-Site, or an Origin that is not this host): such a POST
+// could burn a view or decline an intake on a visitor's behalf. Clients
+// that are not browsers send neither header.
+// A browser that sends Sec-Fetch-Site is believed alone (a reverse proxy
+// may rewrite Host); older ones are judged by Origin.
+func crossSite(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site != "same-origin" && site != "none"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || !strings.EqualFold(u.Host, r.Host)
 }
 
 // validID reports whether id is a canonical share or intake id, checked
@@ -248,7 +271,9 @@ func (h *handler) decline(w http.ResponseWriter, r *http.Request, id string) {
 // decode reads r's JSON body into v: bounded, application/json, one
 // object, no unknown fields. It answers the client itself when it fails.
 func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+	// A cross-site form or no-cors fetch cannot send application/json;
+	// a client that sends no type at all is taken as sending JSON.
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		writeJSON(w, http.StatusUnsupportedMediaType, errorBody{Status: "bad_request", Message: "the body must be application/json"})
 		return false
 	}

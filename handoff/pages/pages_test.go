@@ -239,6 +239,7 @@ func TestIntake(t *testing.T) {
 		status            string
 	}{
 		{"not json", "text/plain", string(good), 415, "bad_request"},
+		{"a form", "application/x-www-form-urlencoded", "capability=x", 415, "bad_request"},
 		{"bad json", "application/json", "{", 400, "bad_request"},
 		{"unknown field", "application/json", `{"capability":"x","value":"plain"}`, 400, "bad_request"},
 		{"two objects", "application/json", string(good) + string(good), 400, "bad_request"},
@@ -311,5 +312,43 @@ func TestAssets(t *testing.T) {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("%s does not spell %s", file, want)
 		}
+	}
+}
+
+// TestCrossSite: a POST that a browser says comes from another site's page
+// is refused before the service is asked; same-origin and non-browser
+// clients pass.
+func TestCrossSite(t *testing.T) {
+	f := newFake()
+	srv := newTestServer(t, f, Options{})
+	id, _ := f.share(t, shareValue, handoff.MaxViews, time.Hour)
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		code   int
+	}{
+		{"cross-site fetch", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"same-site subdomain", map[string]string{"Sec-Fetch-Site": "same-site"}, 403},
+		{"other origin", map[string]string{"Origin": "https://evil.example"}, 403},
+		{"null origin", map[string]string{"Origin": "null"}, 403},
+		{"same origin", map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": srv.URL}, 200},
+		{"not a browser", nil, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := f.claimCount()
+			req, _ := http.NewRequest("POST", srv.URL+"/s/"+id+"/reveal", nil)
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			claimed := f.claimCount() - before
+			if resp.StatusCode != tc.code || (tc.code == 403) != (claimed == 0) {
+				t.Errorf("got %d (claimed %d), want %d", resp.StatusCode, claimed, tc.code)
+			}
+		})
 	}
 }
