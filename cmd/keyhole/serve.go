@@ -40,6 +40,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	stdlog.SetFlags(0)
 	stdlog.SetOutput(proxy.StdLogWriter(log))
 	m := metrics.New()
+	shared, err := openShared(ctx, s, log, m)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	loader, secretStore := sourceLoader(s, true, m)
 	storeChanged := storeChanges(ctx, secretStore) // from before the first read
 	set, err := loader.Load(ctx, s.Rules, nil)
@@ -68,17 +72,31 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer auditFile.Close()
 
-	p, err := proxy.New(s.Proxy, proxy.Deps{
+	var p *proxy.Proxy
+	hand, err := newHandoff(handoffDeps{settings: s, store: secretStore, audit: auditLog, log: log,
+		rules:         func() *rules.Set { return p.Rules() },
+		refreshStored: func(ctx context.Context) error { return p.RefreshStored(ctx) }})
+	if err != nil {
+		return err
+	}
+	var api proxy.AgentAPI
+	if hand != nil { // no store, no hand-offs: keyhole.internal answers not_found
+		api = hand
+	}
+	p, err = proxy.New(s.Proxy, proxy.Deps{
+		API:       api,
 		Rules:     set,
 		Authority: authority,
 		Audit:     auditLog,
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
+		Store:     proxyStore(secretStore),
 	})
 	if err != nil {
 		return err
 	}
+	refreshStored(ctx, p, secretStore, log)
 	registerGauges(m, p, authority, auditLog, auditFile)
 	ln, err := p.Listen()
 	if err != nil {
@@ -91,6 +109,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	if err := startHandoff(ctx, hand, set, authority, m, log); err != nil {
+		return err
+	}
 	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// The collector's target follows load: low while the proxy is
@@ -113,7 +134,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}))
 	if s.AdminListen != "" {
-		if err := serveAdmin(ctx, s.AdminListen, s.Proxy.Listen, m, p, log); err != nil {
+		if err := serveAdmin(ctx, s.AdminListen, s.Proxy.Listen, m, p, log, shared.Ready); err != nil {
 			return err
 		}
 	}
@@ -199,7 +220,7 @@ func registerGauges(m *metrics.Metrics, p *proxy.Proxy, a *certs.Authority, al *
 // serveAdmin starts the admin listener (/healthz, /readyz, /metrics). It
 // refuses the proxy's own address: the admin endpoints must not be reachable
 // as a proxy destination by agents.
-func serveAdmin(ctx context.Context, addr, proxyAddr string, m *metrics.Metrics, p *proxy.Proxy, log *slog.Logger) error {
+func serveAdmin(ctx context.Context, addr, proxyAddr string, m *metrics.Metrics, p *proxy.Proxy, log *slog.Logger, state func() error) error {
 	if addr == proxyAddr && !strings.HasSuffix(addr, ":0") {
 		return fmt.Errorf("serve: KEYHOLE_ADMIN_LISTEN %s must differ from the proxy's address", addr)
 	}
@@ -214,7 +235,7 @@ func serveAdmin(ctx context.Context, addr, proxyAddr string, m *metrics.Metrics,
 		if p.Rules() == nil {
 			return errors.New("no rules loaded")
 		}
-		return nil
+		return state()
 	}
 	srv := &http.Server{Handler: m.Admin(ready), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
