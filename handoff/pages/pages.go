@@ -23,7 +23,9 @@
 // and fetches from the same origin only, no inline script or style, no
 // frames, no forms, no base), no referrer, no caching, nosniff and
 // X-Frame-Options DENY. HTML, JavaScript and CSS are embedded in the
-// binary; nothing is loaded from elsewhere.
+// binary; nothing is loaded from elsewhere. Ids are checked before any
+// lookup, bodies are bounded, and a POST a browser marks as sent by
+// another site's page is refused.
 //
 // [Listen] and [Serve] run the handler on the handoff listener: TLS with a
 // leaf of keyhole's CA for the base URL's host, or an operator's
@@ -179,6 +181,7 @@ func allowed(w http.ResponseWriter, r *http.Request, method string) bool {
 // page (Sec-Fetch-Site, or an Origin that is not this host): such a POST
 // could burn a view or decline an intake on a visitor's behalf. Clients
 // that are not browsers send neither header.
+//
 // A browser that sends Sec-Fetch-Site is believed alone (a reverse proxy
 // may rewrite Host); older ones are judged by Origin.
 func crossSite(r *http.Request) bool {
