@@ -85,6 +85,21 @@ resolve:
 
 var handoffLine = regexp.MustCompile(`msg="handoff listener" handoff_addr=(\S+)`)
 
+// handoffAddr is the address of k's handoff listener, from its log.
+func handoffAddr(t *testing.T, k *keyhole) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := handoffLine.FindStringSubmatch(k.stderr.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no handoff listener in keyhole's log:\n%s", k.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // pagesClient speaks to k's handoff listener as a browser would: TLS
 // verified against keyhole's CA for base_url's host, dialed at the
 // listener's address.
@@ -95,17 +110,7 @@ type pagesClient struct {
 
 func newPagesClient(t *testing.T, k *keyhole) *pagesClient {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	var addr string
-	for addr == "" {
-		if m := handoffLine.FindStringSubmatch(k.stderr.String()); m != nil {
-			addr = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no handoff listener in keyhole's log:\n%s", k.stderr)
-		} else {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	addr := handoffAddr(t, k)
 	pem, err := os.ReadFile(k.CAFile)
 	if err != nil {
 		t.Fatal(err)
