@@ -172,7 +172,7 @@ func TestHandoffOperatorShare(t *testing.T) {
 	}
 	d := hook.wait(t, 0)
 	id, key := splitLink(t, d.Link, handoff.SharePath)
-	k.Secret(d.Link, key)
+	k.AlsoSecret(d.Link, key)
 	if out != "" || strings.Contains(stderr, key) {
 		t.Errorf("share without --print wrote the link")
 	}
@@ -214,7 +214,7 @@ func TestHandoffOperatorShare(t *testing.T) {
 	}
 	printed = strings.TrimSpace(printed)
 	id2, key2 := splitLink(t, printed, handoff.SharePath)
-	k.Secret(printed, key2)
+	k.AlsoSecret(printed, key2)
 	ls, _, _ := runKeyhole(t, env, "share", "ls")
 	if !strings.Contains(ls, id) || !strings.Contains(ls, id2) || !strings.Contains(ls, "viewed") || !strings.Contains(ls, "3/3") {
 		t.Errorf("share ls: got %q", ls)

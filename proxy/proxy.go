@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"keyhole/audit"
 	"keyhole/certs"
 	"keyhole/rules"
+	"keyhole/store"
 	"keyhole/upstream"
 )
 
@@ -123,6 +125,14 @@ type Deps struct {
 	// static; nil means the default, which reaches token endpoints through
 	// the proxy's own transport (verified TLS, pins, block_private).
 	Credentials Credentials
+	// API answers the requests agents send to https://keyhole.internal;
+	// nil answers every one with 404 not_found.
+	API AgentAPI
+	// Store holds the captured and taken-in values that become secrets of
+	// their owner agent (see RefreshStored), and receives captured ones;
+	// nil means none, and a response that matches a capture rule is
+	// refused with capture_failed.
+	Store store.Store
 }
 
 // Observer is told about every audit record the proxy writes.
@@ -143,6 +153,10 @@ type Proxy struct {
 	ids       *audit.IDs
 
 	policy     atomic.Pointer[policy]
+	api        AgentAPI
+	store      store.Store
+	stored     []*rules.Secret // the store's secrets with a policy; guarded by retirement.mu
+	refreshing sync.Mutex      // serializes RefreshStored
 	retirement retirement
 	dialer     *dialer
 	transport  *http.Transport // shared by requests without a secret
@@ -182,6 +196,8 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		observer:  deps.Observer,
 		ids:       audit.NewIDs(),
 		conns:     newConns(),
+		api:       deps.API,
+		store:     deps.Store,
 	}
 	p.setPolicy(deps.Rules)
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)
@@ -206,7 +222,8 @@ func (p *Proxy) SetRules(set *rules.Set) {
 	p.upstreams.closeIdle()
 }
 
-// Rules returns the rules in force.
+// Rules returns the rules in force, with the store's secrets that have a
+// policy (see RefreshStored).
 func (p *Proxy) Rules() *rules.Set { return p.policy.Load().set }
 
 // Stats reports the client connections and tunnels open now, and the

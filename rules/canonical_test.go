@@ -48,6 +48,7 @@ func canonical(t testing.TB, s *Set) string {
 		Egress  egressDoc            `yaml:"egress"`
 		Resolve map[string]string    `yaml:"resolve"`
 		Vault   *vaultDoc            `yaml:"vault,omitempty"`
+		Capture []captureDoc         `yaml:"capture,omitempty"`
 		Handoff map[string]any       `yaml:"handoff,omitempty"`
 	}
 	d := doc{
@@ -109,6 +110,7 @@ func canonical(t testing.TB, s *Set) string {
 		}
 		d.Resolve[key] = val
 	}
+	d.Capture = canonicalCaptures(s.Captures)
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -176,6 +178,36 @@ func kindDoc(sec *Secret) map[string]any {
 		}
 	}
 	return m
+}
+
+// captureDoc is a capture rule as the canonical form writes it.
+type captureDoc struct {
+	Host    string   `yaml:"host"`
+	Method  string   `yaml:"method,omitempty"`
+	Path    string   `yaml:"path,omitempty"`
+	JSON    string   `yaml:"json"`
+	Name    string   `yaml:"name"`
+	Hosts   []string `yaml:"hosts"`
+	Headers []string `yaml:"headers,omitempty"`
+	Methods []string `yaml:"methods,omitempty"`
+	Paths   []string `yaml:"paths,omitempty"`
+	TTL     string   `yaml:"ttl,omitempty"`
+}
+
+func canonicalCaptures(cs []*Capture) []captureDoc {
+	var out []captureDoc
+	for _, c := range cs {
+		d := captureDoc{Host: c.Host.String(), Method: c.Method, JSON: c.JSONPath(), Name: c.Name,
+			Hosts: c.Hosts, Headers: c.Headers, Methods: c.Methods, Paths: c.Paths}
+		if c.Path != nil {
+			d.Path = c.Path.String()
+		}
+		if c.TTL > 0 {
+			d.TTL = c.TTL.String()
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // handoffDoc renders the handoff section; nil for none.

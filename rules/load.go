@@ -88,7 +88,7 @@ func (l *loader) newError(line int, field, format string, args ...any) *Error {
 }
 
 func (l *loader) root(n *yaml.Node) {
-	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault", "databases", "handoff")
+	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault", "databases", "capture", "handoff")
 	if !ok {
 		return
 	}
@@ -114,6 +114,9 @@ func (l *loader) root(n *yaml.Node) {
 	}
 	if p, ok := f["resolve"]; ok {
 		l.resolve(p)
+	}
+	if p, ok := f["capture"]; ok {
+		l.captures(p)
 	}
 }
 

@@ -3,26 +3,20 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net/http"
 
-	"keyhole/agentauth"
 	"keyhole/audit"
 	"keyhole/certs"
 	"keyhole/handoff"
-	"keyhole/inject"
 	"keyhole/metrics"
+	"keyhole/proxy"
 	"keyhole/rules"
 	"keyhole/store"
 	"keyhole/upstream"
 )
 
-// agentAPI is what the proxy dispatches keyhole.internal to (proxy's
-// AgentAPI; serve sets it as proxy.Deps.API).
-type agentAPI interface {
-	ServeAgent(w http.ResponseWriter, r *http.Request, id agentauth.Identity) *inject.Refusal
-}
-
-var _ agentAPI = (*handoff.Service)(nil)
+// The hand-off service answers keyhole.internal (serve sets it as
+// proxy.Deps.API).
+var _ proxy.AgentAPI = (*handoff.Service)(nil)
 
 // handoffDeps are what newHandoff needs from serve or `keyhole share`.
 type handoffDeps struct {

@@ -74,22 +74,29 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	var p *proxy.Proxy
 	hand, err := newHandoff(handoffDeps{settings: s, store: secretStore, audit: auditLog, log: log,
-		rules: func() *rules.Set { return p.Rules() }}) // TODO(merge cap14): refreshStored: p.RefreshStored
+		rules:         func() *rules.Set { return p.Rules() },
+		refreshStored: func(ctx context.Context) error { return p.RefreshStored(ctx) }})
 	if err != nil {
 		return err
 	}
+	var api proxy.AgentAPI
+	if hand != nil { // no store, no hand-offs: keyhole.internal answers not_found
+		api = hand
+	}
 	p, err = proxy.New(s.Proxy, proxy.Deps{
-		// TODO(merge cap14): API: hand (nil when the store is unavailable)
+		API:       api,
 		Rules:     set,
 		Authority: authority,
 		Audit:     auditLog,
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
+		Store:     proxyStore(secretStore),
 	})
 	if err != nil {
 		return err
 	}
+	refreshStored(ctx, p, secretStore, log)
 	registerGauges(m, p, authority, auditLog, auditFile)
 	ln, err := p.Listen()
 	if err != nil {
