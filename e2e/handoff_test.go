@@ -132,6 +132,9 @@ func (c *pagesClient) do(method, path string, body any, out any) int {
 	}
 	req, _ := http.NewRequest(method, "https://keyhole.test"+path, r)
 	req.Header.Set("User-Agent", "e2e-pages-client")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
