@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,9 @@ type Service struct {
 	sharesCreated, sharesViewed, sharesExpired          atomic.Int64
 	intakesRequested, intakesFulfilled, intakesDeclined atomic.Int64
 	intakesExpired, deliveriesFailed                    atomic.Int64
+
+	knownMu sync.Mutex
+	known   map[string]bool // share ids already audited, see auditOperatorShares
 }
 
 // Config holds a Service's dependencies.
