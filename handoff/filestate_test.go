@@ -60,7 +60,8 @@ func TestFileStateShared(t *testing.T) {
 	}
 }
 
-// TestFileStateBounded: more than MaxLive open shares are refused.
+// TestFileStateBounded: more than MaxLive open shares, or more than
+// MaxBytes of their ciphertexts, are refused.
 func TestFileStateBounded(t *testing.T) {
 	st, _ := OpenFileState(t.TempDir())
 	now := time.Now()
@@ -71,6 +72,17 @@ func TestFileStateBounded(t *testing.T) {
 			t.Fatalf("share %d: %v", i, err)
 		case i == MaxLive && !errors.Is(err, ErrFull):
 			t.Fatalf("share %d: got %v, want ErrFull", i, err)
+		}
+	}
+	big, _ := OpenFileState(t.TempDir())
+	big.MaxBytes = 1 << 20
+	for i := range 16 + 1 {
+		err := big.PutShare(context.Background(), Share{ID: NewID(), Ciphertext: make([]byte, 64<<10), Views: 1, ViewsLeft: 1, Created: now, Expires: now.Add(time.Hour)})
+		switch {
+		case i < 16 && err != nil:
+			t.Fatalf("big share %d: %v", i, err)
+		case i == 16 && !errors.Is(err, ErrFull):
+			t.Fatalf("big share %d: got %v, want ErrFull", i, err)
 		}
 	}
 }
