@@ -286,10 +286,11 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		_ = srv.Shutdown(sctx)
 		// Hijacked tunnels are invisible to Shutdown: wait for their
-		// requests too.
+		// requests too, and for h2 tunnels to write their last
+		// responses and end (they were sent a GOAWAY).
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		for p.inflight.Load() > 0 && sctx.Err() == nil {
+		for (p.inflight.Load() > 0 || p.h2.open.Load() > 0) && sctx.Err() == nil {
 			<-tick.C
 		}
 		close(done)
