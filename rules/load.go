@@ -250,7 +250,7 @@ func (l *loader) agents(p pair, defined map[string]bool) {
 }
 
 func (l *loader) agent(e pair, defined map[string]bool) *Agent {
-	f, ok := l.fields(e.v, e.field, "token", "secrets", "databases")
+	f, ok := l.fields(e.v, e.field, "token", "secrets", "databases", "budgets")
 	if !ok {
 		return nil
 	}
@@ -275,6 +275,9 @@ func (l *loader) agent(e pair, defined map[string]bool) *Agent {
 	}
 	if p, ok := f["databases"]; ok {
 		a.Databases = l.agentDatabases(p)
+	}
+	if p, ok := f["budgets"]; ok {
+		a.Budgets = l.budgets(p, a, defined)
 	}
 	return a
 }

@@ -197,6 +197,9 @@ type Agent struct {
 	Secrets []string
 	// Databases lists the database handles the agent may use.
 	Databases []string
+	// Budgets are the agent's rate limits, in file order; nil when it has
+	// none.
+	Budgets []Budget
 	// Line is the line of the agent's name in the rules file.
 	Line int
 
