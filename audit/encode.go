@@ -158,6 +158,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Proto != "" {
 		b = appendJSONString(append(b, `,"proto":`...), r.Proto)
 	}
+	if r.Budget != "" {
+		b = appendJSONString(append(b, `,"budget":`...), r.Budget)
+	}
 	return b
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"keyhole/audit"
+	"keyhole/budget"
 	"keyhole/certs"
 	"keyhole/rules"
 	"keyhole/upstream"
@@ -123,6 +124,9 @@ type Deps struct {
 	// static; nil means the default, which reaches token endpoints through
 	// the proxy's own transport (verified TLS, pins, block_private).
 	Credentials Credentials
+	// Budgets checks the rules' budgets; nil means an in-process limiter
+	// (budgets hold for this process only).
+	Budgets *budget.Limiter
 }
 
 // Observer is told about every audit record the proxy writes.
@@ -140,6 +144,7 @@ type Proxy struct {
 	tokens    *Tokens
 	observer  Observer
 	creds     Credentials
+	budgets   *budget.Limiter
 	ids       *audit.IDs
 
 	policy     atomic.Pointer[policy]
@@ -180,8 +185,12 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		log:       log,
 		tokens:    deps.Tokens,
 		observer:  deps.Observer,
+		budgets:   deps.Budgets,
 		ids:       audit.NewIDs(),
 		conns:     newConns(),
+	}
+	if p.budgets == nil {
+		p.budgets = budget.New(budget.Config{})
 	}
 	p.setPolicy(deps.Rules)
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)
