@@ -29,6 +29,7 @@ type Metrics struct {
 	duration   prometheus.Histogram
 	reloads    *prometheus.CounterVec
 	sources    sourceMetrics
+	budgets    budgetMetrics
 }
 
 // New returns a registry with keyhole's collectors and the Go runtime and
@@ -61,6 +62,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.requests, m.injections, m.scrubbed, m.duration, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.sources = newSourceMetrics(m.reg)
+	m.budgets = newBudgetMetrics(m.reg)
 	return m
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"keyhole/audit"
+	"keyhole/budget"
 	"keyhole/certs"
 	"keyhole/gctune"
 	"keyhole/metrics"
@@ -75,6 +76,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
+		Budgets:   budget.New(budget.Config{Observer: m}),
 	})
 	if err != nil {
 		return err
