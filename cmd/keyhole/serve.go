@@ -41,6 +41,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	stdlog.SetFlags(0)
 	stdlog.SetOutput(proxy.StdLogWriter(log))
 	m := metrics.New()
+	shared, err := openShared(ctx, s, log, m)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	loader, secretStore := sourceLoader(s, true, m)
 	storeChanged := storeChanges(ctx, secretStore) // from before the first read
 	set, err := loader.Load(ctx, s.Rules, nil)
@@ -115,7 +119,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}))
 	if s.AdminListen != "" {
-		if err := serveAdmin(ctx, s.AdminListen, s.Proxy.Listen, m, p, log); err != nil {
+		if err := serveAdmin(ctx, s.AdminListen, s.Proxy.Listen, m, p, log, shared.Ready); err != nil {
 			return err
 		}
 	}
@@ -201,7 +205,7 @@ func registerGauges(m *metrics.Metrics, p *proxy.Proxy, a *certs.Authority, al *
 // serveAdmin starts the admin listener (/healthz, /readyz, /metrics). It
 // refuses the proxy's own address: the admin endpoints must not be reachable
 // as a proxy destination by agents.
-func serveAdmin(ctx context.Context, addr, proxyAddr string, m *metrics.Metrics, p *proxy.Proxy, log *slog.Logger) error {
+func serveAdmin(ctx context.Context, addr, proxyAddr string, m *metrics.Metrics, p *proxy.Proxy, log *slog.Logger, state func() error) error {
 	if addr == proxyAddr && !strings.HasSuffix(addr, ":0") {
 		return fmt.Errorf("serve: KEYHOLE_ADMIN_LISTEN %s must differ from the proxy's address", addr)
 	}
@@ -216,7 +220,7 @@ func serveAdmin(ctx context.Context, addr, proxyAddr string, m *metrics.Metrics,
 		if p.Rules() == nil {
 			return errors.New("no rules loaded")
 		}
-		return nil
+		return state()
 	}
 	srv := &http.Server{Handler: m.Admin(ready), ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -13,6 +13,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"keyhole/proxy"
+	"keyhole/redisstate"
 )
 
 // settings are every KEYHOLE_* setting. Each is read from its environment
@@ -27,6 +28,8 @@ type settings struct {
 	// AdminListen is the address of /healthz, /readyz and /metrics; empty
 	// (the default) turns the admin listener off.
 	AdminListen string `env:"KEYHOLE_ADMIN_LISTEN"`
+	// Redis is the state shared by replicas; off without KEYHOLE_REDIS_URL.
+	Redis redisstate.Options
 }
 
 // settingHelp describes each setting in -h output; the README's settings
@@ -49,6 +52,9 @@ var settingHelp = map[string]string{
 	"KEYHOLE_SHUTDOWN_TIMEOUT":        "how long in-flight requests may finish on SIGINT/SIGTERM",
 	"KEYHOLE_SCRUB_RETIRED":           "how long a value removed or rotated out of the rules is still scrubbed",
 	"KEYHOLE_MINT_TIMEOUT":            "one call to a token endpoint (OAuth 2.0, GitHub, STS)",
+	"KEYHOLE_REDIS_URL":               "redis:// or rediss:// URL of the state shared by replicas (off when empty)",
+	"KEYHOLE_REDIS_CA_FILE":           "extra PEM roots trusted for a rediss:// server",
+	"KEYHOLE_REDIS_STALE":             "how long Redis may be unreachable before /readyz fails and minted tokens are refused",
 }
 
 // flagName is the flag for an environment variable: KEYHOLE_AUDIT_LOG is
