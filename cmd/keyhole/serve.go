@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"keyhole/audit"
-	"keyhole/budget"
 	"keyhole/certs"
 	"keyhole/gctune"
 	"keyhole/metrics"
@@ -73,6 +72,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer auditFile.Close()
 
+	budgets, err := budgetLimiter(shared, m)
+	if err != nil {
+		return err
+	}
 	p, err := proxy.New(s.Proxy, proxy.Deps{
 		Rules:     set,
 		Authority: authority,
@@ -80,7 +83,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
-		Budgets:   budget.New(budget.Config{Observer: m}),
+		Budgets:   budgets,
 	})
 	if err != nil {
 		return err
