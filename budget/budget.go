@@ -250,10 +250,17 @@ func (l *Limiter) Check(ctx context.Context, p *Plan, agent string, used []strin
 	if n == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	start := time.Now()
-	v, err := l.backend.Take(ctx, wins[:n])
-	cancel()
+	var v Verdict
+	var err error
+	if _, local := l.backend.(*Memory); local {
+		// In-process: nothing to wait for but a mutex.
+		v, err = l.backend.Take(ctx, wins[:n])
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, l.timeout)
+		v, err = l.backend.Take(ctx, wins[:n])
+		cancel()
+	}
 	if l.obs != nil {
 		l.obs.BudgetCheckDuration(l.name, time.Since(start))
 	}

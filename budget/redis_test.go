@@ -14,7 +14,7 @@ import (
 )
 
 // newRedisClient returns a client of a redis-server started for the test.
-func newRedisClient(t *testing.T, srv *redistest.Server) *redis.Client {
+func newRedisClient(t testing.TB, srv *redistest.Server) *redis.Client {
 	t.Helper()
 	opts, err := redis.ParseURL(srv.URL())
 	if err != nil {

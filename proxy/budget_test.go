@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,38 +163,75 @@ func TestBudgetRefusal(t *testing.T) {
 }
 
 // failingBackend cannot reach its state.
-type failingBackend struct{ takes int }
+type failingBackend struct{ takes atomic.Int64 }
 
 func (f *failingBackend) Take(context.Context, []budget.Window) (budget.Verdict, error) {
-	f.takes++
+	f.takes.Add(1)
 	return budget.Verdict{}, fmt.Errorf("%w: connection refused", budget.ErrUnavailable)
+}
+
+// budgetTestRules gives billing (static token billing-static-1) a budget
+// over KEY; ci has none.
+const budgetTestRules = `
+agents:
+  billing:
+    token: env:PROXY_TEST_BILLING
+    secrets: [KEY]
+    budgets:
+      - {secrets: [KEY], requests: 2, per: 1h}
+  ci:
+    token: env:PROXY_TEST_BILLING
+    secrets: [KEY]
+secrets:
+  KEY:
+    source: env:PROXY_TEST_KEY
+    hosts: [api.example.test]
+resolve:
+  api.example.test: UPSTREAM
+`
+
+// agentClient returns a client of tp that authenticates as agent.
+func (tp *testProxy) agentClient(agent, token string) *http.Client {
+	c := tp.client()
+	u, _ := url.Parse("http://" + tp.addr)
+	u.User = url.UserPassword(agent, token)
+	c.Transport.(*http.Transport).Proxy = http.ProxyURL(u)
+	return c
 }
 
 // TestBudgetFailsClosed checks that a request whose budgets cannot be
 // checked is refused and nothing goes upstream, while a request of an
 // agent without budgets never asks the backend.
 func TestBudgetFailsClosed(t *testing.T) {
-	tp := budgetProxy(t)
+	t.Setenv("PROXY_TEST_KEY", proxyTestSecret)
+	t.Setenv("PROXY_TEST_BILLING", "billing-static-1")
+	up := startTestUpstream(t, []string{"api.example.test"}, nil)
 	fb := &failingBackend{}
-	tp.budgets = budget.New(budget.Config{Backend: fb})
-	resp, text := tp.send(t, "billing-static-1", true)
+	tp := startTestProxyDeps(t, up, budgetTestRules, Config{}, Deps{Budgets: budget.New(budget.Config{Backend: fb})})
+	resp, text := get(t, tp.agentClient("billing", "billing-static-1"), "https://api.example.test/v1/x", "Authorization", "Bearer <<KEY>>")
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(text, `"unavailable":true`) {
 		t.Fatalf("got %d Retry-After %q %s, want 429, Retry-After 1 and unavailable", resp.StatusCode, resp.Header.Get("Retry-After"), text)
 	}
 	if strings.Contains(text, "connection refused") {
 		t.Fatalf("the refusal holds the internal error: %s", text)
 	}
-	if tp.up.hits.Load() != 0 || fb.takes != 1 {
-		t.Fatalf("upstream hits %d, takes %d, want 0 and 1", tp.up.hits.Load(), fb.takes)
+	if up.hits.Load() != 0 || fb.takes.Load() != 1 {
+		t.Fatalf("upstream hits %d, takes %d, want 0 and 1", up.hits.Load(), fb.takes.Load())
 	}
-	rec := tp.records(t)[0]
+	rec := tp.auditRecords(t)[0]
 	if rec["reason"] != "budget_exceeded" || rec["error"] != "budget_state_unavailable" {
 		t.Fatalf("got record %v, want budget_exceeded with error budget_state_unavailable", rec)
 	}
 
-	// The same rules without budgets: the backend is never asked.
-	tp.SetRules(tp.rules(t, "PROXY_TEST_BILLING"))
-	if resp, _ := tp.send(t, "billing-static-1", true); resp.StatusCode != 200 || fb.takes != 1 {
-		t.Fatalf("without budgets: got %d after %d takes, want 200 after 1", resp.StatusCode, fb.takes)
+	// An agent without budgets, and billing without KEY: the backend is
+	// never asked.
+	if resp, _ := get(t, tp.agentClient("ci", "billing-static-1"), "https://api.example.test/v1/x", "Authorization", "Bearer <<KEY>>"); resp.StatusCode != 200 {
+		t.Fatalf("ci: got %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := get(t, tp.agentClient("billing", "billing-static-1"), "https://api.example.test/v1/x"); resp.StatusCode != 200 {
+		t.Fatalf("billing without KEY: got %d, want 200", resp.StatusCode)
+	}
+	if fb.takes.Load() != 1 {
+		t.Fatalf("got %d takes, want still 1", fb.takes.Load())
 	}
 }

@@ -115,6 +115,13 @@ func (b *lockedBuffer) String() string {
 // upstream's address when up is not nil).
 func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config) *testProxy {
 	t.Helper()
+	return startTestProxyDeps(t, up, rulesYAML, cfg, Deps{})
+}
+
+// startTestProxyDeps is startTestProxy with deps, whose Rules, Authority
+// and Audit it sets.
+func startTestProxyDeps(t testing.TB, up *testUpstream, rulesYAML string, cfg Config, deps Deps) *testProxy {
+	t.Helper()
 	if up != nil {
 		rulesYAML = strings.ReplaceAll(rulesYAML, "UPSTREAM", up.Listener.Addr().String())
 		cfg.UpstreamCAFile = up.caFile
@@ -128,7 +135,8 @@ func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config
 		t.Fatal(err)
 	}
 	buf := newLockedBuffer()
-	p, err := New(cfg, Deps{Rules: set, Authority: authority, Audit: audit.New(buf)})
+	deps.Rules, deps.Authority, deps.Audit = set, authority, audit.New(buf)
+	p, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
