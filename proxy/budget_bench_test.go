@@ -83,7 +83,7 @@ func BenchmarkBudgetRequest(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			var deps Deps
 			if bc.redis {
-				deps.Budgets = budget.New(budget.Config{Backend: backend, Name: "redis"})
+				deps.Budgets = budget.New(budget.Config{Backend: backend, Name: "redis", Timeout: 10 * time.Second})
 			}
 			tp := startTestProxyDeps(b, up, strings.Replace(benchBudgetRules, "BUDGET", bc.budget, 1), Config{}, deps)
 			c := tp.agentClient("billing", "bench-token-1")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"time"
 
 	"keyhole/budget"
 	"keyhole/metrics"
@@ -11,7 +12,7 @@ import (
 // budgetLimiter returns the limiter of the rules' budgets: in Redis when
 // replicas share one (shared not nil), so that a budget holds across them,
 // else in this process.
-func budgetLimiter(shared *redisstate.Client, m *metrics.Metrics) (*budget.Limiter, error) {
+func budgetLimiter(shared *redisstate.Client, timeout time.Duration, m *metrics.Metrics) (*budget.Limiter, error) {
 	if shared == nil {
 		return budget.New(budget.Config{Observer: m}), nil
 	}
@@ -30,5 +31,5 @@ func budgetLimiter(shared *redisstate.Client, m *metrics.Metrics) (*budget.Limit
 	if err != nil {
 		return nil, err
 	}
-	return budget.New(budget.Config{Backend: r, Name: "redis", Observer: m}), nil
+	return budget.New(budget.Config{Backend: r, Name: "redis", Timeout: timeout, Observer: m}), nil
 }

@@ -72,7 +72,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer auditFile.Close()
 
-	budgets, err := budgetLimiter(shared, m)
+	budgets, err := budgetLimiter(shared, s.BudgetTimeout, m)
 	if err != nil {
 		return err
 	}
