@@ -161,3 +161,50 @@ func TestKey(t *testing.T) {
 		t.Fatalf("a budget's key changed with its requests: %q", got)
 	}
 }
+
+// TestLimiterReload checks that a reload keeps a budget's window when only
+// its requests change, starts afresh when its window changes, and drops
+// the windows of budgets that are gone.
+func TestLimiterReload(t *testing.T) {
+	plan := func(budgets string) *Plan {
+		set, err := rules.Parse("test.yaml", []byte(`
+secrets:
+  KEY: {source: env:X, hosts: [api.example.test]}
+agents:
+  bot:
+    token: env:T
+    secrets: [KEY]
+    budgets: `+budgets+`
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Compile(set)
+	}
+	clock := newFakeClock()
+	mem := NewMemory(clock.Now)
+	l := New(Config{Backend: mem})
+	ctx := context.Background()
+	take := func(p *Plan) bool { return l.Check(ctx, p, "bot", nil) == nil }
+
+	p1 := plan("[{requests: 3, per: 1h}]")
+	l.Retain(p1)
+	for range 3 {
+		if !take(p1) {
+			t.Fatal("refused within the budget")
+		}
+	}
+	p2 := plan("[{requests: 4, per: 1h}]") // raised: the window keeps its 3
+	l.Retain(p2)
+	if !take(p2) || take(p2) {
+		t.Fatal("raised to 4 after 3: want exactly one more")
+	}
+	p3 := plan("[{requests: 4, per: 2h}]") // another window: afresh
+	l.Retain(p3)
+	if !take(p3) {
+		t.Fatal("a new window refused its first request")
+	}
+	if _, kept := mem.logs[Key("bot", rules.Budget{Per: time.Hour})]; kept {
+		t.Fatal("the window of a budget that is gone was kept")
+	}
+}

@@ -81,3 +81,23 @@ func TestBudgetApplies(t *testing.T) {
 		t.Fatalf("String: got %q, want %q", got, want)
 	}
 }
+
+// FuzzParseBudgetPer checks that a window's length either fails or lies
+// within the bounds and prints back to itself.
+func FuzzParseBudgetPer(f *testing.F) {
+	for _, s := range []string{"1s", "90s", "1h30m", "24h", "7d", "31d", "32d", "0d", "-1h", "1.5h", "999ms", "9223372036854775807d", "1e3h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseBudgetPer(s)
+		if err != nil {
+			return
+		}
+		if d < MinBudgetPer || d > MaxBudgetPer {
+			t.Fatalf("%q: got %v, outside %v..%v", s, d, MinBudgetPer, MaxBudgetPer)
+		}
+		if again, err := ParseBudgetPer(FormatBudgetPer(d)); err != nil || again != d {
+			t.Fatalf("%q: %v printed as %q parses to %v, %v", s, d, FormatBudgetPer(d), again, err)
+		}
+	})
+}
