@@ -51,10 +51,15 @@ func budgetProxy(t *testing.T) *tokenProxy {
 
 // send makes one request through tp as user:pass, with <<KEY>> when key.
 func (tp *tokenProxy) send(t *testing.T, pass string, key bool) (*http.Response, string) {
+	return tp.sendTo(t, "https://api.example.test/v1/charges", pass, key)
+}
+
+// sendTo is send to rawURL.
+func (tp *tokenProxy) sendTo(t *testing.T, rawURL, pass string, key bool) (*http.Response, string) {
 	t.Helper()
 	pu := &url.URL{Scheme: "http", Host: tp.addr, User: url.UserPassword("billing", pass)}
 	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: tlsTrusting(tp.Proxy)}, Timeout: 10 * time.Second}
-	req, _ := http.NewRequest(http.MethodGet, "https://api.example.test/v1/charges", nil)
+	req, _ := http.NewRequest(http.MethodGet, rawURL, nil)
 	if key {
 		req.Header.Set("Authorization", "Bearer <<KEY>>")
 	}
@@ -82,6 +87,13 @@ func TestBudgetRefusal(t *testing.T) {
 			RetryAfter int       `json:"retry_after"`
 			FreesAt    time.Time `json:"frees_at"`
 		} `json:"budget"`
+	}
+	// A request the policy refuses is not counted: KEY may not go to
+	// other.example.test.
+	for range 3 {
+		if resp, text := tp.sendTo(t, "https://other.example.test/", "billing-static-1", true); resp.StatusCode != 403 {
+			t.Fatalf("KEY to another host: got %d %s, want 403", resp.StatusCode, text)
+		}
 	}
 	tests := []struct {
 		name   string
@@ -154,7 +166,7 @@ func TestBudgetRefusal(t *testing.T) {
 	if rec := recs[len(recs)-1]; rec["budget"] != "budgets[1] *:4/1d" {
 		t.Fatalf("got budget %v, want budgets[1] *:4/1d", rec["budget"])
 	}
-	if rec := recs[2]; rec["budget"] != "budgets[0] KEY:2/1h" || fmt.Sprint(rec["secrets"]) != "[KEY]" {
+	if rec := recs[3+2]; rec["budget"] != "budgets[0] KEY:2/1h" || fmt.Sprint(rec["secrets"]) != "[KEY]" {
 		t.Fatalf("got budget %v secrets %v, want budgets[0] KEY:2/1h and [KEY]", rec["budget"], rec["secrets"])
 	}
 	if strings.Contains(tp.auditBuf.String(), proxyTestSecret) {
