@@ -176,8 +176,9 @@ type Config struct {
 	// Name names the backend in metrics; default "memory" for a nil
 	// Backend, else "custom".
 	Name string
-	// Timeout bounds one check; default 100 ms. A check that takes longer
-	// refuses the request.
+	// Timeout bounds one check by a backend other than Memory (which only
+	// takes a mutex); default 100 ms. A check that takes longer refuses the
+	// request.
 	Timeout time.Duration
 	// UnavailableRetry is the Retry-After of a request refused because the
 	// backend could not answer; default 1 s.
@@ -232,8 +233,11 @@ const maxWindows = 16
 // injected them) under every budget of p it falls under, counting it in
 // each, or refuses it and counts it in none. It returns nil when the
 // request is admitted, also when no budget applies (and then it touches
-// no backend).
+// no backend) and when p is nil.
 func (l *Limiter) Check(ctx context.Context, p *Plan, agent string, used []string) *Refusal {
+	if p == nil {
+		return nil
+	}
 	cs := p.agents[agent]
 	if len(cs) == 0 {
 		return nil

@@ -175,7 +175,11 @@ func TestBudgetUnderConcurrency(t *testing.T) {
 // back, budgets work again without a restart.
 func TestBudgetAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	env := []string{"BILLING_TOKEN=" + billingToken, "CI_TOKEN=" + ciToken, "KEYHOLE_REDIS_URL=" + srv.URL(), "KEYHOLE_REDIS_STALE=3s"}
+	// A generous check timeout: 300 requests at once on a loaded machine
+	// can keep Redis from answering within the default 100 ms, and a check
+	// that times out refuses (and may still have counted).
+	env := []string{"BILLING_TOKEN=" + billingToken, "CI_TOKEN=" + ciToken, "KEYHOLE_REDIS_URL=" + srv.URL(),
+		"KEYHOLE_REDIS_STALE=3s", "KEYHOLE_BUDGET_TIMEOUT=10s"}
 	w := newWorld(t, budgetRules, env...)
 	rulesYAML, err := os.ReadFile(w.k.Rules)
 	if err != nil {
