@@ -61,6 +61,13 @@ type Record struct {
 	// Budget is the budget that refused a budget_exceeded request, as
 	// "budgets[0] STRIPE_LIVE:100/1h"; "" (left out) otherwise.
 	Budget string
+	// Captured names the secrets a capture rule made of the response
+	// (left out when none).
+	Captured []string
+	// CaptureError is why a response that matched a capture rule could
+	// not be captured: a fixed class such as "not_json", never a value
+	// (left out when none).
+	CaptureError string
 }
 
 // Decisions.
@@ -145,6 +152,12 @@ func (r *Record) LogValue() slog.Value {
 	}
 	if r.Budget != "" {
 		attrs = append(attrs, slog.String("budget", r.Budget))
+	}
+	if len(r.Captured) > 0 {
+		attrs = append(attrs, slog.Any("captured", r.Captured))
+	}
+	if r.CaptureError != "" {
+		attrs = append(attrs, slog.String("capture_error", r.CaptureError))
 	}
 	return slog.GroupValue(attrs...)
 }

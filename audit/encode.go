@@ -161,6 +161,12 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Budget != "" {
 		b = appendJSONString(append(b, `,"budget":`...), r.Budget)
 	}
+	if len(r.Captured) > 0 {
+		b = appendStrings(append(b, `,"captured":`...), r.Captured)
+	}
+	if r.CaptureError != "" {
+		b = appendJSONString(append(b, `,"capture_error":`...), r.CaptureError)
+	}
 	return b
 }
 

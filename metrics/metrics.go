@@ -30,6 +30,7 @@ type Metrics struct {
 	reloads    *prometheus.CounterVec
 	sources    sourceMetrics
 	budgets    budgetMetrics
+	captures   captureMetrics
 }
 
 // New returns a registry with keyhole's collectors and the Go runtime and
@@ -63,6 +64,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.sources = newSourceMetrics(m.reg)
 	m.budgets = newBudgetMetrics(m.reg)
+	m.captures = newCaptureMetrics(m.reg)
 	return m
 }
 
@@ -78,6 +80,7 @@ func (m *Metrics) Observe(rec *audit.Record) {
 		m.scrubbed.Add(float64(rec.Scrubbed))
 	}
 	m.duration.Observe(rec.Duration.Seconds())
+	m.captures.observe(rec)
 }
 
 // counterCache remembers the children of counter vectors with two labels,

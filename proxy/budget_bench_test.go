@@ -81,12 +81,12 @@ func BenchmarkBudgetRequest(b *testing.B) {
 		{"redis", budgetYAML, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			var deps Deps
-			if bc.redis {
-				deps.Budgets = budget.New(budget.Config{Backend: backend, Name: "redis", Timeout: 10 * time.Second})
-			}
-			tp := startTestProxyDeps(b, up, strings.Replace(benchBudgetRules, "BUDGET", bc.budget, 1), Config{}, deps)
-			c := tp.agentClient("billing", "bench-token-1")
+			tp := startTestProxyWith(b, up, strings.Replace(benchBudgetRules, "BUDGET", bc.budget, 1), Config{}, func(d *Deps) {
+				if bc.redis {
+					d.Budgets = budget.New(budget.Config{Backend: backend, Name: "redis", Timeout: 10 * time.Second})
+				}
+			})
+			c := tp.agentClient("billing", "bench-token-1", false)
 			req, _ := http.NewRequest(http.MethodGet, "https://api.example.test/small", nil)
 			req.Header.Set("Authorization", "Bearer <<KEY>>")
 			do := func() {

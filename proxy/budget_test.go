@@ -202,15 +202,6 @@ resolve:
   api.example.test: UPSTREAM
 `
 
-// agentClient returns a client of tp that authenticates as agent.
-func (tp *testProxy) agentClient(agent, token string) *http.Client {
-	c := tp.client()
-	u, _ := url.Parse("http://" + tp.addr)
-	u.User = url.UserPassword(agent, token)
-	c.Transport.(*http.Transport).Proxy = http.ProxyURL(u)
-	return c
-}
-
 // TestBudgetFailsClosed checks that a request whose budgets cannot be
 // checked is refused and nothing goes upstream, while a request of an
 // agent without budgets never asks the backend.
@@ -219,8 +210,8 @@ func TestBudgetFailsClosed(t *testing.T) {
 	t.Setenv("PROXY_TEST_BILLING", "billing-static-1")
 	up := startTestUpstream(t, []string{"api.example.test"}, nil)
 	fb := &failingBackend{}
-	tp := startTestProxyDeps(t, up, budgetTestRules, Config{}, Deps{Budgets: budget.New(budget.Config{Backend: fb})})
-	resp, text := get(t, tp.agentClient("billing", "billing-static-1"), "https://api.example.test/v1/x", "Authorization", "Bearer <<KEY>>")
+	tp := startTestProxyWith(t, up, budgetTestRules, Config{}, func(d *Deps) { d.Budgets = budget.New(budget.Config{Backend: fb}) })
+	resp, text := get(t, tp.agentClient("billing", "billing-static-1", false), "https://api.example.test/v1/x", "Authorization", "Bearer <<KEY>>")
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(text, `"unavailable":true`) {
 		t.Fatalf("got %d Retry-After %q %s, want 429, Retry-After 1 and unavailable", resp.StatusCode, resp.Header.Get("Retry-After"), text)
 	}
@@ -237,10 +228,10 @@ func TestBudgetFailsClosed(t *testing.T) {
 
 	// An agent without budgets, and billing without KEY: the backend is
 	// never asked.
-	if resp, _ := get(t, tp.agentClient("ci", "billing-static-1"), "https://api.example.test/v1/x", "Authorization", "Bearer <<KEY>>"); resp.StatusCode != 200 {
+	if resp, _ := get(t, tp.agentClient("ci", "billing-static-1", false), "https://api.example.test/v1/x", "Authorization", "Bearer <<KEY>>"); resp.StatusCode != 200 {
 		t.Fatalf("ci: got %d, want 200", resp.StatusCode)
 	}
-	if resp, _ := get(t, tp.agentClient("billing", "billing-static-1"), "https://api.example.test/v1/x"); resp.StatusCode != 200 {
+	if resp, _ := get(t, tp.agentClient("billing", "billing-static-1", false), "https://api.example.test/v1/x"); resp.StatusCode != 200 {
 		t.Fatalf("billing without KEY: got %d, want 200", resp.StatusCode)
 	}
 	if fb.takes.Load() != 1 {

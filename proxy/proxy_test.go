@@ -115,12 +115,12 @@ func (b *lockedBuffer) String() string {
 // upstream's address when up is not nil).
 func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config) *testProxy {
 	t.Helper()
-	return startTestProxyDeps(t, up, rulesYAML, cfg, Deps{})
+	return startTestProxyWith(t, up, rulesYAML, cfg, nil)
 }
 
-// startTestProxyDeps is startTestProxy with deps, whose Rules, Authority
-// and Audit it sets.
-func startTestProxyDeps(t testing.TB, up *testUpstream, rulesYAML string, cfg Config, deps Deps) *testProxy {
+// startTestProxyWith is startTestProxy; with, when not nil, completes the
+// proxy's dependencies.
+func startTestProxyWith(t testing.TB, up *testUpstream, rulesYAML string, cfg Config, with func(*Deps)) *testProxy {
 	t.Helper()
 	if up != nil {
 		rulesYAML = strings.ReplaceAll(rulesYAML, "UPSTREAM", up.Listener.Addr().String())
@@ -135,7 +135,10 @@ func startTestProxyDeps(t testing.TB, up *testUpstream, rulesYAML string, cfg Co
 		t.Fatal(err)
 	}
 	buf := newLockedBuffer()
-	deps.Rules, deps.Authority, deps.Audit = set, authority, audit.New(buf)
+	deps := Deps{Rules: set, Authority: authority, Audit: audit.New(buf)}
+	if with != nil {
+		with(&deps)
+	}
 	p, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,12 @@ func (s *Set) Summary() string {
 	if n := s.budgetCount(); n > 0 {
 		out += ", " + count(n, "budget")
 	}
+	if len(s.Captures) > 0 {
+		out += ", " + count(len(s.Captures), "capture rule")
+	}
+	if s.Handoff != nil {
+		out += ", handoff to " + count(len(s.Handoff.Recipients), "recipient")
+	}
 	if len(s.Warnings) > 0 {
 		out += ", " + count(len(s.Warnings), "warning")
 	}
