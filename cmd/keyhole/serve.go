@@ -34,6 +34,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", rest[0])
 	}
+	if err := installKeys(s); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 	// net/http prints through the standard logger with texts that quote
 	// bytes from upstreams: route it to fixed sentences.

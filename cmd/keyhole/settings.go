@@ -29,6 +29,9 @@ type settings struct {
 	// AdminListen is the address of /healthz, /readyz and /metrics; empty
 	// (the default) turns the admin listener off.
 	AdminListen string `env:"KEYHOLE_ADMIN_LISTEN"`
+	// KeysDir, when set, is a read-only directory of the keys replicas
+	// share (a mounted Secret); serve copies them into StateDir at start.
+	KeysDir string `env:"KEYHOLE_KEYS_DIR"`
 	// Redis is the state shared by replicas; off without KEYHOLE_REDIS_URL.
 	Redis redisstate.Options
 	// BudgetTimeout bounds a budget check in Redis; a check that takes
@@ -42,6 +45,7 @@ var settingHelp = map[string]string{
 	"KEYHOLE_LISTEN":                  "the proxy's address",
 	"KEYHOLE_RULES":                   "the rules file",
 	"KEYHOLE_STATE_DIR":               "CA, token key and revocations (default $XDG_STATE_HOME/keyhole or ~/.local/state/keyhole)",
+	"KEYHOLE_KEYS_DIR":                "read-only dir of the keys replicas share (a mounted Secret), copied into the state dir at start",
 	"KEYHOLE_AUDIT_LOG":               "audit records: - for stdout, or a file to append to",
 	"KEYHOLE_UPSTREAM_CA_FILE":        "extra PEM roots trusted for upstream servers",
 	"KEYHOLE_LOG_LEVEL":               "operational log level: debug, info, warn, error",
