@@ -75,6 +75,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer auditFile.Close()
 
+	budgets, err := budgetLimiter(shared, s.BudgetTimeout, m)
+	if err != nil {
+		return err
+	}
 	var p *proxy.Proxy
 	hand, err := newHandoff(handoffDeps{settings: s, store: secretStore, audit: auditLog, log: log,
 		rules:         func() *rules.Set { return p.Rules() },
@@ -94,6 +98,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
+		Budgets:   budgets,
 		Store:     proxyStore(secretStore),
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 
@@ -33,6 +34,9 @@ type settings struct {
 	KeysDir string `env:"KEYHOLE_KEYS_DIR"`
 	// Redis is the state shared by replicas; off without KEYHOLE_REDIS_URL.
 	Redis redisstate.Options
+	// BudgetTimeout bounds a budget check in Redis; a check that takes
+	// longer refuses the request (budgets fail closed).
+	BudgetTimeout time.Duration `env:"KEYHOLE_BUDGET_TIMEOUT" envDefault:"100ms"`
 }
 
 // settingHelp describes each setting in -h output; the README's settings
@@ -46,6 +50,7 @@ var settingHelp = map[string]string{
 	"KEYHOLE_UPSTREAM_CA_FILE":        "extra PEM roots trusted for upstream servers",
 	"KEYHOLE_LOG_LEVEL":               "operational log level: debug, info, warn, error",
 	"KEYHOLE_ADMIN_LISTEN":            "address of /healthz, /readyz and /metrics (off when empty)",
+	"KEYHOLE_BUDGET_TIMEOUT":          "a budget check in Redis; slower refuses the request",
 	"KEYHOLE_MAX_CONNS":               "client connections open at once",
 	"KEYHOLE_MAX_HEADER_BYTES":        "largest request header",
 	"KEYHOLE_HEADER_TIMEOUT":          "time to read a request header",
