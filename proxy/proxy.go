@@ -33,6 +33,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"keyhole/audit"
+	"keyhole/budget"
 	"keyhole/certs"
 	"keyhole/rules"
 	"keyhole/store"
@@ -125,6 +126,9 @@ type Deps struct {
 	// static; nil means the default, which reaches token endpoints through
 	// the proxy's own transport (verified TLS, pins, block_private).
 	Credentials Credentials
+	// Budgets checks the rules' budgets; nil means an in-process limiter
+	// (budgets hold for this process only).
+	Budgets *budget.Limiter
 	// API answers the requests agents send to https://keyhole.internal;
 	// nil answers every one with 404 not_found.
 	API AgentAPI
@@ -150,6 +154,7 @@ type Proxy struct {
 	tokens    *Tokens
 	observer  Observer
 	creds     Credentials
+	budgets   *budget.Limiter
 	ids       *audit.IDs
 
 	policy     atomic.Pointer[policy]
@@ -194,10 +199,14 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		log:       log,
 		tokens:    deps.Tokens,
 		observer:  deps.Observer,
+		budgets:   deps.Budgets,
 		ids:       audit.NewIDs(),
 		conns:     newConns(),
 		api:       deps.API,
 		store:     deps.Store,
+	}
+	if p.budgets == nil {
+		p.budgets = budget.New(budget.Config{})
 	}
 	p.setPolicy(deps.Rules)
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)

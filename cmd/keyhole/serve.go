@@ -34,6 +34,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", rest[0])
 	}
+	if err := installKeys(s); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 	// net/http prints through the standard logger with texts that quote
 	// bytes from upstreams: route it to fixed sentences.
@@ -72,6 +75,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer auditFile.Close()
 
+	budgets, err := budgetLimiter(shared, s.BudgetTimeout, m)
+	if err != nil {
+		return err
+	}
 	var p *proxy.Proxy
 	hand, err := newHandoff(handoffDeps{settings: s, store: secretStore, audit: auditLog, log: log,
 		rules:         func() *rules.Set { return p.Rules() },
@@ -91,6 +98,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
+		Budgets:   budgets,
 		Store:     proxyStore(secretStore),
 	})
 	if err != nil {
