@@ -236,6 +236,11 @@ func TestAPIChecksMintedTokenPerRequest(t *testing.T) {
 	tp := startTestProxyWith(t, nil, strings.ReplaceAll(apiRules, "PIN", "127.0.0.1:9"), Config{}, func(d *Deps) {
 		d.API, d.Tokens = api, &Tokens{Key: key}
 	})
+	// The token watch would end the tunnel at expiry and race the
+	// per-request check this test is about: keep it from starting.
+	tp.tokenWatch.mu.Lock()
+	tp.tokenWatch.running = true
+	tp.tokenWatch.mu.Unlock()
 	// Minted so that it expires 2s from now.
 	tok, err := tokens.Mint(key, "alice", "task-1", tokens.Restriction{TTL: time.Hour}, time.Now().Add(2*time.Second-time.Hour))
 	if err != nil {
