@@ -27,8 +27,8 @@ const minSieveWindow = 12
 // costs one independent lookup per stride bytes.
 type sieve struct {
 	find   []string
-	stride int // the distance between two grams looked at
-	shift  uint
+	stride int    // the distance between two grams looked at
+	mask   uint32 // the set has mask+1 bits
 	set    []uint64
 	// refs lists, for each gram of a pattern, where patterns hold it.
 	refs map[uint32][]gramRef
@@ -48,11 +48,11 @@ func newSieve(find []string, m int) *sieve {
 	// the patterns finds both of its bits set once in a few hundred
 	// grams; the set stays within 256 KiB.
 	logBits := uint(min(21, max(12, bits.Len(uint(n))+5)))
-	s := &sieve{find: find, stride: m - gramLen + 1, shift: 32 - logBits, set: make([]uint64, 1<<logBits/64), refs: make(map[uint32][]gramRef)}
+	s := &sieve{find: find, stride: m - gramLen + 1, mask: 1<<logBits - 1, set: make([]uint64, 1<<logBits/64), refs: make(map[uint32][]gramRef)}
 	for k, f := range find {
 		for i := 0; i+gramLen <= len(f); i++ {
 			v := blockValue(f[i : i+gramLen])
-			for _, h := range [2]uint32{v * hash1 >> s.shift, v * hash2 >> s.shift} {
+			for _, h := range [2]uint32{s.hash(v, hash1), s.hash(v, hash2)} {
 				s.set[h>>6] |= 1 << (h & 63)
 			}
 			s.refs[v] = append(s.refs[v], gramRef{int32(k), int32(i)})
@@ -63,43 +63,54 @@ func newSieve(find []string, m int) *sieve {
 
 // hash1 and hash2 are the multipliers of the sieve's two hashes.
 const (
-	hash1 = 0x9E3779B1
-	hash2 = 0x85EBCA77
+	hash1 = 0x9E3779B97F4A7C15
+	hash2 = 0xC2B2AE3D27D4EB4F
 )
+
+// hash returns a bit of the set for the gram v: bits of its product with
+// mul above the low 32, where every bit of v has mixed in. The scan loop
+// inlines it.
+func (s *sieve) hash(v uint32, mul uint64) uint32 { return uint32(uint64(v)*mul>>32) & s.mask }
 
 // next returns the start and pattern index of the leftmost-longest match
 // in b at or after from, or -1, -1.
 func (s *sieve) next(b []byte, from int) (int, int) {
 	// A match that starts at or after from holds in full the gram at
 	// one of from, from+stride, ..., the first of them at or after its
-	// start; no gram starts after len(b)-4.
-	set, shift, stride := s.set, s.shift, s.stride
-	for p := from; p+gramLen <= len(b); p += stride {
-		v := binary.LittleEndian.Uint32(b[p:])
-		if h := v * hash1 >> shift; set[h>>6]&(1<<(h&63)) == 0 {
+	// start; no gram starts after len(b)-4. The loop keeps few values
+	// live, so that they stay in registers.
+	set, mask, stride := s.set, s.mask, s.stride
+	for p := from; p <= len(b)-gramLen; p += stride {
+		v := binary.LittleEndian.Uint32(b[p : p+gramLen])
+		if h := uint32(uint64(v)*hash1>>32) & mask; set[h>>6]&(1<<(h&63)) == 0 {
 			continue
 		}
-		if h := v * hash2 >> shift; set[h>>6]&(1<<(h&63)) == 0 {
+		if h := uint32(uint64(v)*hash2>>32) & mask; set[h>>6]&(1<<(h&63)) == 0 {
 			continue
 		}
-		// A match whose first gram looked at is this one starts
-		// after p-stride; one that starts earlier was found at an
-		// earlier gram, so the leftmost match here is the leftmost
-		// of all.
-		at, k := -1, -1
-		for _, r := range s.refs[v] {
-			st := p - int(r.off)
-			f := s.find[r.k]
-			if st < from || st+len(f) > len(b) || at >= 0 && (st > at || st == at && len(f) <= len(s.find[k])) {
-				continue
-			}
-			if string(b[st:st+len(f)]) == f {
-				at, k = st, int(r.k)
-			}
-		}
-		if at >= 0 {
+		if at, k := s.verify(b, from, p, v); at >= 0 {
 			return at, k
 		}
 	}
 	return -1, -1
+}
+
+// verify returns the leftmost-longest match that starts at or after from
+// and holds, as the first gram looked at, the gram v at p; or -1, -1.
+// A match that starts earlier than p-stride holds an earlier gram looked
+// at, where it was found, so the leftmost match here is the leftmost of
+// all.
+func (s *sieve) verify(b []byte, from, p int, v uint32) (int, int) {
+	at, k := -1, -1
+	for _, r := range s.refs[v] {
+		st := p - int(r.off)
+		f := s.find[r.k]
+		if st < from || st+len(f) > len(b) || at >= 0 && (st > at || st == at && len(f) <= len(s.find[k])) {
+			continue
+		}
+		if string(b[st:st+len(f)]) == f {
+			at, k = st, int(r.k)
+		}
+	}
+	return at, k
 }
