@@ -30,10 +30,9 @@ type stage struct {
 	// bytes at the end of a buffer.
 	sorted []string
 	first  [256]bool
-	// pairs, when not nil, marks the first two bytes of every pattern
-	// (bit b[0]<<8|b[1]), so that holdStart rarely needs the search;
-	// patterns of one byte are marked for every second byte.
-	pairs *[1 << 16 / 64]uint64
+	// pairs, when not nil, marks the first two bytes of every pattern,
+	// so that holdStart rarely needs the search.
+	pairs *pairSet
 	// growNum/growDen is the largest len(repl)/len(find), at least 1: no
 	// input of n bytes scrubs into more than n*growNum/growDen bytes.
 	growNum, growDen int
@@ -106,16 +105,7 @@ func newStage(find, repl []string) *stage {
 	s.sorted = slices.Clone(find)
 	slices.Sort(s.sorted)
 	if len(find) > maxSmall {
-		s.pairs = new([1 << 16 / 64]uint64)
-		for _, f := range find {
-			if len(f) == 1 {
-				for c := range 256 {
-					s.setPair(f[0], byte(c))
-				}
-				continue
-			}
-			s.setPair(f[0], f[1])
-		}
+		s.pairs = newPairSet(find)
 	}
 	if len(find) > maxSmall || s.maxLen > maxSmallLen || minLen >= minShiftLen {
 		s.wm = newWuManber(find)
@@ -211,7 +201,7 @@ func (s *stage) holdStart(b []byte, from int) int {
 	i := max(from, len(b)-s.maxLen+1)
 	if s.pairs != nil {
 		for ; i < len(b)-1; i++ {
-			if s.hasPair(b[i], b[i+1]) && s.isProperPrefix(b[i:]) {
+			if s.pairs.has(b[i], b[i+1]) && s.isProperPrefix(b[i:]) {
 				return i
 			}
 		}
@@ -224,14 +214,32 @@ func (s *stage) holdStart(b []byte, from int) int {
 	return len(b)
 }
 
-func (s *stage) setPair(a, b byte) {
-	i := uint(a)<<8 | uint(b)
-	s.pairs[i>>6] |= 1 << (i & 63)
+// pairSet marks the first two bytes of patterns (bit b[0]<<8|b[1]); a
+// pattern of one byte is marked with every second byte.
+type pairSet [1 << 16 / 64]uint64
+
+func newPairSet(pats []string) *pairSet {
+	ps := new(pairSet)
+	for _, f := range pats {
+		if len(f) == 1 {
+			for c := range 256 {
+				ps.set(f[0], byte(c))
+			}
+			continue
+		}
+		ps.set(f[0], f[1])
+	}
+	return ps
 }
 
-func (s *stage) hasPair(a, b byte) bool {
+func (ps *pairSet) set(a, b byte) {
 	i := uint(a)<<8 | uint(b)
-	return s.pairs[i>>6]&(1<<(i&63)) != 0
+	ps[i>>6] |= 1 << (i & 63)
+}
+
+func (ps *pairSet) has(a, b byte) bool {
+	i := uint(a)<<8 | uint(b)
+	return ps[i>>6]&(1<<(i&63)) != 0
 }
 
 // isProperPrefix reports whether t is a prefix of a longer pattern. The
