@@ -8,13 +8,15 @@ import (
 // gramLen is the length of the grams a sieve indexes: one 32-bit load.
 const gramLen = 4
 
-// minSieveWindow is the shortest pattern length for which Compile puts a
-// sieve in front of the Wu–Manber scan: below it the stride is too short
-// to beat the shift table.
+// minSieveWindow is the shortest pattern length for which the sieve
+// searches instead of the shift table: a stride of 9 bytes or more. It is
+// the length from which values have base64 forms (minBase64Secret), so
+// that API keys use the sieve; shorter sets have not been measured with
+// it.
 const minSieveWindow = 12
 
-// sieve is a prefilter in front of the Wu–Manber scan, and replaces it
-// when every pattern is long enough. It holds two bits, at two hashes, for
+// sieve searches instead of the Wu–Manber shift table when every pattern
+// is at least minSieveWindow bytes long. It holds two bits, at two hashes, for
 // every 4-byte gram of every pattern (a Bloom filter), and looks at the
 // input only every stride bytes, where stride is the shortest pattern's
 // length less 3: every match, being at least that long, holds in full one
@@ -68,8 +70,8 @@ const (
 )
 
 // hash returns a bit of the set for the gram v: bits of its product with
-// mul above the low 32, where every bit of v has mixed in. The scan loop
-// inlines it.
+// mul above the low 32, where every bit of v has mixed in. next repeats
+// it inline, with constant multipliers.
 func (s *sieve) hash(v uint32, mul uint64) uint32 { return uint32(uint64(v)*mul>>32) & s.mask }
 
 // next returns the start and pattern index of the leftmost-longest match

@@ -25,7 +25,9 @@ type wuManber struct {
 	// whose first m bytes end in a block of that hash, longest first.
 	slot  []uint32
 	cands [][]int32
-	// sieve, when not nil, skips the text that no match can be in.
+	// sieve, when not nil, searches instead of the shift table (see
+	// sieve); the table is built all the same, so that the tests can
+	// search the same patterns with either.
 	sieve *sieve
 }
 
