@@ -3,6 +3,7 @@ package scrub
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 )
 
 // gramLen is the length of the grams a sieve indexes: one 32-bit load.
@@ -32,8 +33,13 @@ type sieve struct {
 	stride int    // the distance between two grams looked at
 	mask   uint32 // the set has mask+1 bits
 	set    []uint64
-	// refs lists, for each gram of a pattern, where patterns hold it.
-	refs map[uint32][]gramRef
+	// refs lists where the patterns hold each gram, grouped by bucket
+	// (the gram's first hash, masked to bucketMask): bucket h's are
+	// refs[start[h]:start[h+1]]. A flat list, not a map of slices, so
+	// that thousands of secrets cost a few bytes a gram.
+	bucketMask uint32
+	start      []int32
+	refs       []gramRef
 }
 
 // gramRef says that pattern k holds a gram at offset off.
@@ -50,18 +56,40 @@ func newSieve(find []string, m int) *sieve {
 	// the patterns finds both of its bits set once in a few hundred
 	// grams; the set stays within 256 KiB.
 	logBits := uint(min(21, max(12, bits.Len(uint(n))+5)))
-	s := &sieve{find: find, stride: m - gramLen + 1, mask: 1<<logBits - 1, set: make([]uint64, 1<<logBits/64), refs: make(map[uint32][]gramRef)}
-	for k, f := range find {
-		for i := 0; i+gramLen <= len(f); i++ {
-			v := blockValue(f[i : i+gramLen])
-			for _, h := range [2]uint32{s.hash(v, hash1), s.hash(v, hash2)} {
-				s.set[h>>6] |= 1 << (h & 63)
+	s := &sieve{find: find, stride: m - gramLen + 1, mask: 1<<logBits - 1, set: make([]uint64, 1<<logBits/64)}
+	// About four grams a bucket.
+	s.bucketMask = 1<<max(0, bits.Len(uint(n))-2) - 1
+	s.start = make([]int32, s.bucketMask+2)
+	s.refs = make([]gramRef, n)
+	// Count each bucket's grams, then place them after the buckets
+	// before it.
+	each := func(fn func(k, i int, v uint32)) {
+		for k, f := range find {
+			for i := 0; i+gramLen <= len(f); i++ {
+				fn(k, i, blockValue(f[i:i+gramLen]))
 			}
-			s.refs[v] = append(s.refs[v], gramRef{int32(k), int32(i)})
 		}
 	}
+	each(func(k, i int, v uint32) {
+		for _, h := range [2]uint32{s.hash(v, hash1), s.hash(v, hash2)} {
+			s.set[h>>6] |= 1 << (h & 63)
+		}
+		s.start[s.bucket(v)+1]++
+	})
+	for h := 1; h < len(s.start); h++ {
+		s.start[h] += s.start[h-1]
+	}
+	fill := slices.Clone(s.start[:len(s.start)-1])
+	each(func(k, i int, v uint32) {
+		h := s.bucket(v)
+		s.refs[fill[h]] = gramRef{int32(k), int32(i)}
+		fill[h]++
+	})
 	return s
 }
+
+// bucket returns the bucket of refs that holds the gram v.
+func (s *sieve) bucket(v uint32) uint32 { return uint32(uint64(v)*hash1>>32) & s.bucketMask }
 
 // hash1 and hash2 are the multipliers of the sieve's two hashes.
 const (
@@ -104,7 +132,10 @@ func (s *sieve) next(b []byte, from int) (int, int) {
 // all.
 func (s *sieve) verify(b []byte, from, p int, v uint32) (int, int) {
 	at, k := -1, -1
-	for _, r := range s.refs[v] {
+	h := s.bucket(v)
+	// A bucket may also list grams other than v: their patterns do not
+	// match here, since a match would hold v where they hold theirs.
+	for _, r := range s.refs[s.start[h]:s.start[h+1]] {
 		st := p - int(r.off)
 		f := s.find[r.k]
 		if st < from || st+len(f) > len(b) || at >= 0 && (st > at || st == at && len(f) <= len(s.find[k])) {
