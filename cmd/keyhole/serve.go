@@ -66,6 +66,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := shareRevocations(ctx, shared, revoked, log, m); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	auditLog, auditFile, err := audit.OpenChained(s.AuditLog, os.Stdout, s.StateDir)
 	if err != nil {
 		return err

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"keyhole/metrics"
 	"keyhole/redisstate"
+	"keyhole/tokens"
 )
 
 // openShared connects to the Redis that replicas share, when
@@ -15,6 +17,7 @@ func openShared(ctx context.Context, s settings, log *slog.Logger, m *metrics.Me
 	if s.Redis.URL == "" {
 		return nil, nil
 	}
+	redisstate.SetLog(log)
 	c, err := redisstate.Open(ctx, s.Redis)
 	if err != nil {
 		return nil, err
@@ -37,4 +40,38 @@ func boolGauge(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// shareRevocations puts the shared revocations in force next to the
+// revocation file and follows them until ctx ends; nothing without shared
+// state.
+func shareRevocations(ctx context.Context, c *redisstate.Client, file *tokens.Revocations, log *slog.Logger, m *metrics.Metrics) error {
+	if c == nil {
+		return nil
+	}
+	r := redisstate.NewRevocations(c, file)
+	if err := r.Resync(ctx); err != nil {
+		return err
+	}
+	file.Share(r)
+	go r.Run(ctx, func(err error) { log.Error("shared revocations not resynced; the local copy stays in force", "error", err) })
+	m.Gauge("keyhole_redis_revoked_ids", "Revoked token ids in this replica's copy of the shared revocations.", func() float64 { return float64(r.Len()) })
+	m.Counter("keyhole_redis_republished_total", "Revoked ids and store entries this replica wrote back to Redis because Redis had lost them.", func() float64 { return float64(r.Republished.Load()) })
+	return nil
+}
+
+// revokeShared tells the other replicas of a revocation, when the state is
+// shared.
+func revokeShared(s settings, id string) error {
+	if s.Redis.URL == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := redisstate.Open(ctx, s.Redis)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return redisstate.Revoke(ctx, c, id)
 }
