@@ -54,7 +54,9 @@ func shareRevocations(ctx context.Context, c *redisstate.Client, file *tokens.Re
 		return err
 	}
 	file.Share(r)
-	go r.Run(ctx, func(err error) { log.Error("shared revocations not resynced; the local copy stays in force", "error", err) })
+	go r.Run(ctx, func(err error) {
+		log.Error("shared revocations not resynced; the local copy stays in force", "error", err)
+	})
 	m.Gauge("keyhole_redis_revoked_ids", "Revoked token ids in this replica's copy of the shared revocations.", func() float64 { return float64(r.Len()) })
 	m.Counter("keyhole_redis_republished_total", "Revoked ids and store entries this replica wrote back to Redis because Redis had lost them.", func() float64 { return float64(r.Republished.Load()) })
 	return nil
