@@ -44,7 +44,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	loader, secretStore := sourceLoader(s, true, m)
+	loader, fileStore := sourceLoader(s, true, m)
+	secretStore, err := shareStore(ctx, shared, fileStore, loader, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	storeChanged := storeChanges(ctx, secretStore) // from before the first read
 	set, err := loader.Load(ctx, s.Rules, nil)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 
 	"keyhole/metrics"
 	"keyhole/redisstate"
+	"keyhole/rules"
+	"keyhole/store"
 	"keyhole/tokens"
 )
 
@@ -76,4 +78,41 @@ func revokeShared(s settings, id string) error {
 	}
 	defer c.Close()
 	return redisstate.Revoke(ctx, c, id)
+}
+
+// shareStore returns the store serve reads: with shared state the store in
+// Redis (sealed with file's store key), put in loader's place of the file
+// and followed until ctx ends; else file. It is nil when there is neither.
+func shareStore(ctx context.Context, c *redisstate.Client, file *store.File, loader *rules.Loader, log *slog.Logger) (store.Store, error) {
+	if c == nil || file == nil {
+		if file == nil {
+			return nil, nil
+		}
+		return file, nil
+	}
+	st, err := redisstate.OpenStore(ctx, c, file.Sealer())
+	if err != nil {
+		return nil, err
+	}
+	loader.Kinds["store"] = store.Kind{Store: st}
+	go st.Run(ctx, func(err error) { log.Error("shared store not resynced; the local copy stays in force", "error", err) })
+	return st, nil
+}
+
+// commandStore is the store a command (keyhole secret) works on: the one
+// in Redis with shared state, else file. close ends the connection.
+func commandStore(ctx context.Context, s settings, file *store.File) (st store.Store, close func(), err error) {
+	if s.Redis.URL == "" {
+		return file, func() {}, nil
+	}
+	c, err := redisstate.Open(ctx, s.Redis)
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := redisstate.OpenStore(ctx, c, file.Sealer())
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return rs, func() { c.Close() }, nil
 }
