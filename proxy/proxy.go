@@ -33,6 +33,7 @@ import (
 
 	"keyhole/audit"
 	"keyhole/certs"
+	"keyhole/credential"
 	"keyhole/rules"
 	"keyhole/upstream"
 )
@@ -123,6 +124,9 @@ type Deps struct {
 	// static; nil means the default, which reaches token endpoints through
 	// the proxy's own transport (verified TLS, pins, block_private).
 	Credentials Credentials
+	// SharedCredentials, when not nil, makes the default Credentials share
+	// minted tokens and STS sessions with other replicas (redisstate).
+	SharedCredentials credential.Shared
 }
 
 // Observer is told about every audit record the proxy writes.
@@ -188,7 +192,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.transport = newTransport(cfg, roots, p.dialer)
 	p.creds = deps.Credentials
 	if p.creds == nil {
-		p.creds = defaultCredentials(p.transport, cfg.MintTimeout, log)
+		p.creds = defaultCredentials(p.transport, cfg.MintTimeout, log, deps.SharedCredentials)
 	}
 	p.upstreams = newUpstreams(p.transport, func() *http.Transport { return newTransport(cfg, roots, p.dialer) })
 	p.mitm = p.newMITM()

@@ -86,6 +86,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
+
+		SharedCredentials: sharedCredentials(shared, fileStore),
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"keyhole/credential"
 	"keyhole/metrics"
 	"keyhole/redisstate"
 	"keyhole/rules"
@@ -115,4 +116,13 @@ func commandStore(ctx context.Context, s settings, file *store.File) (st store.S
 		return nil, nil, err
 	}
 	return rs, func() { c.Close() }, nil
+}
+
+// sharedCredentials shares minted credentials between replicas, sealed
+// with file's store key; nil without shared state.
+func sharedCredentials(c *redisstate.Client, file *store.File) credential.Shared {
+	if c == nil || file == nil {
+		return nil
+	}
+	return redisstate.NewCredentials(c, file.Sealer())
 }
