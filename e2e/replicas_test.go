@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,9 +59,20 @@ type world3 struct {
 	password string
 }
 
-// startReplicas starts Redis-backed replicas over srv. The first makes the
-// keys; the others get copies before they start.
+// startReplicas starts Redis-backed replicas of replicaRules over srv.
 func startReplicas(t *testing.T, srv *redistest.Server, n int) *world3 {
+	t.Helper()
+	streams := newUpstream(t, []string{"streams.test"}, http.HandlerFunc(streamHandler))
+	source := sourceUpstream(t)
+	w := startReplicasOf(t, srv, n, fmt.Sprintf(replicaRules, streams.Addr(), source.Addr()))
+	w.streams, w.source = streams, source
+	return w
+}
+
+// startReplicasOf starts n Redis-backed replicas of rules over srv, with
+// extra environment. The first makes the keys; the others get copies
+// before they start.
+func startReplicasOf(t *testing.T, srv *redistest.Server, n int, rules string, extra ...string) *world3 {
 	t.Helper()
 	w := &world3{redis: srv, password: srv.Password}
 	// Registered first, so it runs after every replica stopped: no
@@ -72,14 +84,12 @@ func startReplicas(t *testing.T, srv *redistest.Server, n int) *world3 {
 			}
 		}
 	})
-	w.streams = newUpstream(t, []string{"streams.test"}, http.HandlerFunc(streamHandler))
-	w.source = sourceUpstream(t)
-	rules := fmt.Sprintf(replicaRules, w.streams.Addr(), w.source.Addr())
 	redisEnv := []string{"KEYHOLE_REDIS_URL=" + srv.URL()}
 	if srv.CAFile != "" {
 		redisEnv = append(redisEnv, "KEYHOLE_REDIS_CA_FILE="+srv.CAFile)
 	}
 	env := append([]string{"KEYHOLE_ADMIN_LISTEN=127.0.0.1:0", "KEYHOLE_REDIS_STALE=2s", "BILLING_TOKEN=" + billingToken}, redisEnv...)
+	env = append(env, extra...)
 	for i := range n {
 		var k *keyhole
 		if i == 0 {
@@ -408,5 +418,41 @@ func TestReplicaRedisRefused(t *testing.T) {
 				t.Error("stderr holds the Redis password")
 			}
 		})
+	}
+}
+
+// TestReplicasMintOnce sends concurrent requests for an OAuth 2.0 token
+// through three replicas: one replica mints it (under the shared lock),
+// the others use its token.
+func TestReplicasMintOnce(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ts := newTokenServer(t)
+	api := newUpstream(t, []string{"graph.test"}, nil)
+	w := startReplicasOf(t, srv, 3, oauthRules(t, ts, api, "burst"),
+		"OAUTH_CLIENT_ID="+oauthClientID, "OAUTH_CLIENT_SECRET="+oauthClientSecret)
+	t.Cleanup(func() {
+		for i, r := range w.rs {
+			ts.assertNoTokens(t, fmt.Sprintf("replica %d's output", i), r.stdout.String()+r.stderr.String())
+		}
+	})
+	var wg sync.WaitGroup
+	statuses := make([]int, 30)
+	for i := range statuses {
+		wg.Go(func() {
+			statuses[i] = goClient{}.Do(t, w.rs[i%3].keyhole, request{URL: "https://graph.test/v1/me",
+				Header: [][2]string{{"Authorization", "Bearer <<G_BURST>>"}}}).Status
+		})
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		if st != http.StatusOK {
+			t.Fatalf("request %d got %d", i, st)
+		}
+	}
+	if n := ts.count("/burst"); n != 1 {
+		t.Fatalf("3 replicas asked the token endpoint %d times, want once", n)
+	}
+	if holdsText(t, w.rawRedis(t), ts.tokens()[0]) {
+		t.Fatal("Redis holds the minted token in the clear")
 	}
 }
