@@ -45,7 +45,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	loader, fileStore := sourceLoader(s, true, m)
-	secretStore, err := shareStore(ctx, shared, fileStore, loader, log)
+	secretStore, err := shareStore(ctx, shared, fileStore, loader, log, m)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -61,7 +61,7 @@ func shareRevocations(ctx context.Context, c *redisstate.Client, file *tokens.Re
 		log.Error("shared revocations not resynced; the local copy stays in force", "error", err)
 	})
 	m.Gauge("keyhole_redis_revoked_ids", "Revoked token ids in this replica's copy of the shared revocations.", func() float64 { return float64(r.Len()) })
-	m.Counter("keyhole_redis_republished_total", "Revoked ids and store entries this replica wrote back to Redis because Redis had lost them.", func() float64 { return float64(r.Republished.Load()) })
+	m.Counter("keyhole_redis_revocations_republished_total", "Revoked ids this replica wrote back to Redis because Redis had lost them.", func() float64 { return float64(r.Republished.Load()) })
 	return nil
 }
 
@@ -84,7 +84,7 @@ func revokeShared(s settings, id string) error {
 // shareStore returns the store serve reads: with shared state the store in
 // Redis (sealed with file's store key), put in loader's place of the file
 // and followed until ctx ends; else file. It is nil when there is neither.
-func shareStore(ctx context.Context, c *redisstate.Client, file *store.File, loader *rules.Loader, log *slog.Logger) (store.Store, error) {
+func shareStore(ctx context.Context, c *redisstate.Client, file *store.File, loader *rules.Loader, log *slog.Logger, m *metrics.Metrics) (store.Store, error) {
 	if c == nil || file == nil {
 		if file == nil {
 			return nil, nil
@@ -97,7 +97,23 @@ func shareStore(ctx context.Context, c *redisstate.Client, file *store.File, loa
 	}
 	loader.Kinds["store"] = store.Kind{Store: st}
 	go st.Run(ctx, func(err error) { log.Error("shared store not resynced; the local copy stays in force", "error", err) })
+	m.Counter("keyhole_redis_store_republished_total", "Store entries this replica wrote back to Redis because Redis had lost them.", func() float64 { return float64(st.Republished.Load()) })
 	return st, nil
+}
+
+// commandLoaderStore makes a command's loader (keyhole check, env) read
+// store: sources from Redis when the state is shared; done ends the
+// connection.
+func commandLoaderStore(ctx context.Context, s settings, loader *rules.Loader, file *store.File) (done func(), err error) {
+	if s.Redis.URL == "" || file == nil {
+		return func() {}, nil
+	}
+	st, done, err := commandStore(ctx, s, file)
+	if err != nil {
+		return nil, err
+	}
+	loader.Kinds["store"] = store.Kind{Store: st}
+	return done, nil
 }
 
 // commandStore is the store a command (keyhole secret) works on: the one
