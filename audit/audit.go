@@ -58,6 +58,13 @@ type Record struct {
 	Error           string // a fixed description of an upstream failure, never a value
 	Session         string // the STS session name an aws_sigv4 request was signed with
 	Proto           string // "h2" for a request on an HTTP/2 stream; "" (left out) otherwise
+	// Captured names the secrets a capture rule made of the response
+	// (left out when none).
+	Captured []string
+	// CaptureError is why a response that matched a capture rule could
+	// not be captured: a fixed class such as "not_json", never a value
+	// (left out when none).
+	CaptureError string
 }
 
 // Decisions.
@@ -139,6 +146,12 @@ func (r *Record) LogValue() slog.Value {
 	}
 	if r.Proto != "" {
 		attrs = append(attrs, slog.String("proto", r.Proto))
+	}
+	if len(r.Captured) > 0 {
+		attrs = append(attrs, slog.Any("captured", r.Captured))
+	}
+	if r.CaptureError != "" {
+		attrs = append(attrs, slog.String("capture_error", r.CaptureError))
 	}
 	return slog.GroupValue(attrs...)
 }

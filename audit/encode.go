@@ -158,6 +158,12 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Proto != "" {
 		b = appendJSONString(append(b, `,"proto":`...), r.Proto)
 	}
+	if len(r.Captured) > 0 {
+		b = appendStrings(append(b, `,"captured":`...), r.Captured)
+	}
+	if r.CaptureError != "" {
+		b = appendJSONString(append(b, `,"capture_error":`...), r.CaptureError)
+	}
 	return b
 }
 

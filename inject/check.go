@@ -21,7 +21,14 @@ func (a *applier) check(name, header string) (string, *Refusal) {
 		return "", Refuse(UnknownSecret, shown, t.Host,
 			"no secret named %s exists; a placeholder must name a secret in the rules file", shown)
 	}
-	if r := a.caller.Rule; r != nil && !r.MayUse(name) {
+	if sec.Owner != "" {
+		// A captured or taken-in value: its owner's only, whatever the
+		// agents' lists say.
+		if a.caller.Agent != sec.Owner {
+			return "", Refuse(AgentNotAllowed, name, t.Host,
+				"secret %s belongs to another agent; agent %s may not use it", name, a.caller.Agent)
+		}
+	} else if r := a.caller.Rule; r != nil && !r.MayUse(name) {
 		return "", Refuse(AgentNotAllowed, name, t.Host,
 			"agent %s may not use secret %s", a.caller.Agent, name)
 	}

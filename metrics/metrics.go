@@ -29,6 +29,7 @@ type Metrics struct {
 	duration   prometheus.Histogram
 	reloads    *prometheus.CounterVec
 	sources    sourceMetrics
+	captures   captureMetrics
 }
 
 // New returns a registry with keyhole's collectors and the Go runtime and
@@ -61,6 +62,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.requests, m.injections, m.scrubbed, m.duration, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.sources = newSourceMetrics(m.reg)
+	m.captures = newCaptureMetrics(m.reg)
 	return m
 }
 
@@ -76,6 +78,7 @@ func (m *Metrics) Observe(rec *audit.Record) {
 		m.scrubbed.Add(float64(rec.Scrubbed))
 	}
 	m.duration.Observe(rec.Duration.Seconds())
+	m.captures.observe(rec)
 }
 
 // counterCache remembers the children of counter vectors with two labels,

@@ -183,6 +183,9 @@ func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now
 	if ref != nil {
 		return nil, destination{}, ref
 	}
+	if host == APIHost {
+		return c, destination{host: host, port: port}, checkAPIConnect(c, port) // never resolved
+	}
 	t := inject.Target{Scheme: "https", Host: host, Port: port, Method: http.MethodConnect}
 	// The policy refusals below come with the caller: the tunnel opens and
 	// its requests get the refusal (see refuseInsideTunnel).

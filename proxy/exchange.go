@@ -55,6 +55,9 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	if ref == nil {
 		ref = checkGrant(c, t)
 	}
+	if ref == nil && t.Host == APIHost {
+		return x.serveAPI(t) // never dialed
+	}
 	if ref == nil {
 		ref = checkEgress(x.pol.set, t)
 	}
@@ -85,6 +88,11 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 			"port", t.Port, "reason", string(ref.Reason), "error", describeUpstreamError(err))
 		x.rec.Error = string(ref.Reason)
 		return x.refuse(ref)
+	}
+	if c := captureRule(x.pol.set, t, x.req.Header); captures(c, t.Method, resp.StatusCode) {
+		if resp, ref = x.capture(c, resp); ref != nil {
+			return x.refuse(ref)
+		}
 	}
 	return x.respond(resp, res)
 }

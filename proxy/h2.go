@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -46,6 +47,10 @@ func (c *clientConn) forH2() {
 type h2Server struct {
 	srv  *http2.Server
 	base *http.Server // holds the settings http2 takes from net/http, and the shutdown hook
+	// open counts the h2 tunnels being served: after the GOAWAY of a
+	// shutdown, the http2 server still writes the last responses of a
+	// tunnel after their exchanges finished, so shutdown waits for this.
+	open atomic.Int64
 }
 
 func (p *Proxy) newH2Server() *h2Server {
@@ -81,6 +86,8 @@ func (h *h2Server) shutdown() {
 // idle timeout or shutdown ends it, then closes conn. Each stream is one
 // exchange (see h2Stream).
 func (p *Proxy) serveH2(conn net.Conn, t *tunnel) {
+	p.h2.open.Add(1)
+	defer p.h2.open.Add(-1)
 	defer conn.Close()
 	p.h2.srv.ServeConn(conn, &http2.ServeConnOpts{
 		Context:    context.Background(),

@@ -18,7 +18,8 @@ const maxRetired = 1024
 // It is immutable; the proxy swaps whole policies on reload, so a request
 // runs start to end on the policy it began with.
 type policy struct {
-	set   *rules.Set
+	set   *rules.Set      // base with the stored secrets (see RefreshStored)
+	base  *rules.Set      // the rules as loaded
 	scrub *scrub.Replacer // every readable and retired value and its forms
 	mask  *scrub.Masker   // the same forms, masked at their length (gRPC bodies)
 	// live are the readable values of set, by name order; retired the
@@ -104,17 +105,22 @@ func (pol *policy) nextExpiry() (time.Time, bool) {
 // retirement serializes policy swaps and drops retired values when they
 // expire, without waiting for a reload.
 type retirement struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // also guards Proxy.stored
 	timer *time.Timer
 }
 
-// setPolicy compiles set on top of the policy in force, swaps it in and
-// arranges a recompile for when its first retired value expires.
+// setPolicy compiles set (nil: the rules in force), with the stored
+// secrets, on top of the policy in force, swaps it in and arranges a
+// recompile for when its first retired value expires.
 func (p *Proxy) setPolicy(set *rules.Set) {
 	p.retirement.mu.Lock()
 	defer p.retirement.mu.Unlock()
 	now := time.Now()
-	pol := compilePolicy(set, p.policy.Load(), now, p.cfg.ScrubRetired)
+	if set == nil {
+		set = p.policy.Load().base
+	}
+	pol := compilePolicy(set.WithStored(p.stored), p.policy.Load(), now, p.cfg.ScrubRetired)
+	pol.base = set
 	p.policy.Store(pol)
 	if p.retirement.timer != nil {
 		p.retirement.timer.Stop()
@@ -122,7 +128,7 @@ func (p *Proxy) setPolicy(set *rules.Set) {
 	}
 	if at, ok := pol.nextExpiry(); ok {
 		p.retirement.timer = time.AfterFunc(at.Sub(now), func() {
-			p.setPolicy(p.policy.Load().set)
+			p.setPolicy(nil)
 		})
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,7 @@ import (
 	"keyhole/certs"
 	"keyhole/credential"
 	"keyhole/rules"
+	"keyhole/store"
 	"keyhole/upstream"
 )
 
@@ -127,6 +129,14 @@ type Deps struct {
 	// SharedCredentials, when not nil, makes the default Credentials share
 	// minted tokens and STS sessions with other replicas (redisstate).
 	SharedCredentials credential.Shared
+	// API answers the requests agents send to https://keyhole.internal;
+	// nil answers every one with 404 not_found.
+	API AgentAPI
+	// Store holds the captured and taken-in values that become secrets of
+	// their owner agent (see RefreshStored), and receives captured ones;
+	// nil means none, and a response that matches a capture rule is
+	// refused with capture_failed.
+	Store store.Store
 }
 
 // Observer is told about every audit record the proxy writes.
@@ -147,6 +157,10 @@ type Proxy struct {
 	ids       *audit.IDs
 
 	policy     atomic.Pointer[policy]
+	api        AgentAPI
+	store      store.Store
+	stored     []*rules.Secret // the store's secrets with a policy; guarded by retirement.mu
+	refreshing sync.Mutex      // serializes RefreshStored
 	retirement retirement
 	dialer     *dialer
 	transport  *http.Transport // shared by requests without a secret
@@ -186,6 +200,8 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		observer:  deps.Observer,
 		ids:       audit.NewIDs(),
 		conns:     newConns(),
+		api:       deps.API,
+		store:     deps.Store,
 	}
 	p.setPolicy(deps.Rules)
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)
@@ -210,7 +226,8 @@ func (p *Proxy) SetRules(set *rules.Set) {
 	p.upstreams.closeIdle()
 }
 
-// Rules returns the rules in force.
+// Rules returns the rules in force, with the store's secrets that have a
+// policy (see RefreshStored).
 func (p *Proxy) Rules() *rules.Set { return p.policy.Load().set }
 
 // Stats reports the client connections and tunnels open now, and the
@@ -273,10 +290,11 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		_ = srv.Shutdown(sctx)
 		// Hijacked tunnels are invisible to Shutdown: wait for their
-		// requests too.
+		// requests too, and for h2 tunnels to write their last
+		// responses and end (they were sent a GOAWAY).
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		for p.inflight.Load() > 0 && sctx.Err() == nil {
+		for (p.inflight.Load() > 0 || p.h2.open.Load() > 0) && sctx.Err() == nil {
 			<-tick.C
 		}
 		close(done)

@@ -115,6 +115,13 @@ func (b *lockedBuffer) String() string {
 // upstream's address when up is not nil).
 func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config) *testProxy {
 	t.Helper()
+	return startTestProxyWith(t, up, rulesYAML, cfg, nil)
+}
+
+// startTestProxyWith is startTestProxy; with, when not nil, completes the
+// proxy's dependencies.
+func startTestProxyWith(t testing.TB, up *testUpstream, rulesYAML string, cfg Config, with func(*Deps)) *testProxy {
+	t.Helper()
 	if up != nil {
 		rulesYAML = strings.ReplaceAll(rulesYAML, "UPSTREAM", up.Listener.Addr().String())
 		cfg.UpstreamCAFile = up.caFile
@@ -128,7 +135,11 @@ func startTestProxy(t testing.TB, up *testUpstream, rulesYAML string, cfg Config
 		t.Fatal(err)
 	}
 	buf := newLockedBuffer()
-	p, err := New(cfg, Deps{Rules: set, Authority: authority, Audit: audit.New(buf)})
+	deps := Deps{Rules: set, Authority: authority, Audit: audit.New(buf)}
+	if with != nil {
+		with(&deps)
+	}
+	p, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,15 +26,8 @@ const (
 	IntakesKey = "keyhole:intakes"
 )
 
-// Bounds of the hand-off records in Redis.
-const (
-	// HandoffForget is how long a record is kept after its expiry (Redis
-	// drops it then), so that its page can still say why it is gone.
-	HandoffForget = 24 * time.Hour
-	// MaxHandoffRecords bounds the records of one kind.
-	MaxHandoffRecords = 4096
-	maxIDLen          = 128
-)
+// maxIDLen bounds a share's or intake's id.
+const maxIDLen = 128
 
 // Handoff is handoff.State in Redis, shared by replicas. A record is a
 // hash: its fields as JSON ("rec"), its status, views left and granted
@@ -42,7 +35,8 @@ const (
 // ("pk"), both sealed with the store key, so that Redis holds nothing
 // that opens a value even together with a link. ClaimShare and
 // FinishIntake are Lua scripts: atomic across every replica. Redis
-// expires a record HandoffForget after the record does.
+// forgets a record handoff.Forget after it expired, and at most
+// handoff.MaxRecords of each kind are kept.
 type Handoff struct {
 	c      *Client
 	sealer *store.Sealer
@@ -131,7 +125,7 @@ func (h *Handoff) put(ctx context.Context, k kind, id string, rec any, status ha
 		return err
 	}
 	n, err := putScript.Run(ctx, h.c.rdb, []string{k.prefix + id, k.index}, id,
-		expires.Add(HandoffForget).UnixMilli(), MaxHandoffRecords,
+		expires.Add(handoff.Forget).UnixMilli(), handoff.MaxRecords,
 		"rec", j, "status", string(status), "views_left", viewsLeft,
 		"expires", expires.UnixMilli(), k.sealedField, sealed).Int()
 	switch {
@@ -140,8 +134,8 @@ func (h *Handoff) put(ctx context.Context, k kind, id string, rec any, status ha
 	case n == 0:
 		return fmt.Errorf("handoff: %s already exists", id)
 	case n < 0:
-		h.prune(ctx, k)
-		return fmt.Errorf("handoff: %d records are kept; wait for some to be forgotten", MaxHandoffRecords)
+		_, _ = h.prune(ctx, k)
+		return handoff.ErrFull
 	}
 	return nil
 }
@@ -211,7 +205,7 @@ func (h *Handoff) take(ctx context.Context, k kind, id string, now time.Time, af
 	case "ok":
 	default:
 		before.status = handoff.Status(res[0])
-		return before, fmt.Errorf("%w: %s", handoff.ErrGone, res[0])
+		return before, &handoff.GoneError{Status: before.status}
 	}
 	plain, err := h.sealer.Open(k.prefix+id, []byte(res[1]))
 	if err != nil {
@@ -353,7 +347,7 @@ func (h *Handoff) FinishIntake(ctx context.Context, id string, status handoff.St
 }
 
 // Sweep implements handoff.State. Redis itself forgets records
-// HandoffForget after their expiry; Sweep drops them from the indexes.
+// handoff.Forget after their expiry; Sweep drops them from the indexes.
 func (h *Handoff) Sweep(ctx context.Context, now time.Time) (shares, intakes []string, err error) {
 	if shares, err = h.sweep(ctx, shareKind, now); err != nil {
 		return nil, nil, err

@@ -113,7 +113,8 @@ func TestHandoffExpiryRevokeAndIntakes(t *testing.T) {
 	if err != nil || len(shares) != 1 || shares[0] != "short" {
 		t.Fatalf("Sweep: %v %v", shares, err)
 	}
-	if s, err := hs[0].ClaimShare(ctx, "short", later); !errors.Is(err, handoff.ErrGone) || s.Status != handoff.StatusExpired {
+	var gone *handoff.GoneError
+	if s, err := hs[0].ClaimShare(ctx, "short", later); !errors.As(err, &gone) || gone.Status != handoff.StatusExpired || s.Status != handoff.StatusExpired {
 		t.Fatalf("claim of an expired share: %v %s", err, s.Status)
 	}
 	list, err := hs[1].ListShares(ctx)
@@ -166,7 +167,7 @@ func TestHandoffExpiryRevokeAndIntakes(t *testing.T) {
 	}
 	// Redis forgets a record a day after it expired.
 	ttl, err := raw.Redis().PTTL(ctx, "keyhole:intake:intake-1").Result()
-	if err != nil || ttl < HandoffForget || ttl > HandoffForget+time.Hour+time.Minute {
+	if err != nil || ttl < handoff.Forget || ttl > handoff.Forget+time.Hour+time.Minute {
 		t.Fatalf("the record's TTL is %v (%v)", ttl, err)
 	}
 }

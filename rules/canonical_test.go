@@ -25,8 +25,10 @@ func canonical(t testing.TB, s *Set) string {
 		Env            string         `yaml:"env,omitempty"`
 	}
 	type agentDoc struct {
-		Token   string   `yaml:"token"`
-		Secrets []string `yaml:"secrets"`
+		Token   string        `yaml:"token"`
+		Secrets []string      `yaml:"secrets"`
+		Share   *SharePolicy  `yaml:"share,omitempty"`
+		Intake  *IntakePolicy `yaml:"intake,omitempty"`
 	}
 	type egressDoc struct {
 		Default      string   `yaml:"default"`
@@ -46,6 +48,8 @@ func canonical(t testing.TB, s *Set) string {
 		Egress  egressDoc            `yaml:"egress"`
 		Resolve map[string]string    `yaml:"resolve"`
 		Vault   *vaultDoc            `yaml:"vault,omitempty"`
+		Capture []captureDoc         `yaml:"capture,omitempty"`
+		Handoff map[string]any       `yaml:"handoff,omitempty"`
 	}
 	d := doc{
 		Secrets: map[string]secretDoc{},
@@ -83,9 +87,10 @@ func canonical(t testing.TB, s *Set) string {
 	if s.Agents != nil {
 		d.Agents = map[string]agentDoc{}
 		for name, a := range s.Agents {
-			d.Agents[name] = agentDoc{Token: a.Token.String(), Secrets: a.Secrets}
+			d.Agents[name] = agentDoc{Token: a.Token.String(), Secrets: a.Secrets, Share: a.Share, Intake: a.Intake}
 		}
 	}
+	d.Handoff = handoffDoc(s.Handoff)
 	if v := s.Vault; v != nil {
 		d.Vault = &vaultDoc{Address: v.Address, Namespace: v.Namespace, CAFile: v.CAFile, Auth: map[string]any{}}
 		if v.Token != nil {
@@ -105,6 +110,7 @@ func canonical(t testing.TB, s *Set) string {
 		}
 		d.Resolve[key] = val
 	}
+	d.Capture = canonicalCaptures(s.Captures)
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -172,4 +178,50 @@ func kindDoc(sec *Secret) map[string]any {
 		}
 	}
 	return m
+}
+
+// captureDoc is a capture rule as the canonical form writes it.
+type captureDoc struct {
+	Host    string   `yaml:"host"`
+	Method  string   `yaml:"method,omitempty"`
+	Path    string   `yaml:"path,omitempty"`
+	JSON    string   `yaml:"json"`
+	Name    string   `yaml:"name"`
+	Hosts   []string `yaml:"hosts"`
+	Headers []string `yaml:"headers,omitempty"`
+	Methods []string `yaml:"methods,omitempty"`
+	Paths   []string `yaml:"paths,omitempty"`
+	TTL     string   `yaml:"ttl,omitempty"`
+}
+
+func canonicalCaptures(cs []*Capture) []captureDoc {
+	var out []captureDoc
+	for _, c := range cs {
+		d := captureDoc{Host: c.Host.String(), Method: c.Method, JSON: c.JSONPath(), Name: c.Name,
+			Hosts: c.Hosts, Headers: c.Headers, Methods: c.Methods, Paths: c.Paths}
+		if c.Path != nil {
+			d.Path = c.Path.String()
+		}
+		if c.TTL > 0 {
+			d.TTL = c.TTL.String()
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// handoffDoc renders the handoff section; nil for none.
+func handoffDoc(h *Handoff) map[string]any {
+	if h == nil {
+		return nil
+	}
+	recipients := map[string]any{}
+	for name, r := range h.Recipients {
+		recipients[name] = map[string]string{"webhook": r.Webhook}
+	}
+	d := map[string]any{"listen": h.Listen, "base_url": h.BaseURL, "recipients": recipients, "max_ttl": h.MaxTTL.String()}
+	if h.CertFile != "" {
+		d["cert_file"], d["key_file"] = h.CertFile, h.KeyFile
+	}
+	return d
 }

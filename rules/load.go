@@ -88,7 +88,7 @@ func (l *loader) newError(line int, field, format string, args ...any) *Error {
 }
 
 func (l *loader) root(n *yaml.Node) {
-	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault", "databases")
+	f, ok := l.fields(n, "", "secrets", "agents", "egress", "resolve", "vault", "databases", "capture", "handoff")
 	if !ok {
 		return
 	}
@@ -103,6 +103,9 @@ func (l *loader) root(n *yaml.Node) {
 	if p, ok := f["databases"]; ok {
 		l.databases(p) // before agents, which name its handles
 	}
+	if p, ok := f["handoff"]; ok {
+		l.handoff(p) // before agents, which name its recipients
+	}
 	if p, ok := f["agents"]; ok {
 		l.agents(p, defined)
 	}
@@ -111,6 +114,9 @@ func (l *loader) root(n *yaml.Node) {
 	}
 	if p, ok := f["resolve"]; ok {
 		l.resolve(p)
+	}
+	if p, ok := f["capture"]; ok {
+		l.captures(p)
 	}
 }
 
@@ -250,7 +256,7 @@ func (l *loader) agents(p pair, defined map[string]bool) {
 }
 
 func (l *loader) agent(e pair, defined map[string]bool) *Agent {
-	f, ok := l.fields(e.v, e.field, "token", "secrets", "databases")
+	f, ok := l.fields(e.v, e.field, "token", "secrets", "databases", "share", "intake")
 	if !ok {
 		return nil
 	}
@@ -275,6 +281,12 @@ func (l *loader) agent(e pair, defined map[string]bool) *Agent {
 	}
 	if p, ok := f["databases"]; ok {
 		a.Databases = l.agentDatabases(p)
+	}
+	if p, ok := f["share"]; ok {
+		a.Share = l.share(p)
+	}
+	if p, ok := f["intake"]; ok {
+		a.Intake = l.intake(p)
 	}
 	return a
 }

@@ -50,6 +50,10 @@ type Set struct {
 	Vault *VaultConfig
 	// Databases holds every PostgreSQL handle by name (see Database).
 	Databases map[string]*Database
+	// Captures are the capture rules, in file order (see Capture).
+	Captures []*Capture
+	// Handoff is the handoff section; nil when the file has none.
+	Handoff *Handoff
 	// Warnings are problems that do not stop the rules from loading, such as
 	// a secret whose source cannot be read yet. They never hold a value.
 	Warnings []string
@@ -118,6 +122,13 @@ type Secret struct {
 	OAuth2    *OAuth2
 	GitHubApp *GitHubApp
 	AWS       *AWS
+	// Owner is the only agent that may use a secret from keyhole's store
+	// (a captured or taken-in value, see StoredSecret); "" for a secret of
+	// the rules file, which agents' secrets lists grant.
+	Owner string
+	// Origin is OriginCaptured or OriginIntake for a secret from keyhole's
+	// store; "" for a secret of the rules file.
+	Origin string
 
 	value   secret.Value
 	err     error     // why the value could not be read; nil when it was
@@ -197,6 +208,9 @@ type Agent struct {
 	Secrets []string
 	// Databases lists the database handles the agent may use.
 	Databases []string
+	// Share and Intake are the agent's hand-off policies; nil allows none.
+	Share  *SharePolicy
+	Intake *IntakePolicy
 	// Line is the line of the agent's name in the rules file.
 	Line int
 

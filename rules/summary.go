@@ -20,6 +20,12 @@ func (s *Set) Summary() string {
 	if len(s.Databases) > 0 {
 		out += ", " + count(len(s.Databases), "database")
 	}
+	if len(s.Captures) > 0 {
+		out += ", " + count(len(s.Captures), "capture rule")
+	}
+	if s.Handoff != nil {
+		out += ", handoff to " + count(len(s.Handoff.Recipients), "recipient")
+	}
 	if len(s.Warnings) > 0 {
 		out += ", " + count(len(s.Warnings), "warning")
 	}

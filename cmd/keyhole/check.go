@@ -25,7 +25,7 @@ func check(args []string, stdout, stderr io.Writer) error {
 		return errors.New("check: want at most one rules file")
 	}
 	loader, file := sourceLoader(s, false, nil)
-	done, err := commandLoaderStore(context.Background(), s, loader, file)
+	_, done, err := commandLoaderStore(context.Background(), s, loader, file)
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keyhole/certs"
+	"keyhole/proxy"
 	"keyhole/rules"
 	"keyhole/tokens"
 )
@@ -45,7 +46,7 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("env: unexpected argument %q", rest[0])
 	}
 	loader, file := sourceLoader(s, false, nil)
-	done, err := commandLoaderStore(context.Background(), s, loader, file)
+	_, done, err := commandLoaderStore(context.Background(), s, loader, file)
 	if err != nil {
 		return fmt.Errorf("env: %w", err)
 	}
@@ -102,6 +103,7 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 	export("NODE_USE_ENV_PROXY", "1")     // Node.js 22.21+ and 24+: fetch and https honour HTTPS_PROXY
 	export("WGETRC", wgetrc)              // wget: ca_certificate (it ignores SSL_CERT_FILE)
 	export("AWS_CA_BUNDLE", bundle)       // AWS SDKs and the aws CLI
+	export("KEYHOLE_API", "https://"+proxy.APIHost)
 	if len(secrets) > 0 {
 		b.WriteString("# placeholders: keyhole swaps each for its secret where the rules allow\n")
 	}

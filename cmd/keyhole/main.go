@@ -50,6 +50,9 @@ usage:
   keyhole secret set NAME            store a secret read from stdin in the encrypted store
   keyhole secret ls [--json]         list the store (names, origins, times, fingerprints)
   keyhole secret rm NAME             delete a stored secret
+  keyhole share SECRET --to R [--views N] [--expires D] [--note T] [--print]
+  keyhole share ls [--json]          one-time share links (hand-offs to humans)
+  keyhole share revoke ID
   keyhole health                     exit 0 if the admin listener's /healthz answers
   keyhole help                       show this help (flags: keyhole COMMAND -h)
 
@@ -83,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return health(rest, stdout, stderr)
 	case "secret":
 		return secretCommand(rest, os.Stdin, stdout, stderr)
+	case "share":
+		return shareCommand(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

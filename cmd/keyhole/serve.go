@@ -79,19 +79,33 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer auditFile.Close()
 
-	p, err := proxy.New(s.Proxy, proxy.Deps{
+	var p *proxy.Proxy
+	hand, err := newHandoff(handoffDeps{settings: s, store: secretStore, state: sharedHandoff(shared, fileStore), audit: auditLog, log: log,
+		rules:         func() *rules.Set { return p.Rules() },
+		refreshStored: func(ctx context.Context) error { return p.RefreshStored(ctx) }})
+	if err != nil {
+		return err
+	}
+	var api proxy.AgentAPI
+	if hand != nil { // no store, no hand-offs: keyhole.internal answers not_found
+		api = hand
+	}
+	p, err = proxy.New(s.Proxy, proxy.Deps{
+		API:       api,
 		Rules:     set,
 		Authority: authority,
 		Audit:     auditLog,
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
+		Store:     proxyStore(secretStore),
 
 		SharedCredentials: sharedCredentials(shared, fileStore),
 	})
 	if err != nil {
 		return err
 	}
+	refreshStored(ctx, p, secretStore, log)
 	registerGauges(m, p, authority, auditLog, auditFile)
 	ln, err := p.Listen()
 	if err != nil {
@@ -104,6 +118,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	if err := startHandoff(ctx, hand, set, authority, m, log); err != nil {
+		return err
+	}
 	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// The collector's target follows load: low while the proxy is

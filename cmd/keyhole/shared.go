@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"keyhole/credential"
+	"keyhole/handoff"
 	"keyhole/metrics"
 	"keyhole/redisstate"
 	"keyhole/rules"
@@ -101,19 +103,23 @@ func shareStore(ctx context.Context, c *redisstate.Client, file *store.File, loa
 	return st, nil
 }
 
-// commandLoaderStore makes a command's loader (keyhole check, env) read
-// store: sources from Redis when the state is shared; done ends the
-// connection.
-func commandLoaderStore(ctx context.Context, s settings, loader *rules.Loader, file *store.File) (done func(), err error) {
-	if s.Redis.URL == "" || file == nil {
-		return func() {}, nil
+// commandLoaderStore makes a command's loader (keyhole check, env, share)
+// read store: sources from Redis when the state is shared, and returns the
+// store it reads (nil when file is nil: the store could not be opened);
+// done ends the connection.
+func commandLoaderStore(ctx context.Context, s settings, loader *rules.Loader, file *store.File) (st store.Store, done func(), err error) {
+	if file == nil {
+		return nil, func() {}, nil
 	}
-	st, done, err := commandStore(ctx, s, file)
+	if s.Redis.URL == "" {
+		return file, func() {}, nil
+	}
+	st, done, err = commandStore(ctx, s, file)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	loader.Kinds["store"] = store.Kind{Store: st}
-	return done, nil
+	return st, done, nil
 }
 
 // commandStore is the store a command (keyhole secret) works on: the one
@@ -141,4 +147,32 @@ func sharedCredentials(c *redisstate.Client, file *store.File) credential.Shared
 		return nil
 	}
 	return redisstate.NewCredentials(c, file.Sealer())
+}
+
+// sharedHandoff is the hand-off State in Redis, sealed with file's store
+// key; nil (the file State) without shared state.
+func sharedHandoff(c *redisstate.Client, file *store.File) handoff.State {
+	if c == nil || file == nil {
+		return nil
+	}
+	return redisstate.NewHandoff(c, file.Sealer())
+}
+
+// commandHandoffState is the hand-off State a command (keyhole share)
+// works on: in Redis with shared state, else the file in the state dir.
+// close ends the connection.
+func commandHandoffState(ctx context.Context, s settings) (st handoff.State, close func(), err error) {
+	if s.Redis.URL == "" {
+		fs, err := handoff.OpenFileState(s.StateDir)
+		return fs, func() {}, err
+	}
+	file, err := store.Open(s.StateDir, os.Getenv(store.KeyEnv))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := redisstate.Open(ctx, s.Redis)
+	if err != nil {
+		return nil, nil, err
+	}
+	return redisstate.NewHandoff(c, file.Sealer()), func() { c.Close() }, nil
 }
