@@ -22,7 +22,8 @@ import (
 const (
 	// StoreKey is a hash: entry name → the entry sealed with the store key.
 	StoreKey = "keyhole:store"
-	// StoreChannel carries the name of each entry that changed.
+	// StoreChannel carries "set:NAME" for each entry stored and
+	// "del:NAME" for each entry deleted.
 	StoreChannel = "keyhole:store"
 	// EpochKey marks a Redis that holds keyhole's state. Replicas that
 	// find it gone (FLUSHALL, a Redis that came back empty) know Redis
@@ -104,7 +105,7 @@ func (s *Store) Put(ctx context.Context, e store.Entry) error {
 	}
 	if _, err := s.c.rdb.TxPipelined(ctx, func(p redisPipe) error {
 		p.HSet(ctx, StoreKey, e.Name, sealed)
-		p.Publish(ctx, StoreChannel, e.Name)
+		p.Publish(ctx, StoreChannel, "set:"+e.Name)
 		return nil
 	}); err != nil {
 		return s.c.fail("store:"+e.Name, err)
@@ -121,7 +122,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	var del *redis.IntCmd
 	if _, err := s.c.rdb.TxPipelined(ctx, func(p redisPipe) error {
 		del = p.HDel(ctx, StoreKey, name)
-		p.Publish(ctx, StoreChannel, name)
+		p.Publish(ctx, StoreChannel, "del:"+name)
 		return nil
 	}); err != nil {
 		return s.c.fail("store:"+name, err)
@@ -169,24 +170,32 @@ func (s *Store) Watch(ctx context.Context) <-chan struct{} {
 // Run follows the store until ctx ends: the entry each message names, and
 // the whole hash every ResyncInterval and whenever Redis answers again.
 func (s *Store) Run(ctx context.Context, onErr func(error)) {
-	follow(ctx, s.c, StoreChannel, func(name string) {
+	follow(ctx, s.c, StoreChannel, func(msg string) {
+		op, name, _ := strings.Cut(msg, ":")
 		if store.CheckName(name) != nil {
 			return
 		}
-		if err := s.refresh(ctx, name); err != nil && onErr != nil {
-			onErr(err)
+		switch op {
+		case "del":
+			s.set(map[string]*string{name: nil})
+		case "set":
+			if err := s.refresh(ctx, name); err != nil && onErr != nil {
+				onErr(err)
+			}
 		}
 	}, s.Resync, onErr)
 }
 
-// refresh re-reads one entry.
+// refresh re-reads one entry that was stored. An entry that is not there
+// (any more) stays in the copy: only a deletion's message or a resync
+// removes one, so that a message read after a FLUSHALL does not pass for a
+// deletion.
 func (s *Store) refresh(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	v, err := s.c.rdb.HGet(ctx, StoreKey, name).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		s.set(map[string]*string{name: nil})
 	case err != nil:
 		return s.c.fail("store:"+name, err)
 	default:
@@ -195,27 +204,57 @@ func (s *Store) refresh(ctx context.Context, name string) error {
 	return nil
 }
 
-// Resync reads the whole hash into the local copy, after recover.
+// Resync reads the whole hash into the local copy. The marker and the
+// hash are read in one transaction, so that a FLUSHALL between them cannot
+// pass for every entry deleted: when the marker is not the one this
+// replica saw, Redis lost the state, and the copy is written back (never
+// over an entry Redis has) before the hash is read again.
 func (s *Store) Resync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*dialTimeout)
 	defer cancel()
-	if err := s.recover(ctx); err != nil {
+	epoch, all, err := s.snapshot(ctx)
+	if err != nil {
 		return err
 	}
-	n, err := s.c.rdb.HLen(ctx, StoreKey).Result()
-	if err != nil {
-		return s.c.fail("read the store", err)
-	}
-	if n > maxStoreEntries {
-		return fmt.Errorf("redis at %s holds %d store entries, more than %d; refusing to read them", s.c.where, n, maxStoreEntries)
-	}
-	all, err := s.c.rdb.HGetAll(ctx, StoreKey).Result()
-	if err != nil {
-		return s.c.fail("read the store", err)
+	s.mu.Lock()
+	seen := s.epoch
+	s.mu.Unlock()
+	if epoch == "" || epoch != seen {
+		if err := s.recover(ctx); err != nil {
+			return err
+		}
+		if epoch, all, err = s.snapshot(ctx); err != nil {
+			return err
+		}
 	}
 	s.c.touch()
+	s.mu.Lock()
+	if epoch != "" {
+		s.epoch = epoch
+	}
+	s.mu.Unlock()
 	s.replace(all)
 	return nil
+}
+
+// snapshot reads the marker and the whole hash at one instant.
+func (s *Store) snapshot(ctx context.Context) (string, map[string]string, error) {
+	var epoch *redis.StringCmd
+	var all *redis.MapStringStringCmd
+	var n *redis.IntCmd
+	_, err := s.c.rdb.TxPipelined(ctx, func(p redisPipe) error {
+		epoch = p.Get(ctx, EpochKey)
+		n = p.HLen(ctx, StoreKey)
+		all = p.HGetAll(ctx, StoreKey)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", nil, s.c.fail("read the store", err)
+	}
+	if n.Val() > maxStoreEntries {
+		return "", nil, fmt.Errorf("redis at %s holds %d store entries, more than %d; refusing them", s.c.where, n.Val(), maxStoreEntries)
+	}
+	return epoch.Val(), all.Val(), nil
 }
 
 // recover writes the local copy back to Redis, never over an entry Redis

@@ -115,7 +115,7 @@ func TestStoreSharedByReplicas(t *testing.T) {
 	other, _ := store.Open(t.TempDir(), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)))
 	sealed, _ := other.Sealer().SealEntry(store.Entry{Name: "FORGED", Value: secret.FromString("x")})
 	ca.Redis().HSet(ctx, StoreKey, "FORGED", sealed)
-	ca.Redis().Publish(ctx, StoreChannel, "FORGED")
+	ca.Redis().Publish(ctx, StoreChannel, "set:FORGED")
 	waitFor(t, "A refuses (not serves, not misses) an entry sealed under another key", 10*time.Second, func() bool {
 		_, err := a.Get(ctx, "FORGED")
 		return err != nil && !errors.Is(err, store.ErrNotFound)
