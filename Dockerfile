@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 # keyhole: a static binary on an empty base image, run as a non-root user.
 #   docker build -t keyhole .
-#   docker run -v $PWD/keyhole.yaml:/etc/keyhole/keyhole.yaml:ro -v keyhole-state:/var/lib/keyhole \
+#   docker run --read-only -v $PWD/keyhole.yaml:/etc/keyhole/keyhole.yaml:ro -v keyhole-state:/var/lib/keyhole \
 #     -e STRIPE_SECRET_KEY -p 8080:8080 keyhole
+# keyhole writes only into the state dir, so the root filesystem can be
+# read-only (deploy/kubernetes runs it so).
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

@@ -58,6 +58,9 @@ type Record struct {
 	Error           string // a fixed description of an upstream failure, never a value
 	Session         string // the STS session name an aws_sigv4 request was signed with
 	Proto           string // "h2" for a request on an HTTP/2 stream; "" (left out) otherwise
+	// Budget is the budget that refused a budget_exceeded request, as
+	// "budgets[0] STRIPE_LIVE:100/1h"; "" (left out) otherwise.
+	Budget string
 	// Captured names the secrets a capture rule made of the response
 	// (left out when none).
 	Captured []string
@@ -146,6 +149,9 @@ func (r *Record) LogValue() slog.Value {
 	}
 	if r.Proto != "" {
 		attrs = append(attrs, slog.String("proto", r.Proto))
+	}
+	if r.Budget != "" {
+		attrs = append(attrs, slog.String("budget", r.Budget))
 	}
 	if len(r.Captured) > 0 {
 		attrs = append(attrs, slog.Any("captured", r.Captured))

@@ -158,6 +158,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.Proto != "" {
 		b = appendJSONString(append(b, `,"proto":`...), r.Proto)
 	}
+	if r.Budget != "" {
+		b = appendJSONString(append(b, `,"budget":`...), r.Budget)
+	}
 	if len(r.Captured) > 0 {
 		b = appendStrings(append(b, `,"captured":`...), r.Captured)
 	}

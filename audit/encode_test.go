@@ -81,6 +81,8 @@ func TestRecordFastPathMatchesLogValue(t *testing.T) {
 		{Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC), RequestID: "id-4", TokenID: "root", TokenIDs: []string{"root"}},
 		{Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC), RequestID: "id-5", Decision: Allow, Status: 200, Captured: []string{"KEY_0a1b2c3d"}},
 		{Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC), RequestID: "id-6", Decision: Deny, Status: 502, Reason: "capture_failed", CaptureError: "not_json"},
+		{Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC), RequestID: "id-7", Agent: "billing", Decision: Deny,
+			Reason: "budget_exceeded", Status: 429, Secrets: []string{"STRIPE_LIVE"}, Budget: "budgets[0] STRIPE_LIVE:100/1h"},
 	}
 	for _, r := range recs {
 		t.Run(r.RequestID, func(t *testing.T) {

@@ -85,6 +85,21 @@ resolve:
 
 var handoffLine = regexp.MustCompile(`msg="handoff listener" handoff_addr=(\S+)`)
 
+// handoffAddr is the address of k's handoff listener, from its log.
+func handoffAddr(t *testing.T, k *keyhole) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := handoffLine.FindStringSubmatch(k.stderr.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no handoff listener in keyhole's log:\n%s", k.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // pagesClient speaks to k's handoff listener as a browser would: TLS
 // verified against keyhole's CA for base_url's host, dialed at the
 // listener's address.
@@ -95,17 +110,7 @@ type pagesClient struct {
 
 func newPagesClient(t *testing.T, k *keyhole) *pagesClient {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	var addr string
-	for addr == "" {
-		if m := handoffLine.FindStringSubmatch(k.stderr.String()); m != nil {
-			addr = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no handoff listener in keyhole's log:\n%s", k.stderr)
-		} else {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	addr := handoffAddr(t, k)
 	pem, err := os.ReadFile(k.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +137,9 @@ func (c *pagesClient) do(method, path string, body any, out any) int {
 	}
 	req, _ := http.NewRequest(method, "https://keyhole.test"+path, r)
 	req.Header.Set("User-Agent", "e2e-pages-client")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -234,6 +242,21 @@ func TestHandoffOperatorShare(t *testing.T) {
 	hook.mu.Unlock()
 	if n != 1 {
 		t.Errorf("got %d deliveries, want 1 (--print delivers nothing)", n)
+	}
+
+	// An expired link: 410 expired, and its meta says so.
+	short, stderr, code := runKeyhole(t, env, "share", "STRIPE", "--to", "alice", "--print", "--expires", "1s")
+	if code != 0 {
+		t.Fatalf("share --expires 1s: exit %d: %s", code, stderr)
+	}
+	id3, key3 := splitLink(t, strings.TrimSpace(short), handoff.SharePath)
+	k.AlsoSecret(strings.TrimSpace(short), key3)
+	deadline := time.Now().Add(10 * time.Second)
+	for pages.do("GET", "/s/"+id3+"/meta", nil, &meta); meta.Status != handoff.StatusExpired && time.Now().Before(deadline); pages.do("GET", "/s/"+id3+"/meta", nil, &meta) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := pages.do("POST", "/s/"+id3+"/reveal", nil, &gone); st != http.StatusGone || gone.Status != handoff.StatusExpired {
+		t.Errorf("an expired share: got %d %+v, want 410 expired", st, gone)
 	}
 
 	// Bad input from the operator: an unknown recipient, too many views.

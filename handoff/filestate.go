@@ -33,12 +33,15 @@ const (
 	MaxLive = 256
 	// MaxRecords bounds every record kept, finished ones included.
 	MaxRecords = 4096
+	// MaxCiphertextBytes bounds the ciphertexts of the open shares
+	// together: every change rewrites the whole file.
+	MaxCiphertextBytes = 8 << 20
 	// Forget is how long a record is kept after its expiry, so that its
 	// page can still say "expired" or "already viewed" rather than "not
 	// found".
 	Forget = 24 * time.Hour
 	// maxStateFile bounds the file read back.
-	maxStateFile = 2*MaxLive*(2*store.MaxValueSize) + MaxRecords*4096
+	maxStateFile = 2*MaxCiphertextBytes + MaxRecords*4096
 )
 
 // ErrFull is returned by PutShare and PutIntake when the state holds
@@ -63,6 +66,9 @@ type FileState struct {
 	// Now is the clock of Get and List, which report records past their
 	// expiry as expired; nil means time.Now.
 	Now func() time.Time
+	// MaxBytes bounds the open shares' ciphertexts together; 0 means
+	// MaxCiphertextBytes, and more is MaxCiphertextBytes too.
+	MaxBytes int
 
 	mu sync.Mutex // serializes this process's writers; flock the others
 }
@@ -96,6 +102,13 @@ func (f *FileState) PutShare(_ context.Context, s Share) error {
 		}
 		if err := d.room(f.now(), func(d *stateDoc) int { return d.live(true) }); err != nil {
 			return err
+		}
+		total := len(s.Ciphertext)
+		for _, o := range d.Shares {
+			total += len(o.Ciphertext)
+		}
+		if limit := f.MaxBytes; total > MaxCiphertextBytes || limit > 0 && total > limit {
+			return ErrFull
 		}
 		s.Status = StatusReady
 		d.Shares[s.ID] = &s

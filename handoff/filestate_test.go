@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +60,8 @@ func TestFileStateShared(t *testing.T) {
 	}
 }
 
-// TestFileStateBounded: more than MaxLive open shares are refused.
+// TestFileStateBounded: more than MaxLive open shares, or more than
+// MaxBytes of their ciphertexts, are refused.
 func TestFileStateBounded(t *testing.T) {
 	st, _ := OpenFileState(t.TempDir())
 	now := time.Now()
@@ -71,5 +73,47 @@ func TestFileStateBounded(t *testing.T) {
 		case i == MaxLive && !errors.Is(err, ErrFull):
 			t.Fatalf("share %d: got %v, want ErrFull", i, err)
 		}
+	}
+	big, _ := OpenFileState(t.TempDir())
+	big.MaxBytes = 1 << 20
+	for i := range 16 + 1 {
+		err := big.PutShare(context.Background(), Share{ID: NewID(), Ciphertext: make([]byte, 64<<10), Views: 1, ViewsLeft: 1, Created: now, Expires: now.Add(time.Hour)})
+		switch {
+		case i < 16 && err != nil:
+			t.Fatalf("big share %d: %v", i, err)
+		case i == 16 && !errors.Is(err, ErrFull):
+			t.Fatalf("big share %d: got %v, want ErrFull", i, err)
+		}
+	}
+}
+
+// BenchmarkFileStateClaim measures a claim (flock, read, rewrite with
+// fsync and rename) with records other shares already in the state, each
+// holding a 1 KiB ciphertext.
+func BenchmarkFileStateClaim(b *testing.B) {
+	for _, records := range []int{0, 200} {
+		b.Run(strconv.Itoa(records), func(b *testing.B) {
+			st, _ := OpenFileState(b.TempDir())
+			now := time.Now()
+			for range records {
+				if err := st.PutShare(context.Background(), Share{ID: NewID(), Ciphertext: make([]byte, 1024), Views: 1, ViewsLeft: 1, Created: now, Expires: now.Add(time.Hour)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			id := NewID()
+			if err := st.PutShare(context.Background(), Share{ID: id, Ciphertext: make([]byte, 1024), Views: MaxViews, ViewsLeft: MaxViews, Created: now, Expires: now.Add(time.Hour)}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := st.ClaimShare(context.Background(), id, now); err != nil {
+					b.StopTimer()
+					_ = st.RevokeShare(context.Background(), id)
+					id = NewID()
+					_ = st.PutShare(context.Background(), Share{ID: id, Ciphertext: make([]byte, 1024), Views: MaxViews, ViewsLeft: MaxViews, Created: now, Expires: now.Add(time.Hour)})
+					b.StartTimer()
+				}
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,9 @@ type Service struct {
 	sharesCreated, sharesViewed, sharesExpired          atomic.Int64
 	intakesRequested, intakesFulfilled, intakesDeclined atomic.Int64
 	intakesExpired, deliveriesFailed                    atomic.Int64
+
+	knownMu sync.Mutex
+	known   map[string]bool // share ids already audited, see auditOperatorShares
 }
 
 // Config holds a Service's dependencies.
@@ -149,15 +153,17 @@ func viewerAttrs(v Viewer) []slog.Attr {
 }
 
 // value returns the value of the secret named name that agent may hand out
-// (agent "" is the operator, who may hand out any), or a refusal. A secret
-// of the rules file needs the agent's secrets list (and grant); a stored
-// captured or taken-in value needs the agent to own it.
+// (agent "" is the operator, who may hand out any), or a refusal, from the
+// rules in force. A secret of the rules file needs the agent's secrets list
+// (and grant); a stored captured or taken-in value needs the agent to own
+// it, and is read from the store when the rules in force do not hold it
+// yet (a capture a moment ago).
 func (s *Service) value(ctx context.Context, set *rules.Set, id agentID, name string) (secret.Value, *inject.Refusal) {
 	notAllowed := inject.Refuse(inject.ShareNotAllowed, name, "", "agent %s may not share %s", id.name, name)
 	if id.name != "" && id.grant != nil && !id.grant.AllowsSecret(name) {
 		return secret.Value{}, inject.Refuse(inject.ShareNotAllowed, name, "", "the token does not allow %s", name)
 	}
-	if sec := set.Secrets[name]; sec != nil && (id.name == "" || id.agent.MayUse(name)) {
+	if sec := set.Secrets[name]; sec != nil && (id.name == "" || sec.Owner == id.name || sec.Owner == "" && id.agent.MayUse(name)) {
 		if sec.Kind.Minted() {
 			return secret.Value{}, inject.Refuse(inject.ShareNotAllowed, name, "", "%s is minted per request (kind %s) and cannot be shared", name, sec.Kind)
 		}

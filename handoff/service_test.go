@@ -495,3 +495,36 @@ func TestShareExpires(t *testing.T) {
 		t.Errorf("got %v, want a forgotten share", err)
 	}
 }
+
+// TestOperatorShareAudited: a share `keyhole share` made (another process,
+// without the audit log) is audited by the serving process's next sweep,
+// once; shares that existed before the first sweep are not.
+func TestOperatorShareAudited(t *testing.T) {
+	f := newFixture(t)
+	cli, err := New(Config{State: f.state, Store: f.store, Rules: func() *rules.Set { return f.set }, Client: f.hook.srv.Client(), Now: f.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := cli.Share(context.Background(), ShareRequest{Secret: "STRIPE_KEY_2", To: "bob"}, ShareOptions{NoDelivery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.SweepOnce(context.Background())
+	c, link, err := cli.Share(context.Background(), ShareRequest{Secret: "STRIPE_ADMIN", To: "alice", Views: 2}, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link.IsZero() || len(f.hook.deliveries()) != 1 {
+		t.Fatalf("the operator's share was not delivered")
+	}
+	f.svc.SweepOnce(context.Background())
+	f.svc.SweepOnce(context.Background())
+	log := f.audit.String()
+	if n := strings.Count(log, `"id":"`+c.ID+`"`); n != 1 || !strings.Contains(log, `"by":"operator"`) {
+		t.Errorf("got %d share_created lines for the operator's share, want 1", n)
+	}
+	if strings.Contains(log, before.ID) {
+		t.Errorf("a share from before the first sweep was audited")
+	}
+	assertClean(t, log, link.Reveal(), shareValue)
+}

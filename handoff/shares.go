@@ -128,6 +128,7 @@ func (s *Service) share(ctx context.Context, id agentID, req ShareRequest, deliv
 		}
 	}
 	s.sharesCreated.Add(1)
+	s.noteShare(shareID)
 	s.event("share_created", slog.String("id", shareID), slog.String("agent", id.name), slog.String("token_id", id.tokenID),
 		slog.String("secret", req.Secret), slog.String("to", req.To), slog.Int("views", req.Views),
 		slog.Time("expires_at", sh.Expires), slog.Bool("delivered", deliver))

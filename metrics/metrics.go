@@ -29,6 +29,7 @@ type Metrics struct {
 	duration   prometheus.Histogram
 	reloads    *prometheus.CounterVec
 	sources    sourceMetrics
+	budgets    budgetMetrics
 	captures   captureMetrics
 }
 
@@ -62,6 +63,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.requests, m.injections, m.scrubbed, m.duration, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.sources = newSourceMetrics(m.reg)
+	m.budgets = newBudgetMetrics(m.reg)
 	m.captures = newCaptureMetrics(m.reg)
 	return m
 }

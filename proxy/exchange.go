@@ -77,6 +77,9 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	if len(res.Secrets) > 0 {
 		dropRanges(res.Header)
 	}
+	if resp := x.checkBudgets(t, res.Secrets); resp != nil {
+		return resp
+	}
 	out := x.outgoing(t, res.Header)
 	if ref := x.credentials(out, t, &res); ref != nil {
 		return x.refuse(ref)

@@ -283,6 +283,12 @@ resolve:
 	t.Cleanup(cancel)
 	go revoked.Watch(ctx, 20*time.Millisecond, nil)
 	tp.tokens = &Tokens{Key: key, Revoked: revoked} // before any request
+	// The token watch would end the tunnel (TestRevokedTokenEndsOpenStreams)
+	// and race the per-stream check this test is about: keep it from
+	// starting.
+	tp.tokenWatch.mu.Lock()
+	tp.tokenWatch.running = true
+	tp.tokenWatch.mu.Unlock()
 	cases := []struct {
 		name, reason string
 		ttl          time.Duration

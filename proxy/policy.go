@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"keyhole/budget"
 	"keyhole/rules"
 	"keyhole/scrub"
 )
@@ -26,6 +27,7 @@ type policy struct {
 	// values that left the rules within the grace period, oldest first.
 	live    []scrub.Secret
 	retired []retiredValue
+	budgets *budget.Plan // the agents' budgets, compiled
 }
 
 // retiredValue is a value that is no longer in the rules (the secret was
@@ -40,7 +42,7 @@ type retiredValue struct {
 // are retired for grace from now; prev's retired values stay until they
 // expire or come back into the rules. prev may be nil.
 func compilePolicy(set *rules.Set, prev *policy, now time.Time, grace time.Duration) *policy {
-	pol := &policy{set: set}
+	pol := &policy{set: set, budgets: budget.Compile(set)}
 	current := make(map[string]bool, len(set.Secrets))
 	for name, s := range set.Secrets {
 		if v, err := s.Value(); err == nil && !v.IsZero() {
@@ -122,6 +124,7 @@ func (p *Proxy) setPolicy(set *rules.Set) {
 	pol := compilePolicy(set.WithStored(p.stored), p.policy.Load(), now, p.cfg.ScrubRetired)
 	pol.base = set
 	p.policy.Store(pol)
+	p.budgets.Retain(pol.budgets)
 	if p.retirement.timer != nil {
 		p.retirement.timer.Stop()
 		p.retirement.timer = nil

@@ -33,6 +33,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"keyhole/audit"
+	"keyhole/budget"
 	"keyhole/certs"
 	"keyhole/credential"
 	"keyhole/rules"
@@ -129,6 +130,9 @@ type Deps struct {
 	// SharedCredentials, when not nil, makes the default Credentials share
 	// minted tokens and STS sessions with other replicas (redisstate).
 	SharedCredentials credential.Shared
+	// Budgets checks the rules' budgets; nil means an in-process limiter
+	// (budgets hold for this process only).
+	Budgets *budget.Limiter
 	// API answers the requests agents send to https://keyhole.internal;
 	// nil answers every one with 404 not_found.
 	API AgentAPI
@@ -154,6 +158,7 @@ type Proxy struct {
 	tokens    *Tokens
 	observer  Observer
 	creds     Credentials
+	budgets   *budget.Limiter
 	ids       *audit.IDs
 
 	policy     atomic.Pointer[policy]
@@ -198,10 +203,14 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		log:       log,
 		tokens:    deps.Tokens,
 		observer:  deps.Observer,
+		budgets:   deps.Budgets,
 		ids:       audit.NewIDs(),
 		conns:     newConns(),
 		api:       deps.API,
 		store:     deps.Store,
+	}
+	if p.budgets == nil {
+		p.budgets = budget.New(budget.Config{})
 	}
 	p.setPolicy(deps.Rules)
 	p.dialer = newDialer(p.policy.Load, cfg.DialTimeout)

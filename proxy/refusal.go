@@ -13,11 +13,13 @@ import (
 
 // refusalBody is the JSON an agent gets for a refused request.
 type refusalBody struct {
-	Error     string `json:"error"`
-	Reason    string `json:"reason"`
-	Secret    string `json:"secret,omitempty"`
-	Host      string `json:"host,omitempty"`
-	RequestID string `json:"request_id"`
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+	Secret string `json:"secret,omitempty"`
+	Host   string `json:"host,omitempty"`
+	// Budget names the budget that refused a budget_exceeded request.
+	Budget    *budgetBody `json:"budget,omitempty"`
+	RequestID string      `json:"request_id"`
 }
 
 // markDenied records ref as the outcome of rec.
@@ -35,11 +37,18 @@ func (p *Proxy) auditRefusal(rec *audit.Record, ref *inject.Refusal) {
 
 // refusalResponse renders ref as the response to req.
 func refusalResponse(req *http.Request, ref *inject.Refusal, requestID string) *http.Response {
+	return renderRefusal(req, ref, requestID, nil)
+}
+
+// renderRefusal renders ref, with the budget that refused it when b is
+// not nil.
+func renderRefusal(req *http.Request, ref *inject.Refusal, requestID string, b *budgetBody) *http.Response {
 	body, _ := json.Marshal(refusalBody{
 		Error:     ref.Message,
 		Reason:    string(ref.Reason),
 		Secret:    ref.Secret,
 		Host:      ref.Host,
+		Budget:    b,
 		RequestID: requestID,
 	})
 	body = append(body, '\n')
@@ -53,6 +62,9 @@ func refusalResponse(req *http.Request, ref *inject.Refusal, requestID string) *
 	}
 	if status == http.StatusProxyAuthRequired {
 		h.Set("Proxy-Authenticate", `Basic realm="keyhole"`)
+	}
+	if b != nil {
+		h.Set("Retry-After", strconv.Itoa(b.RetryAfter))
 	}
 	return &http.Response{
 		Status:        strconv.Itoa(status) + " " + http.StatusText(status),

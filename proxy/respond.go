@@ -61,6 +61,12 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 
 // refuse answers the exchange with a refusal and writes its audit record.
 func (x *exchange) refuse(ref *inject.Refusal) *http.Response {
+	return x.refuseWith(ref, nil)
+}
+
+// refuseWith is refuse, naming in the refusal the budget b that refused
+// the request when b is not nil.
+func (x *exchange) refuseWith(ref *inject.Refusal, b *budgetBody) *http.Response {
 	markDenied(&x.rec, ref)
 	if x.rec.Host == "" {
 		x.rec.Host = ref.Host
@@ -69,7 +75,7 @@ func (x *exchange) refuse(ref *inject.Refusal) *http.Response {
 		// Nothing was injected: record what the request asked for.
 		x.rec.Secrets = inject.Named(x.pol.set, x.req.Header)
 	}
-	resp := refusalResponse(x.req, ref, x.rec.RequestID)
+	resp := renderRefusal(x.req, ref, x.rec.RequestID, b)
 	x.finish()
 	return resp
 }

@@ -24,11 +24,17 @@ func canonical(t testing.TB, s *Set) string {
 		AllowPlaintext bool           `yaml:"allow_plaintext,omitempty"`
 		Env            string         `yaml:"env,omitempty"`
 	}
+	type budgetDoc struct {
+		Secrets  []string `yaml:"secrets,omitempty,flow"`
+		Requests int      `yaml:"requests"`
+		Per      string   `yaml:"per"`
+	}
 	type agentDoc struct {
 		Token   string        `yaml:"token"`
 		Secrets []string      `yaml:"secrets"`
 		Share   *SharePolicy  `yaml:"share,omitempty"`
 		Intake  *IntakePolicy `yaml:"intake,omitempty"`
+		Budgets []budgetDoc   `yaml:"budgets,omitempty"`
 	}
 	type egressDoc struct {
 		Default      string   `yaml:"default"`
@@ -87,7 +93,11 @@ func canonical(t testing.TB, s *Set) string {
 	if s.Agents != nil {
 		d.Agents = map[string]agentDoc{}
 		for name, a := range s.Agents {
-			d.Agents[name] = agentDoc{Token: a.Token.String(), Secrets: a.Secrets, Share: a.Share, Intake: a.Intake}
+			ad := agentDoc{Token: a.Token.String(), Secrets: a.Secrets, Share: a.Share, Intake: a.Intake}
+			for _, b := range a.Budgets {
+				ad.Budgets = append(ad.Budgets, budgetDoc{Secrets: b.Secrets, Requests: b.Requests, Per: FormatBudgetPer(b.Per)})
+			}
+			d.Agents[name] = ad
 		}
 	}
 	d.Handoff = handoffDoc(s.Handoff)

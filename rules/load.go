@@ -256,7 +256,7 @@ func (l *loader) agents(p pair, defined map[string]bool) {
 }
 
 func (l *loader) agent(e pair, defined map[string]bool) *Agent {
-	f, ok := l.fields(e.v, e.field, "token", "secrets", "databases", "share", "intake")
+	f, ok := l.fields(e.v, e.field, "token", "secrets", "databases", "share", "intake", "budgets")
 	if !ok {
 		return nil
 	}
@@ -287,6 +287,9 @@ func (l *loader) agent(e pair, defined map[string]bool) *Agent {
 	}
 	if p, ok := f["intake"]; ok {
 		a.Intake = l.intake(p)
+	}
+	if p, ok := f["budgets"]; ok {
+		a.Budgets = l.budgets(p, a, defined)
 	}
 	return a
 }

@@ -208,6 +208,9 @@ type Agent struct {
 	Secrets []string
 	// Databases lists the database handles the agent may use.
 	Databases []string
+	// Budgets are the agent's rate limits, in file order; nil when it has
+	// none.
+	Budgets []Budget
 	// Share and Intake are the agent's hand-off policies; nil allows none.
 	Share  *SharePolicy
 	Intake *IntakePolicy

@@ -20,6 +20,9 @@ func (s *Set) Summary() string {
 	if len(s.Databases) > 0 {
 		out += ", " + count(len(s.Databases), "database")
 	}
+	if n := s.budgetCount(); n > 0 {
+		out += ", " + count(n, "budget")
+	}
 	if len(s.Captures) > 0 {
 		out += ", " + count(len(s.Captures), "capture rule")
 	}
@@ -81,4 +84,13 @@ func (s *Set) SourceFiles() []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// budgetCount returns the number of budgets of every agent.
+func (s *Set) budgetCount() int {
+	n := 0
+	for _, a := range s.Agents {
+		n += len(a.Budgets)
+	}
+	return n
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -52,6 +53,11 @@ type fileStamp struct {
 	mtime  time.Time
 	ino    uint64
 	dev    uint64
+	// target is the file the path resolves to through symlinks. A mounted
+	// ConfigMap or Secret changes only by the kubelet's swap of a "..data"
+	// symlink to a new timestamped directory: the path's own symlink never
+	// changes, its target does (and is a new file, so ino differs too).
+	target string
 }
 
 func stamp(path string) fileStamp {
@@ -60,6 +66,7 @@ func stamp(path string) fileStamp {
 		return fileStamp{}
 	}
 	s := fileStamp{exists: true, size: fi.Size(), mtime: fi.ModTime()}
+	s.target, _ = filepath.EvalSymlinks(path)
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.ino, s.dev = st.Ino, uint64(st.Dev)
 	}

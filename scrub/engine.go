@@ -2,6 +2,7 @@ package scrub
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 	"sync"
 )
@@ -30,10 +31,11 @@ type stage struct {
 	// bytes at the end of a buffer.
 	sorted []string
 	first  [256]bool
-	// pairs, when not nil, marks the first two bytes of every pattern
-	// (bit b[0]<<8|b[1]), so that holdStart rarely needs the search;
-	// patterns of one byte are marked for every second byte.
-	pairs *[1 << 16 / 64]uint64
+	// pairs, when not nil, marks the first two bytes of every pattern,
+	// and heads, when not nil, the hashes of the first four, so that
+	// holdStart rarely needs the search.
+	pairs *pairSet
+	heads *headSet
 	// growNum/growDen is the largest len(repl)/len(find), at least 1: no
 	// input of n bytes scrubs into more than n*growNum/growDen bytes.
 	growNum, growDen int
@@ -106,15 +108,9 @@ func newStage(find, repl []string) *stage {
 	s.sorted = slices.Clone(find)
 	slices.Sort(s.sorted)
 	if len(find) > maxSmall {
-		s.pairs = new([1 << 16 / 64]uint64)
-		for _, f := range find {
-			if len(f) == 1 {
-				for c := range 256 {
-					s.setPair(f[0], byte(c))
-				}
-				continue
-			}
-			s.setPair(f[0], f[1])
+		s.pairs = newPairSet(find)
+		if minLen >= gramLen {
+			s.heads = newHeadSet(find)
 		}
 	}
 	if len(find) > maxSmall || s.maxLen > maxSmallLen || minLen >= minShiftLen {
@@ -210,8 +206,17 @@ func (s *stage) run(dst, b []byte, final bool) ([]byte, int, int) {
 func (s *stage) holdStart(b []byte, from int) int {
 	i := max(from, len(b)-s.maxLen+1)
 	if s.pairs != nil {
+		// A proper prefix of four bytes or more starts with the
+		// first four of a pattern.
+		if s.heads != nil {
+			for ; i+gramLen <= len(b); i++ {
+				if s.heads.has(binary.LittleEndian.Uint32(b[i:])) && s.isProperPrefix(b[i:]) {
+					return i
+				}
+			}
+		}
 		for ; i < len(b)-1; i++ {
-			if s.hasPair(b[i], b[i+1]) && s.isProperPrefix(b[i:]) {
+			if s.pairs.has(b[i], b[i+1]) && s.isProperPrefix(b[i:]) {
 				return i
 			}
 		}
@@ -224,14 +229,51 @@ func (s *stage) holdStart(b []byte, from int) int {
 	return len(b)
 }
 
-func (s *stage) setPair(a, b byte) {
-	i := uint(a)<<8 | uint(b)
-	s.pairs[i>>6] |= 1 << (i & 63)
+// pairSet marks the first two bytes of patterns (bit b[0]<<8|b[1]); a
+// pattern of one byte is marked with every second byte.
+type pairSet [1 << 16 / 64]uint64
+
+func newPairSet(pats []string) *pairSet {
+	ps := new(pairSet)
+	for _, f := range pats {
+		if len(f) == 1 {
+			for c := range 256 {
+				ps.set(f[0], byte(c))
+			}
+			continue
+		}
+		ps.set(f[0], f[1])
+	}
+	return ps
 }
 
-func (s *stage) hasPair(a, b byte) bool {
+func (ps *pairSet) set(a, b byte) {
 	i := uint(a)<<8 | uint(b)
-	return s.pairs[i>>6]&(1<<(i&63)) != 0
+	ps[i>>6] |= 1 << (i & 63)
+}
+
+func (ps *pairSet) has(a, b byte) bool {
+	i := uint(a)<<8 | uint(b)
+	return ps[i>>6]&(1<<(i&63)) != 0
+}
+
+// headSet marks the hashes of the first four bytes of patterns that long.
+type headSet [1 << 16 / 64]uint64
+
+func newHeadSet(pats []string) *headSet {
+	hs := new(headSet)
+	for _, f := range pats {
+		h := headHash(blockValue(f[:gramLen]))
+		hs[h>>6] |= 1 << (h & 63)
+	}
+	return hs
+}
+
+func headHash(v uint32) uint32 { return v * 0x9E3779B1 >> 16 }
+
+func (hs *headSet) has(v uint32) bool {
+	h := headHash(v)
+	return hs[h>>6]&(1<<(h&63)) != 0
 }
 
 // isProperPrefix reports whether t is a prefix of a longer pattern. The

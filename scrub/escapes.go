@@ -24,6 +24,7 @@ import (
 type escapes struct {
 	patIndex          // of the folded decoded patterns
 	sorted   []string // pats in byte order, for raw prefixes
+	pairs    *pairSet // the first two bytes of pats, for raw prefixes
 	// spells marks the bytes that can be part of a spelling: pattern
 	// bytes (raw, or a space for a plus) and the bytes of escapes.
 	spells [256]bool
@@ -38,6 +39,7 @@ func newEscapes(pats, repl []string) *escapes {
 	}
 	e.sorted = slices.Clone(pats)
 	slices.Sort(e.sorted)
+	e.pairs = newPairSet(pats)
 	e.span = 6 * e.maxLen
 	return e
 }
@@ -159,6 +161,9 @@ func (e *escapes) hold(b []byte) int {
 		// No escape in the tail: every unit is a byte, and a prefix
 		// is a raw one, shorter than maxLen.
 		for i := max(tail, len(b)-e.maxLen+1); i < len(b); i++ {
+			if i+1 < len(b) && !e.pairs.has(fold(b[i]), fold(b[i+1])) {
+				continue
+			}
 			if len(e.byFirst[fold(b[i])]) > 0 && e.rawPrefix(b[i:]) {
 				return i
 			}

@@ -10,9 +10,13 @@ import (
 )
 
 // engines builds the same pattern set once per search strategy, so that
-// every case runs on the shift table and, where it applies, on bytes.Index.
+// every case runs on the shift table and, where they apply, on the sieve
+// (whatever the shortest pattern) and on bytes.Index.
 func engines(find, repl []string) map[string]*Replacer {
 	out := map[string]*Replacer{"wumanber": {stages: []*stage{forceWuManber(find, repl)}}}
+	if s := forceSieve(find, repl); s != nil {
+		out["sieve"] = &Replacer{stages: []*stage{s}}
+	}
 	if s := newStage(find, repl); len(find) <= maxSmall && s.maxLen <= maxSmallLen {
 		s.wm = nil
 		out["index"] = &Replacer{stages: []*stage{s}}
@@ -20,9 +24,23 @@ func engines(find, repl []string) map[string]*Replacer {
 	return out
 }
 
+// forceWuManber returns a stage that searches with the shift table alone.
 func forceWuManber(find, repl []string) *stage {
 	s := newStage(find, repl)
 	s.wm = newWuManber(find)
+	s.wm.sieve = nil
+	return s
+}
+
+// forceSieve returns a stage that searches with the sieve, or nil when a
+// pattern is shorter than a gram.
+func forceSieve(find, repl []string) *stage {
+	s := newStage(find, repl)
+	s.wm = newWuManber(find)
+	if s.wm.m < gramLen {
+		return nil
+	}
+	s.wm.sieve = newSieve(find, s.wm.m)
 	return s
 }
 

@@ -25,6 +25,10 @@ type wuManber struct {
 	// whose first m bytes end in a block of that hash, longest first.
 	slot  []uint32
 	cands [][]int32
+	// sieve, when not nil, searches instead of the shift table (see
+	// sieve); the table is built all the same, so that the tests can
+	// search the same patterns with either.
+	sieve *sieve
 }
 
 func newWuManber(find []string) *wuManber {
@@ -69,6 +73,9 @@ func newWuManber(find []string) *wuManber {
 	for _, c := range w.cands {
 		slices.SortFunc(c, func(a, b int32) int { return len(find[b]) - len(find[a]) })
 	}
+	if w.m >= minSieveWindow {
+		w.sieve = newSieve(find, w.m)
+	}
 	return w
 }
 
@@ -102,6 +109,9 @@ const minLanes = 1024
 // one in the second only after the first lane has found none.
 func (w *wuManber) next(b []byte, from int) (int, int) {
 	end := len(b) - w.m + 1 // window starts are below end
+	if w.sieve != nil {
+		return w.sieve.next(b, from)
+	}
 	if w.block == 1 {
 		return w.scan1(b, from, end)
 	}

@@ -7,6 +7,7 @@ import (
 	"keyhole/audit"
 	"keyhole/certs"
 	"keyhole/handoff"
+	"keyhole/handoff/pages"
 	"keyhole/metrics"
 	"keyhole/proxy"
 	"keyhole/rules"
@@ -78,12 +79,12 @@ func startHandoff(ctx context.Context, svc *handoff.Service, set *rules.Set, ca 
 	if h == nil {
 		return nil
 	}
-	ln, err := listenHandoff(h, ca)
+	ln, err := pages.Listen(pages.ListenConfig{Addr: h.Listen, BaseURL: h.BaseURL, CertFile: h.CertFile, KeyFile: h.KeyFile, CA: ca})
 	if err != nil {
 		return err
 	}
 	go func() {
-		if err := serveHandoff(ctx, ln, handoffPages(svc, log), log); err != nil {
+		if err := pages.Serve(ctx, ln, pages.New(svc, pages.Options{Logger: log}), log); err != nil {
 			log.Error("handoff listener stopped", "error", err)
 		}
 	}()

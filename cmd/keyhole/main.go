@@ -37,6 +37,7 @@ usage:
   keyhole check [RULES]              validate a rules file
   keyhole ca init                    create the CA in the state dir if missing
   keyhole ca cert                    print the CA certificate (PEM)
+  keyhole keys init                  create every key replicas share in the state dir; print their paths
   keyhole env [--agent NAME] [--proxy URL] [--ttl D]
                                      print the exports an agent's shell needs
   keyhole audit tail [-f] [--agent A] [--host H] [--secret S] [--token ID] [--denied] [--since 10m] [--json] [FILE]
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return demoCommand(ctx, rest, stdout, stderr)
 	case "ca":
 		return caCommand(rest, stdout, stderr)
+	case "keys":
+		return keysCommand(rest, stdout, stderr)
 	case "env":
 		return envCommand(rest, stdout, stderr)
 	case "token":

@@ -34,6 +34,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", rest[0])
 	}
+	if err := installKeys(s); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 	// net/http prints through the standard logger with texts that quote
 	// bytes from upstreams: route it to fixed sentences.
@@ -79,6 +82,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer auditFile.Close()
 
+	budgets, err := budgetLimiter(shared, s.BudgetTimeout, m)
+	if err != nil {
+		return err
+	}
 	var p *proxy.Proxy
 	hand, err := newHandoff(handoffDeps{settings: s, store: secretStore, state: sharedHandoff(shared, fileStore), audit: auditLog, log: log,
 		rules:         func() *rules.Set { return p.Rules() },
@@ -98,6 +105,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Log:       log,
 		Tokens:    &proxy.Tokens{Key: key, Revoked: revoked},
 		Observer:  m,
+		Budgets:   budgets,
 		Store:     proxyStore(secretStore),
 
 		SharedCredentials: sharedCredentials(shared, fileStore),

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 
@@ -28,8 +29,14 @@ type settings struct {
 	// AdminListen is the address of /healthz, /readyz and /metrics; empty
 	// (the default) turns the admin listener off.
 	AdminListen string `env:"KEYHOLE_ADMIN_LISTEN"`
+	// KeysDir, when set, is a read-only directory of the keys replicas
+	// share (a mounted Secret); serve copies them into StateDir at start.
+	KeysDir string `env:"KEYHOLE_KEYS_DIR"`
 	// Redis is the state shared by replicas; off without KEYHOLE_REDIS_URL.
 	Redis redisstate.Options
+	// BudgetTimeout bounds a budget check in Redis; a check that takes
+	// longer refuses the request (budgets fail closed).
+	BudgetTimeout time.Duration `env:"KEYHOLE_BUDGET_TIMEOUT" envDefault:"100ms"`
 }
 
 // settingHelp describes each setting in -h output; the README's settings
@@ -38,10 +45,12 @@ var settingHelp = map[string]string{
 	"KEYHOLE_LISTEN":                  "the proxy's address",
 	"KEYHOLE_RULES":                   "the rules file",
 	"KEYHOLE_STATE_DIR":               "CA, token key and revocations (default $XDG_STATE_HOME/keyhole or ~/.local/state/keyhole)",
+	"KEYHOLE_KEYS_DIR":                "read-only dir of the keys replicas share (a mounted Secret), copied into the state dir at start",
 	"KEYHOLE_AUDIT_LOG":               "audit records: - for stdout, or a file to append to",
 	"KEYHOLE_UPSTREAM_CA_FILE":        "extra PEM roots trusted for upstream servers",
 	"KEYHOLE_LOG_LEVEL":               "operational log level: debug, info, warn, error",
 	"KEYHOLE_ADMIN_LISTEN":            "address of /healthz, /readyz and /metrics (off when empty)",
+	"KEYHOLE_BUDGET_TIMEOUT":          "a budget check in Redis; slower refuses the request",
 	"KEYHOLE_MAX_CONNS":               "client connections open at once",
 	"KEYHOLE_MAX_HEADER_BYTES":        "largest request header",
 	"KEYHOLE_HEADER_TIMEOUT":          "time to read a request header",
