@@ -35,8 +35,9 @@ const maxIDLen = 128
 // ("pk"), both sealed with the store key, so that Redis holds nothing
 // that opens a value even together with a link. ClaimShare and
 // FinishIntake are Lua scripts: atomic across every replica. Redis
-// forgets a record handoff.Forget after it expired, and at most
-// handoff.MaxRecords of each kind are kept.
+// forgets a record handoff.Forget after it expired; at most
+// handoff.MaxLive records of each kind are live (ready, pending) and
+// handoff.MaxRecords kept.
 type Handoff struct {
 	c      *Client
 	sealer *store.Sealer
@@ -49,12 +50,22 @@ func NewHandoff(c *Client, sealer *store.Sealer) *Handoff {
 	return &Handoff{c: c, sealer: sealer}
 }
 
-// putScript creates a record unless its key exists: KEYS = record, index;
-// ARGV = id, expire-at (unix ms), then field/value pairs.
+// putScript creates a record unless its key exists, refusing (-1) when
+// the index holds MaxRecords ids or MaxLive records of the kind are live:
+// KEYS = record, index; ARGV = id, expire-at (unix ms), MaxRecords,
+// MaxLive, the key prefix, the live status, now (unix ms), then
+// field/value pairs. (It reads the kind's records by their names, which a
+// single Redis allows; Redis Cluster is not supported.)
 var putScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[3]) then return -1 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+local live = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local st = redis.call('HMGET', ARGV[5] .. id, 'status', 'expires')
+  if st[1] == ARGV[6] and tonumber(st[2]) > tonumber(ARGV[7]) then live = live + 1 end
+end
+if live >= tonumber(ARGV[4]) then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1`)
@@ -125,7 +136,7 @@ func (h *Handoff) put(ctx context.Context, k kind, id string, rec any, status ha
 		return err
 	}
 	n, err := putScript.Run(ctx, h.c.rdb, []string{k.prefix + id, k.index}, id,
-		expires.Add(handoff.Forget).UnixMilli(), handoff.MaxRecords,
+		expires.Add(handoff.Forget).UnixMilli(), handoff.MaxRecords, handoff.MaxLive, k.prefix, k.live, time.Now().UnixMilli(),
 		"rec", j, "status", string(status), "views_left", viewsLeft,
 		"expires", expires.UnixMilli(), k.sealedField, sealed).Int()
 	switch {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -176,4 +177,31 @@ func TestHandoffExpiryRevokeAndIntakes(t *testing.T) {
 func holdsBytes(t *testing.T, c *Client, b []byte) bool {
 	t.Helper()
 	return rawHolds(t, c, string(b))
+}
+
+func TestHandoffBounds(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	hs, _ := replicaHandoffs(t, srv, 2)
+	ctx := context.Background()
+	now := time.Now()
+	put := func(h *Handoff, i int, expires time.Time) error {
+		return h.PutShare(ctx, handoff.Share{ID: fmt.Sprintf("s%d", i), Ciphertext: []byte("c"), Views: 1, ViewsLeft: 1, Created: now, Expires: expires})
+	}
+	if err := put(hs[0], -1, now.Add(-time.Second)); err != nil { // expired: not live
+		t.Fatal(err)
+	}
+	for i := range handoff.MaxLive {
+		if err := put(hs[i%2], i, now.Add(time.Hour)); err != nil {
+			t.Fatalf("share %d: %v", i, err)
+		}
+	}
+	if err := put(hs[1], handoff.MaxLive, now.Add(time.Hour)); !errors.Is(err, handoff.ErrFull) {
+		t.Fatalf("one share more than MaxLive across replicas: %v, want ErrFull", err)
+	}
+	if _, err := hs[0].ClaimShare(ctx, "s0", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(hs[1], handoff.MaxLive, now.Add(time.Hour)); err != nil {
+		t.Fatalf("after a share was viewed: %v", err)
+	}
 }
