@@ -1,14 +1,18 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"keyhole/handoff"
 	"keyhole/redisstate/redistest"
+	"keyhole/secret"
 )
 
 // TestReplicasMintOnce sends concurrent requests for an OAuth 2.0 token
@@ -117,5 +121,78 @@ func TestReplicasShareLinks(t *testing.T) {
 	}
 	if holdsText(t, w.rawRedis(t), stripeValue) {
 		t.Fatal("Redis holds the shared secret in the clear")
+	}
+}
+
+// TestReplicasIntake: an agent asks for a secret through replica A, the
+// human answers on B's page, the agent's poll through C finds it
+// fulfilled, and C and A inject the handed-in value (it reached them
+// through the shared store).
+func TestReplicasIntake(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	hook := newWebhook(t)
+	sendgrid := newUpstream(t, []string{"api.sendgrid.test"}, nil)
+	_, sgPort, _ := net.SplitHostPort(sendgrid.Addr())
+	rulesYAML := handoffRules(hook, `  api.sendgrid.test: 127.0.0.1:`+sgPort+`
+agents:
+  provisioner:
+    token: env:PROVISIONER_TOKEN
+    secrets: [STRIPE]
+    intake: {from: [alice]}
+`)
+	w := startReplicasOf(t, srv, 3, rulesYAML, "PROVISIONER_TOKEN="+handoffAgentToken)
+	a, b, c := w.rs[0], w.rs[1], w.rs[2]
+	for _, r := range w.rs {
+		r.AlsoSecret(handedInValue)
+	}
+	call := func(r *replica, method, url, body string, header ...[2]string) response {
+		t.Helper()
+		resp := goClient{}.Do(t, r.keyhole, request{Method: method, URL: url, Body: body, Header: header, ProxyUser: "provisioner", ProxyPass: handoffAgentToken})
+		if resp.Err != "" {
+			t.Fatalf("%s %s: %s", method, url, resp.Err)
+		}
+		return resp
+	}
+	resp := call(a, "POST", "https://keyhole.internal/v1/intake", `{"name":"SENDGRID","hosts":["api.sendgrid.test"],"from":"alice"}`)
+	var st handoff.IntakeStatus
+	if resp.Status != http.StatusCreated || json.Unmarshal([]byte(resp.Body), &st) != nil {
+		t.Fatalf("intake through A: got %d %s", resp.Status, resp.Body)
+	}
+	d := hook.wait(t, 0)
+	iid, frag := splitLink(t, d.Link, handoff.IntakePath)
+	capability, _, _ := strings.Cut(frag, ".")
+	for _, r := range w.rs {
+		r.AlsoSecret(d.Link, capability)
+	}
+	pages := newPagesClient(t, b.keyhole)
+	var meta handoff.IntakeMeta
+	if code := pages.do("GET", "/i/"+iid+"/meta", nil, &meta); code != http.StatusOK {
+		t.Fatalf("B: intake meta: %d", code)
+	}
+	pub, _ := handoff.Decode(meta.PublicKey, 0)
+	answer, err := handoff.SealAnswer(pub, iid, secret.FromString(handedInValue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer.Hosts, answer.Capability = []string{"api.sendgrid.test"}, capability
+	if code := pages.do("POST", "/i/"+iid+"/answer", answer, nil); code != http.StatusNoContent {
+		t.Fatalf("B: answer: %d", code)
+	}
+	if code := newPagesClient(t, c.keyhole).do("POST", "/i/"+iid+"/answer", answer, nil); code != http.StatusGone {
+		t.Errorf("C: a second answer: got %d, want 410", code)
+	}
+	resp = call(c, "GET", "https://keyhole.internal/v1/intake/"+iid, "")
+	if resp.Status != http.StatusOK || json.Unmarshal([]byte(resp.Body), &st) != nil || st.Status != handoff.StatusFulfilled {
+		t.Fatalf("C: poll: got %d %s", resp.Status, resp.Body)
+	}
+	for name, r := range map[string]*replica{"C": c, "A": a} {
+		within(t, name+" injects the handed-in value", 10*time.Second, func() bool {
+			before := sendgrid.Hits()
+			resp := call(r, "GET", "https://api.sendgrid.test/v3/mail", "", [2]string{"Authorization", "Bearer <<SENDGRID>>"})
+			return resp.Status == http.StatusOK && sendgrid.Hits() == before+1 && sendgrid.Last(t).Header.Get("Authorization") == "Bearer "+handedInValue
+		})
+	}
+	if holdsText(t, w.rawRedis(t), handedInValue) {
+		t.Fatal("Redis holds the handed-in value in the clear")
 	}
 }
