@@ -23,6 +23,9 @@ var (
 	ErrExpired = errors.New("the token has expired")
 	// ErrRevoked is a minted token that was revoked.
 	ErrRevoked = errors.New("the token has been revoked")
+	// ErrStateUnavailable is a minted token while the shared state is
+	// stale: a revocation could have been missed.
+	ErrStateUnavailable = errors.New("the shared state is unavailable")
 )
 
 // Verifier checks agent credentials. The zero Verifier accepts static
@@ -54,7 +57,8 @@ type Identity struct {
 }
 
 // Verify checks that pass is the token of the agent named user under set,
-// at now. The error is ErrBadCredentials, ErrExpired or ErrRevoked; the
+// at now. The error is ErrBadCredentials, ErrExpired, ErrRevoked or
+// ErrStateUnavailable; the
 // Identity then names whom the credentials claimed (see Identity).
 func (v *Verifier) Verify(set *rules.Set, user, pass string, now time.Time) (Identity, error) {
 	agent := set.Agents[user]
@@ -93,7 +97,8 @@ func (id Identity) claimed(pass string) Identity {
 }
 
 // Live re-checks a minted token's expiry and revocation at now; a nil grant
-// (the static token) is always live.
+// (the static token) is always live. While the shared revocations are
+// stale a minted token is ErrStateUnavailable (fail closed).
 func (v *Verifier) Live(g *tokens.Grant, now time.Time) error {
 	if g == nil {
 		return nil
@@ -103,6 +108,9 @@ func (v *Verifier) Live(g *tokens.Grant, now time.Time) error {
 	}
 	if v != nil && v.Revoked != nil && v.Revoked.Revoked(g) {
 		return ErrRevoked
+	}
+	if v != nil && v.Revoked.Unavailable() {
+		return ErrStateUnavailable
 	}
 	return nil
 }

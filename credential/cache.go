@@ -29,6 +29,10 @@ type Cache[K comparable, V any] struct {
 	Timeout time.Duration
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+	// Shared, when its Shared is set, shares credentials with other
+	// replicas (see Shared); a fetch may then also wait for another
+	// replica's, up to twice Timeout.
+	Shared SharedCodec[K, V]
 
 	entries *lru.Cache[K, entry[V]]
 	group   singleflight.Group
@@ -61,9 +65,18 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K, fetch Fetch[V]) (V, error)
 		if e, ok := c.entries.Get(key); ok && c.now().Before(e.refreshAt) {
 			return e.v, nil
 		}
-		fctx, cancel := context.WithTimeout(context.Background(), c.timeout())
-		defer cancel()
-		v, refreshAt, err := fetch(fctx)
+		var (
+			v         V
+			refreshAt time.Time
+			err       error
+		)
+		if c.Shared.Shared != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*c.timeout())
+			defer cancel()
+			v, refreshAt, err = c.fetchShared(sctx, key, fetch)
+		} else {
+			v, refreshAt, err = c.fetchLocal(context.Background(), fetch)
+		}
 		if err != nil {
 			return v, err
 		}

@@ -256,6 +256,8 @@ func authRefusal(agent string, err error) *refusal {
 		return refuse(codeInvalidPassword, "token_expired", "the token of agent %s has expired; ask for a new one", agent)
 	case errors.Is(err, agentauth.ErrRevoked):
 		return refuse(codeInvalidPassword, "token_revoked", "the token of agent %s has been revoked", agent)
+	case errors.Is(err, agentauth.ErrStateUnavailable):
+		return refuse(codeInvalidPassword, "state_unavailable", "the shared state is unreachable, so a revocation of the token of agent %s could have been missed; retry later", agent)
 	}
 	return refuse(codeInvalidPassword, "proxy_auth_required", "authentication failed: connect with user = your agent name and password = your keyhole token")
 }

@@ -133,6 +133,9 @@ func authRefusal(agent string, err error) *inject.Refusal {
 	case errors.Is(err, agentauth.ErrRevoked):
 		return inject.Refuse(inject.TokenRevoked, "", "",
 			"the token of agent %s has been revoked", agent)
+	case errors.Is(err, agentauth.ErrStateUnavailable):
+		return inject.Refuse(inject.StateUnavailable, "", "",
+			"the shared state is unreachable, so a revocation of the token of agent %s could have been missed; retry later or use the agent's static token", agent)
 	}
 	return inject.Refuse(inject.ProxyAuthRequired, "", "",
 		"proxy authentication failed: unknown agent or wrong token")

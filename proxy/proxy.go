@@ -35,6 +35,7 @@ import (
 	"keyhole/audit"
 	"keyhole/budget"
 	"keyhole/certs"
+	"keyhole/credential"
 	"keyhole/rules"
 	"keyhole/store"
 	"keyhole/upstream"
@@ -126,6 +127,9 @@ type Deps struct {
 	// static; nil means the default, which reaches token endpoints through
 	// the proxy's own transport (verified TLS, pins, block_private).
 	Credentials Credentials
+	// SharedCredentials, when not nil, makes the default Credentials share
+	// minted tokens and STS sessions with other replicas (redisstate).
+	SharedCredentials credential.Shared
 	// Budgets checks the rules' budgets; nil means an in-process limiter
 	// (budgets hold for this process only).
 	Budgets *budget.Limiter
@@ -213,7 +217,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.transport = newTransport(cfg, roots, p.dialer)
 	p.creds = deps.Credentials
 	if p.creds == nil {
-		p.creds = defaultCredentials(p.transport, cfg.MintTimeout, log)
+		p.creds = defaultCredentials(p.transport, cfg.MintTimeout, log, deps.SharedCredentials)
 	}
 	p.upstreams = newUpstreams(p.transport, func() *http.Transport { return newTransport(cfg, roots, p.dialer) })
 	p.mitm = p.newMITM()

@@ -94,13 +94,17 @@ func (p *Proxy) checkTokens() {
 }
 
 // tokenEnded says why g may no longer be used at now ("has expired",
-// "was revoked"), or returns "" while it may.
+// "was revoked", or the shared revocations are stale), or returns "" while
+// it may.
 func (p *Proxy) tokenEnded(g *tokens.Grant, now time.Time) string {
 	if !now.Before(g.Expires) {
 		return "has expired"
 	}
 	if p.tokens.Revoked.Revoked(g) { // nil-safe
 		return "was revoked"
+	}
+	if p.tokens.Revoked.Unavailable() { // nil-safe
+		return "cannot be checked: the shared state is unavailable"
 	}
 	return ""
 }

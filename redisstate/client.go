@@ -19,6 +19,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -241,3 +242,14 @@ func (c *Client) Run(ctx context.Context, onChange func(healthy bool, err error)
 // touch records an answer from Redis seen elsewhere (a pub/sub message or
 // a resync), so that staleness does not wait for the next check.
 func (c *Client) touch() { c.lastOK.Store(time.Now().UnixNano()) }
+
+// SetLog sends the Redis client library's own messages (reconnections) to
+// log at debug level instead of stderr; the health changes are logged by
+// Run's caller.
+func SetLog(log *slog.Logger) { redis.SetLogger(libLog{log}) }
+
+type libLog struct{ log *slog.Logger }
+
+func (l libLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis client: " + fmt.Sprintf(format, v...))
+}

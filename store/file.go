@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -141,10 +138,8 @@ func (f *File) List(context.Context) ([]Info, error) {
 	}
 	out := make([]Info, 0, len(m))
 	for _, fe := range m {
-		mac := hmac.New(sha256.New, f.fpKey)
-		mac.Write([]byte(fe.Value))
 		out = append(out, Info{Name: fe.Name, Origin: fe.Origin, Owner: fe.Owner, Created: fe.Created,
-			Updated: fe.Updated, Expires: fe.Expires, Policy: fe.Policy, Fingerprint: hex.EncodeToString(mac.Sum(nil)[:8])})
+			Updated: fe.Updated, Expires: fe.Expires, Policy: fe.Policy, Fingerprint: fingerprint(f.fpKey, fe.Value)})
 	}
 	slices.SortFunc(out, func(a, b Info) int {
 		if a.Name < b.Name {

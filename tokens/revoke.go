@@ -80,6 +80,8 @@ type Revocations struct {
 
 	mu   sync.Mutex  // serializes reloads
 	seen fs.FileInfo // the list as last read; nil when it did not exist
+
+	shared atomic.Pointer[sharedHolder] // see Share; nil without one
 }
 
 // OpenRevocations reads the revocation list in stateDir. A missing list is
@@ -107,7 +109,7 @@ func (r *Revocations) Revoked(g *Grant) bool {
 			return true
 		}
 	}
-	return false
+	return r.sharedRevoked(g)
 }
 
 // Watch polls the revocation list every interval (DefaultWatchInterval when

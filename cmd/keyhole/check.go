@@ -24,7 +24,12 @@ func check(args []string, stdout, stderr io.Writer) error {
 	default:
 		return errors.New("check: want at most one rules file")
 	}
-	loader, _ := sourceLoader(s, false, nil)
+	loader, file := sourceLoader(s, false, nil)
+	_, done, err := commandLoaderStore(context.Background(), s, loader, file)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	defer done()
 	set, err := loader.Load(context.Background(), path, nil)
 	if err != nil {
 		printErrors(stderr, err)

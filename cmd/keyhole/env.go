@@ -45,7 +45,12 @@ func envCommand(args []string, stdout, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("env: unexpected argument %q", rest[0])
 	}
-	loader, _ := sourceLoader(s, false, nil)
+	loader, file := sourceLoader(s, false, nil)
+	_, done, err := commandLoaderStore(context.Background(), s, loader, file)
+	if err != nil {
+		return fmt.Errorf("env: %w", err)
+	}
+	defer done()
 	set, err := loader.Load(context.Background(), s.Rules, nil)
 	if err != nil {
 		printErrors(stderr, err)

@@ -22,7 +22,8 @@ var _ proxy.AgentAPI = (*handoff.Service)(nil)
 // handoffDeps are what newHandoff needs from serve or `keyhole share`.
 type handoffDeps struct {
 	settings      settings
-	store         *store.File // nil: the store could not be opened
+	store         store.Store   // nil: the store could not be opened
+	state         handoff.State // nil: the file State in the state dir
 	audit         *audit.Logger
 	log           *slog.Logger
 	rules         func() *rules.Set
@@ -37,9 +38,13 @@ func newHandoff(d handoffDeps) (*handoff.Service, error) {
 	if d.store == nil {
 		return nil, nil
 	}
-	state, err := handoff.OpenFileState(d.settings.StateDir)
-	if err != nil {
-		return nil, err
+	state := d.state
+	if state == nil {
+		fs, err := handoff.OpenFileState(d.settings.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		state = fs
 	}
 	roots, err := upstream.Roots(d.settings.Proxy.UpstreamCAFile)
 	if err != nil {

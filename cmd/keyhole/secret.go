@@ -32,11 +32,16 @@ func secretCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(s.StateDir, os.Getenv(store.KeyEnv))
+	file, err := store.Open(s.StateDir, os.Getenv(store.KeyEnv))
 	if err != nil {
 		return fmt.Errorf("secret %s: %w", sub, err)
 	}
 	ctx := context.Background()
+	st, closeStore, err := commandStore(ctx, s, file)
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", sub, err)
+	}
+	defer closeStore()
 	switch sub {
 	case "set":
 		if len(rest) != 1 {

@@ -47,7 +47,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	loader, secretStore := sourceLoader(s, true, m)
+	loader, fileStore := sourceLoader(s, true, m)
+	secretStore, err := shareStore(ctx, shared, fileStore, loader, log, m)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	storeChanged := storeChanges(ctx, secretStore) // from before the first read
 	set, err := loader.Load(ctx, s.Rules, nil)
 	if err != nil {
@@ -69,6 +73,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := shareRevocations(ctx, shared, revoked, log, m); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	auditLog, auditFile, err := audit.OpenChained(s.AuditLog, os.Stdout, s.StateDir)
 	if err != nil {
 		return err
@@ -80,7 +87,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	var p *proxy.Proxy
-	hand, err := newHandoff(handoffDeps{settings: s, store: secretStore, audit: auditLog, log: log,
+	hand, err := newHandoff(handoffDeps{settings: s, store: secretStore, state: sharedHandoff(shared, fileStore), audit: auditLog, log: log,
 		rules:         func() *rules.Set { return p.Rules() },
 		refreshStored: func(ctx context.Context) error { return p.RefreshStored(ctx) }})
 	if err != nil {
@@ -100,6 +107,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Observer:  m,
 		Budgets:   budgets,
 		Store:     proxyStore(secretStore),
+
+		SharedCredentials: sharedCredentials(shared, fileStore),
 	})
 	if err != nil {
 		return err

@@ -44,11 +44,12 @@ func shareCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	state, err := handoff.OpenFileState(s.StateDir)
+	ctx := context.Background()
+	state, closeState, err := commandHandoffState(ctx, s)
 	if err != nil {
 		return fmt.Errorf("share: %w", err)
 	}
-	ctx := context.Background()
+	defer closeState()
 	switch sub {
 	case "ls":
 		if len(rest) != 0 {
@@ -69,7 +70,12 @@ func shareCommand(args []string, stdout, stderr io.Writer) error {
 		return errors.New("share: want SECRET --to RECIPIENT (keyhole share STRIPE_KEY --to alice)")
 	}
 	req.Secret, req.ExpiresIn = rest[0], expires.String()
-	loader, st := sourceLoader(s, true, nil)
+	loader, file := sourceLoader(s, true, nil)
+	st, done, err := commandLoaderStore(ctx, s, loader, file)
+	if err != nil {
+		return fmt.Errorf("share: %w", err)
+	}
+	defer done()
 	set, err := loader.Load(ctx, s.Rules, nil)
 	if err != nil {
 		printErrors(stderr, err)
@@ -79,7 +85,7 @@ func shareCommand(args []string, stdout, stderr io.Writer) error {
 		return errors.New("share: the store could not be opened")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc, err := newHandoff(handoffDeps{settings: s, store: st, log: log, rules: func() *rules.Set { return set }})
+	svc, err := newHandoff(handoffDeps{settings: s, store: st, state: state, log: log, rules: func() *rules.Set { return set }})
 	if err != nil {
 		return fmt.Errorf("share: %w", err)
 	}

@@ -50,7 +50,7 @@ func refreshed(p *proxy.Proxy, set *rules.Set, log *slog.Logger, m *metrics.Metr
 
 // storeChanges turns the store's changes into the Watcher's "store" kind
 // changes; nil when there is no store.
-func storeChanges(ctx context.Context, st *store.File) <-chan string {
+func storeChanges(ctx context.Context, st store.Store) <-chan string {
 	if st == nil {
 		return nil
 	}

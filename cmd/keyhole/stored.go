@@ -11,7 +11,7 @@ import (
 // proxyStore is the store the proxy reads stored secrets from and writes
 // captured ones to: nil (no interface holding a nil *File) when there is
 // none.
-func proxyStore(st *store.File) store.Store {
+func proxyStore(st store.Store) store.Store {
 	if st == nil {
 		return nil
 	}
@@ -21,7 +21,7 @@ func proxyStore(st *store.File) store.Store {
 // refreshStored puts the store's captured and taken-in secrets in force
 // now and again whenever the store changes, until ctx ends. Watching starts
 // before the first read, so no change is missed.
-func refreshStored(ctx context.Context, p *proxy.Proxy, st *store.File, log *slog.Logger) {
+func refreshStored(ctx context.Context, p *proxy.Proxy, st store.Store, log *slog.Logger) {
 	if st == nil {
 		return
 	}

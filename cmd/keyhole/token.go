@@ -206,6 +206,9 @@ func revoke(s settings, idOrToken string, force bool, now time.Time, stderr io.W
 	if err != nil {
 		return fmt.Errorf("token %w", err)
 	}
+	if err := revokeShared(s, id); err != nil {
+		return fmt.Errorf("token revoke: %s is revoked in %s but not yet on the other replicas: %w", id, s.StateDir, err)
+	}
 	fmt.Fprintf(stderr, "revoked: %s (%s), and every token attenuated from it\n", id, what)
 	return nil
 }

@@ -34,6 +34,10 @@ type Config struct {
 	CacheSize int
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+	// Shared, when not nil, shares minted tokens and STS sessions with
+	// other replicas, so that one replica mints each (see
+	// credential.Shared).
+	Shared credential.Shared
 }
 
 // Minter mints and signs credentials. It is safe for concurrent use.
@@ -65,6 +69,9 @@ func New(cfg Config) (*Minter, error) {
 	m.tokens.Timeout, m.tokens.Now = cfg.Timeout, m.now
 	m.sessions = credential.NewCache[sessionKey, session](cfg.CacheSize)
 	m.sessions.Timeout, m.sessions.Now = cfg.Timeout, m.now
+	if cfg.Shared != nil {
+		m.share(cfg.Shared)
+	}
 	return m, nil
 }
 

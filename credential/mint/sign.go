@@ -90,12 +90,7 @@ func (m *Minter) session(ctx context.Context, sec *rules.Secret, r *rules.Assume
 		if !refresh.After(now) {
 			refresh = now.Add(exp.Sub(now) / 2)
 		}
-		sc := scrub.Compile([]scrub.Secret{
-			{Name: sec.Name, Value: creds.AccessKeyID},
-			{Name: sec.Name, Value: creds.SecretAccessKey},
-			{Name: sec.Name, Value: creds.SessionToken},
-		})
-		return session{creds: creds, name: name, scrub: sc}, refresh, nil
+		return newSession(sec, creds, name), refresh, nil
 	})
 	if err != nil {
 		m.failed(sec, err)
