@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"keyhole/store"
@@ -382,18 +381,11 @@ func (f *FileState) update(change func(*stateDoc) error) error {
 
 // lock takes the writers' flock.
 func (f *FileState) lock() (func(), error) {
-	fh, err := os.OpenFile(filepath.Join(f.dir, stateLock), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := store.Lock(filepath.Join(f.dir, stateLock))
 	if err != nil {
 		return nil, fmt.Errorf("handoff state: lock: %w", err)
 	}
-	if err := syscall.Flock(int(fh.Fd()), syscall.LOCK_EX); err != nil {
-		fh.Close()
-		return nil, fmt.Errorf("handoff state: lock: %w", err)
-	}
-	return func() {
-		_ = syscall.Flock(int(fh.Fd()), syscall.LOCK_UN)
-		fh.Close()
-	}, nil
+	return unlock, nil
 }
 
 var _ State = (*FileState)(nil)

@@ -269,18 +269,11 @@ func (f *File) update(change func(map[string]fileEntry) error) error {
 
 // lock takes the writers' lock, an flock on store.lock.
 func (f *File) lock() (func(), error) {
-	fh, err := os.OpenFile(filepath.Join(f.dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := Lock(filepath.Join(f.dir, lockFile))
 	if err != nil {
 		return nil, fmt.Errorf("store: lock: %w", err)
 	}
-	if err := syscall.Flock(int(fh.Fd()), syscall.LOCK_EX); err != nil {
-		fh.Close()
-		return nil, fmt.Errorf("store: lock: %w", err)
-	}
-	return func() {
-		_ = syscall.Flock(int(fh.Fd()), syscall.LOCK_UN)
-		fh.Close()
-	}, nil
+	return unlock, nil
 }
 
 // writeAtomic writes data to a temporary file beside path, fsyncs it,
