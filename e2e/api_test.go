@@ -1,43 +1,20 @@
 package e2e
 
 import (
-	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
-)
 
-// listenCounting starts a TCP listener that counts the connections made
-// to it; a resolve pin sends keyhole.internal there, and none may arrive.
-func listenCounting(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var n atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			c.Close()
-		}
-	}()
-	return ln.Addr().String(), &n
-}
+	"keyhole/upstream/upstreamtest"
+)
 
 // TestAgentAPIIsAnsweredByKeyhole checks, through every client, that
 // https://keyhole.internal is answered by keyhole itself with a JSON
-// refusal of Part 1 (the binary has no API handlers yet: every path is
-// not_found), over a tunnel whose leaf is keyhole's, without ever dialing
+// refusal of Part 1 (here for a path the API does not have: not_found),
+// over a tunnel whose leaf is keyhole's, without ever dialing
 // the name: a resolve pin points it at a listener that counts connections.
 func TestAgentAPIIsAnsweredByKeyhole(t *testing.T) {
-	pin, dialed := listenCounting(t)
+	pin, dialed := upstreamtest.Counting(t)
 	k := startKeyhole(t, "egress:\n  default: deny\nresolve:\n  keyhole.internal: "+pin+"\n")
 	for _, cl := range append(clients(t), nodeClient{}) {
 		t.Run(cl.Name(), func(t *testing.T) {

@@ -7,27 +7,11 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"keyhole/upstream/upstreamtest"
 )
-
-// countingListener accepts TCP connections, counts them and closes them:
-// the destination of a test that nothing may dial.
-type countingListener struct {
-	net.Listener
-	accepts atomic.Int64
-}
-
-func newCountingListener(t *testing.T) *countingListener {
-	t.Helper()
-	l := &countingListener{Listener: listenLoopback(t)}
-	serveConns(t, l.Listener, func(c net.Conn) {
-		l.accepts.Add(1)
-		c.Close()
-	})
-	return l
-}
 
 // listenLoopback opens a TCP listener on 127.0.0.1.
 func listenLoopback(t *testing.T) net.Listener {
@@ -76,8 +60,8 @@ resolve:
 // refusal (status, reason, request id) as a response, and that nothing is
 // dialed for it.
 func TestReadableTunnelRefusals(t *testing.T) {
-	counter := newCountingListener(t)
-	k := startKeyhole(t, fmt.Sprintf(tunnelRefusalRules, counter.Addr()))
+	counterAddr, accepts := upstreamtest.Counting(t)
+	k := startKeyhole(t, fmt.Sprintf(tunnelRefusalRules, counterAddr))
 	cases := []struct {
 		name, url, reason, text string
 	}{
@@ -101,7 +85,7 @@ func TestReadableTunnelRefusals(t *testing.T) {
 			})
 		}
 	}
-	if n := counter.accepts.Load(); n != 0 {
+	if n := accepts.Load(); n != 0 {
 		t.Errorf("keyhole dialed %d connections for refused CONNECTs, want none", n)
 	}
 	// One audit record per request inside, none for the CONNECTs.

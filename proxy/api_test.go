@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	"keyhole/agentauth"
 	"keyhole/inject"
 	"keyhole/tokens"
+
+	"keyhole/upstream/upstreamtest"
 )
 
 // fakeAPI answers keyhole.internal in tests: /v1/echo tells who asked and
@@ -53,29 +54,6 @@ func (f *fakeAPI) seen() (int, string, string, string) {
 	return f.calls, f.agent, f.body, f.auth
 }
 
-// countingListener is a TCP listener that counts the connections made to
-// it: a resolve pin sends keyhole.internal there, and nothing may arrive.
-func countingListener(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var n atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			c.Close()
-		}
-	}()
-	return ln.Addr().String(), &n
-}
-
 const apiRules = `
 agents:
   alice:
@@ -90,7 +68,7 @@ resolve:
 func startAPIProxy(t *testing.T, api AgentAPI) (*testProxy, *atomic.Int64) {
 	t.Helper()
 	t.Setenv("API_TEST_ALICE", "alice-token-0123456789")
-	pin, dialed := countingListener(t)
+	pin, dialed := upstreamtest.Counting(t)
 	tp := startTestProxyWith(t, nil, strings.ReplaceAll(apiRules, "PIN", pin), Config{}, func(d *Deps) {
 		if api != nil {
 			d.API = api
