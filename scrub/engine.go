@@ -59,8 +59,12 @@ type stage struct {
 // keeps, when not final, the bytes that more input could change.
 type matcher interface {
 	run(dst, b []byte, final bool) ([]byte, int, int)
-	// has reports false only if run would leave b unchanged.
+	// has reports false only if run would leave b unchanged: it is
+	// true exactly when at is true at one of b's special bytes (see
+	// isSpecial).
 	has(b []byte) bool
+	// at reports whether the special byte b[i] makes has true.
+	at(b []byte, i int) bool
 	// hold returns where run, when not final, stops consuming b.
 	hold(b []byte) int
 	// holdLen bounds the bytes run keeps back.

@@ -230,18 +230,28 @@ func (e *escapes) candidate(b []byte, from int, pct, bs *int) int {
 		if j == len(b) {
 			return -1
 		}
-		u := unitAt(b, j)
-		if u.escape {
-			ok := true
-			for t := range u.dn {
-				ok = ok && e.alpha[fold(u.dec[t])]
-			}
-			if ok {
-				return j
-			}
+		if e.at(b, j) {
+			return j
 		}
 		from = j + 1
 	}
+}
+
+// at reports whether b[i] begins an escape that decodes to pattern bytes.
+func (e *escapes) at(b []byte, i int) bool {
+	if c := b[i]; c != '%' && c != '\\' {
+		return false
+	}
+	u := unitAt(b, i)
+	if !u.escape {
+		return false
+	}
+	for t := range u.dn {
+		if !e.alpha[fold(u.dec[t])] {
+			return false
+		}
+	}
+	return true
 }
 
 // indexFrom returns the index of c in b at or after from, or len(b).

@@ -265,8 +265,13 @@ func triggers(stages []*stage, m matcher) bool {
 // stage finds nothing in a text without what it starts from (an escape,
 // a line break inside base64), unless a stage before it can write that.
 func (r *Replacer) active(dst []*stage, src []byte) []*stage {
-	for _, s := range r.stages {
-		if s.m == nil || s.m.has(src) || triggers(dst, s.m) {
+	var buf [8]bool
+	has := buf[:]
+	if !presence(r.stages, src, has) {
+		has = nil
+	}
+	for i, s := range r.stages {
+		if s.m == nil || (has != nil && has[i] || has == nil && s.m.has(src)) || triggers(dst, s.m) {
 			dst = append(dst, s)
 		}
 	}

@@ -1,0 +1,89 @@
+package scrub
+
+import "math/bits"
+
+// The decoding stages start from a few bytes: the escapes stage from '%'
+// and '\\', the wrapped stage from '\n'. Testing each stage for its own
+// bytes takes a bytes.IndexByte pass per byte, and for line feeds a call
+// per line, which on text of short lines costs more than the rest of the
+// scrub. Where the processor has vector instructions for it, presence
+// instead finds all three bytes in one pass that marks them in a bitmap of
+// 64-byte blocks, and asks each stage only about the bytes marked.
+
+// isSpecial reports whether c is a byte that a decoding stage starts from.
+func isSpecial(c byte) bool { return c == '\n' || c == '%' || c == '\\' }
+
+// specialMasksGeneric is specialMasks a byte at a time.
+func specialMasksGeneric(b []byte, out []uint64) {
+	for i := range out {
+		var w uint64
+		for j, c := range b[64*i : 64*i+64] {
+			if isSpecial(c) {
+				w |= 1 << j
+			}
+		}
+		out[i] = w
+	}
+}
+
+// presence sets has[k] to stages[k].m.has(b) for the decoding stages
+// among stages, in one pass over b. It returns false, setting nothing,
+// where that pass has no vector code, stages has more than len(has), or
+// more than one escapes or wrapped stage: the caller then asks each stage.
+func presence(stages []*stage, b []byte, has []bool) bool {
+	if !haveSpecialMasks || len(stages) > len(has) {
+		return false
+	}
+	var esc *escapes
+	var wr *wrapped
+	ek, wk := -1, -1
+	for k, s := range stages {
+		switch m := s.m.(type) {
+		case nil:
+		case *escapes:
+			if esc != nil {
+				return false
+			}
+			esc, ek = m, k
+		case *wrapped:
+			if wr != nil {
+				return false
+			}
+			wr, wk = m, k
+		default:
+			return false
+		}
+	}
+	// Each stage found is done with.
+	var masks [64]uint64
+	for i := 0; esc != nil || wr != nil; {
+		if len(b)-i < 64 {
+			for ; i < len(b) && (esc != nil || wr != nil); i++ {
+				esc, wr = presentAt(b, i, esc, wr, has, ek, wk)
+			}
+			break
+		}
+		n := min((len(b)-i)/64, len(masks))
+		specialMasks(b[i:i+64*n], masks[:n])
+		for k, w := range masks[:n] {
+			for ; w != 0 && (esc != nil || wr != nil); w &= w - 1 {
+				esc, wr = presentAt(b, i+64*k+bits.TrailingZeros64(w), esc, wr, has, ek, wk)
+			}
+		}
+		i += 64 * n
+	}
+	return true
+}
+
+// presentAt marks has[ek] or has[wk] when b[i] makes esc or wrap present,
+// and returns them with the one marked set to nil.
+func presentAt(b []byte, i int, esc *escapes, wr *wrapped, has []bool, ek, wk int) (*escapes, *wrapped) {
+	if b[i] == '\n' {
+		if wr != nil && wr.at(b, i) {
+			has[wk], wr = true, nil
+		}
+	} else if esc != nil && esc.at(b, i) {
+		has[ek], esc = true, nil
+	}
+	return esc, wr
+}

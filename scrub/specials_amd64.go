@@ -1,0 +1,13 @@
+package scrub
+
+import "golang.org/x/sys/cpu"
+
+// haveSpecialMasks reports whether specialMasks runs vector code; without
+// it the decoding stages test for their bytes one stage at a time.
+var haveSpecialMasks = cpu.X86.HasAVX2
+
+// specialMasks sets out[i] to the special bytes of b's i-th 64-byte
+// block (see specialMasksGeneric). It needs AVX2.
+//
+//go:noescape
+func specialMasks(b []byte, out []uint64)

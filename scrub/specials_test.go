@@ -1,0 +1,72 @@
+package scrub
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestSpecialMasks checks the vector pass against the byte loop on random
+// text dense in special bytes, at every length and offset up to a few
+// blocks.
+func TestSpecialMasks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("\n%\\\rab{}")
+	buf := make([]byte, 64*9)
+	for i := range buf {
+		buf[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	for off := range 64 {
+		for n := range 5 {
+			b := buf[off : off+64*n]
+			got, want := make([]uint64, n), make([]uint64, n)
+			specialMasks(b, got)
+			specialMasksGeneric(b, want)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("offset %d, block %d of %d: mask %#x, want %#x", off, i, n, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestPresence checks that the one-pass presence test agrees with each
+// decoding stage's own, for forms planted next to 64-byte and 4 KiB
+// block boundaries.
+func TestPresence(t *testing.T) {
+	body, secrets := benchBody(16<<10, 3, 0)
+	r := Compile(secrets)
+	v := secrets[0].Value.Reveal()
+	spellings := []string{
+		"%" + hexByte(v[0]) + v[1:], `\u00` + hexByte(v[0]) + v[1:], v[:5] + "\n" + v[5:], v[:5] + "\r\n" + v[5:],
+		"x\ny", "%zz", `\q`, "a\n", "\na", "%4", `\u00`,
+	}
+	for _, sp := range spellings {
+		for _, at := range []int{0, 1, 60, 63, 64, 65, 4090, 4095, 4096, 4097, 8191, len(body) - len(sp) - 1, len(body) - len(sp)} {
+			b := bytes.Clone(body)
+			copy(b[at:], sp)
+			checkPresence(t, r, b)
+			checkPresence(t, r, b[:at+len(sp)])
+			checkPresence(t, r, b[at:])
+		}
+	}
+}
+
+func hexByte(c byte) string {
+	return string("0123456789ABCDEF"[c>>4]) + string("0123456789ABCDEF"[c&15])
+}
+
+// checkPresence fails t when presence and the stages' has disagree on b.
+func checkPresence(t *testing.T, r *Replacer, b []byte) {
+	t.Helper()
+	has := make([]bool, 8)
+	if !presence(r.stages, b, has) {
+		t.Skip("no vector presence pass on this machine")
+	}
+	for k, s := range r.stages {
+		if s.m != nil && has[k] != s.m.has(b) {
+			t.Fatalf("stage %d: presence says %v, has says %v (body of %d bytes)", k, has[k], !has[k], len(b))
+		}
+	}
+}
