@@ -1,5 +1,14 @@
 #include "textflag.h"
 
+// specialTable holds, at each low nibble i, the special byte whose low
+// nibble is i ('\n' 0x0a, '%' 0x25, '\\' 0x5c have distinct ones), and
+// at the others i+1, which no byte with low nibble i equals. A byte c is
+// special exactly when the table, shuffled by c, gives c back: VPSHUFB
+// gives 0 where c's top bit is set, and no such c is 0.
+DATA specialTable<>+0x00(SB)/8, $0x0807250504030201
+DATA specialTable<>+0x08(SB)/8, $0x000f0e5c0c0a0a09
+GLOBL specialTable<>(SB), RODATA|NOPTR, $16
+
 // func specialMasks(b []byte, out []uint64)
 //
 // For each of the len(out) 64-byte blocks of b, out[i] gets a bit for
@@ -9,33 +18,19 @@ TEXT ·specialMasks(SB), NOSPLIT, $0-48
 	MOVQ b_base+0(FP), SI
 	MOVQ out_base+24(FP), DI
 	MOVQ out_len+32(FP), CX
-	MOVQ $0x0a, AX
-	MOVQ AX, X10
-	VPBROADCASTB X10, Y10
-	MOVQ $0x25, AX
-	MOVQ AX, X11
-	VPBROADCASTB X11, Y11
-	MOVQ $0x5c, AX
-	MOVQ AX, X12
-	VPBROADCASTB X12, Y12
+	VBROADCASTI128 specialTable<>(SB), Y10
 	TESTQ CX, CX
 	JZ done
 
 loop:
 	VMOVDQU (SI), Y0
 	VMOVDQU 32(SI), Y1
-	VPCMPEQB Y10, Y0, Y2
-	VPCMPEQB Y11, Y0, Y3
-	VPCMPEQB Y12, Y0, Y4
-	VPOR Y2, Y3, Y3
-	VPOR Y3, Y4, Y4
-	VPCMPEQB Y10, Y1, Y5
-	VPCMPEQB Y11, Y1, Y6
-	VPCMPEQB Y12, Y1, Y7
-	VPOR Y5, Y6, Y6
-	VPOR Y6, Y7, Y7
-	VPMOVMSKB Y4, AX
-	VPMOVMSKB Y7, BX
+	VPSHUFB Y0, Y10, Y2
+	VPSHUFB Y1, Y10, Y3
+	VPCMPEQB Y0, Y2, Y2
+	VPCMPEQB Y1, Y3, Y3
+	VPMOVMSKB Y2, AX
+	VPMOVMSKB Y3, BX
 	SHLQ $32, BX
 	ORQ BX, AX
 	MOVQ AX, (DI)

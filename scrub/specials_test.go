@@ -3,6 +3,7 @@ package scrub
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -15,6 +16,19 @@ func TestSpecialMasks(t *testing.T) {
 	buf := make([]byte, 64*9)
 	for i := range buf {
 		buf[i] = alphabet[rng.IntN(len(alphabet))]
+		if i%3 == 0 {
+			buf[i] = byte(rng.IntN(256)) // every byte, top bit set or not
+		}
+	}
+	all := make([]byte, 256)
+	for c := range all {
+		all[c] = byte(c)
+	}
+	got, want := make([]uint64, 4), make([]uint64, 4)
+	specialMasks(all, got)
+	specialMasksGeneric(all, want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("bytes 0-255: masks %#x, want %#x", got, want)
 	}
 	for off := range 64 {
 		for n := range 5 {
