@@ -61,7 +61,7 @@ type matcher interface {
 	run(dst, b []byte, final bool) ([]byte, int, int)
 	// has reports false only if run would leave b unchanged: it is
 	// true exactly when at is true at one of b's special bytes (see
-	// isSpecial).
+	// specialBoth).
 	has(b []byte) bool
 	// at reports whether the special byte b[i] makes has true.
 	at(b []byte, i int) bool
@@ -91,6 +91,10 @@ func newMatcherStage(m matcher, find, repl []string) *stage {
 // is.
 func (s *stage) has(b []byte) bool {
 	if s.m != nil {
+		var has [1]bool
+		if presence([]*stage{s}, b, has[:]) {
+			return has[0]
+		}
 		return s.m.has(b)
 	}
 	at, _ := s.next(b, 0, &cursor{})

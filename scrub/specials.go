@@ -10,15 +10,38 @@ import "math/bits"
 // instead finds all three bytes in one pass that marks them in a bitmap of
 // 64-byte blocks, and asks each stage only about the bytes marked.
 
-// isSpecial reports whether c is a byte that a decoding stage starts from.
-func isSpecial(c byte) bool { return c == '\n' || c == '%' || c == '\\' }
+// A byteTable is a set of bytes below 0x80 with distinct low nibbles:
+// byte c is in it when t[c&15] == c. The other entries hold i+1, which no
+// byte with low nibble i equals.
+type byteTable [16]byte
+
+func newByteTable(cs ...byte) *byteTable {
+	t := new(byteTable)
+	for i := range t {
+		t[i] = byte(i+1) & 15
+	}
+	for _, c := range cs {
+		t[c&15] = c
+	}
+	return t
+}
+
+func (t *byteTable) has(c byte) bool { return c < 0x80 && t[c&15] == c }
+
+// The tables of the bytes the decoding stages start from: both stages',
+// and each one's.
+var (
+	specialBoth    = newByteTable('\n', '%', '\\')
+	specialEscapes = newByteTable('%', '\\')
+	specialWrapped = newByteTable('\n')
+)
 
 // specialMasksGeneric is specialMasks a byte at a time.
-func specialMasksGeneric(b []byte, out []uint64) {
+func specialMasksGeneric(b []byte, t *byteTable, out []uint64) {
 	for i := range out {
 		var w uint64
 		for j, c := range b[64*i : 64*i+64] {
-			if isSpecial(c) {
+			if t.has(c) {
 				w |= 1 << j
 			}
 		}
@@ -54,17 +77,26 @@ func presence(stages []*stage, b []byte, has []bool) bool {
 			return false
 		}
 	}
-	// Each stage found is done with.
+	// A stage found present is done with (set to nil), and the bytes
+	// marked are those of the stages not yet found.
 	var masks [64]uint64
 	for i := 0; esc != nil || wr != nil; {
+		t := specialBoth
+		if esc == nil {
+			t = specialWrapped
+		} else if wr == nil {
+			t = specialEscapes
+		}
 		if len(b)-i < 64 {
 			for ; i < len(b) && (esc != nil || wr != nil); i++ {
-				esc, wr = presentAt(b, i, esc, wr, has, ek, wk)
+				if t.has(b[i]) {
+					esc, wr = presentAt(b, i, esc, wr, has, ek, wk)
+				}
 			}
 			break
 		}
 		n := min((len(b)-i)/64, len(masks))
-		specialMasks(b[i:i+64*n], masks[:n])
+		specialMasks(b[i:i+64*n], t, masks[:n])
 		for k, w := range masks[:n] {
 			for ; w != 0 && (esc != nil || wr != nil); w &= w - 1 {
 				esc, wr = presentAt(b, i+64*k+bits.TrailingZeros64(w), esc, wr, has, ek, wk)

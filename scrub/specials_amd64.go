@@ -6,8 +6,8 @@ import "golang.org/x/sys/cpu"
 // it the decoding stages test for their bytes one stage at a time.
 var haveSpecialMasks = cpu.X86.HasAVX2
 
-// specialMasks sets out[i] to the special bytes of b's i-th 64-byte
-// block (see specialMasksGeneric). It needs AVX2.
+// specialMasks sets out[i] to the bytes of b's i-th 64-byte block that t
+// holds (see specialMasksGeneric). It needs AVX2.
 //
 //go:noescape
-func specialMasks(b []byte, out []uint64)
+func specialMasks(b []byte, t *byteTable, out []uint64)

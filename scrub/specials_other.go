@@ -6,5 +6,6 @@ package scrub
 // it the decoding stages test for their bytes one stage at a time.
 const haveSpecialMasks = false
 
-// specialMasks sets out[i] to the special bytes of b's i-th 64-byte block.
-func specialMasks(b []byte, out []uint64) { specialMasksGeneric(b, out) }
+// specialMasks sets out[i] to the bytes of b's i-th 64-byte block that t
+// holds.
+func specialMasks(b []byte, t *byteTable, out []uint64) { specialMasksGeneric(b, t, out) }

@@ -24,18 +24,25 @@ func TestSpecialMasks(t *testing.T) {
 	for c := range all {
 		all[c] = byte(c)
 	}
-	got, want := make([]uint64, 4), make([]uint64, 4)
-	specialMasks(all, got)
-	specialMasksGeneric(all, want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("bytes 0-255: masks %#x, want %#x", got, want)
+	for _, tab := range []*byteTable{specialBoth, specialEscapes, specialWrapped} {
+		got, want := make([]uint64, 4), make([]uint64, 4)
+		specialMasks(all, tab, got)
+		specialMasksGeneric(all, tab, want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("bytes 0-255, table %q: masks %#x, want %#x", tab[:], got, want)
+		}
+		for c := range 256 {
+			if want := c == '\n' && tab != specialEscapes || (c == '%' || c == '\\') && tab != specialWrapped; tab.has(byte(c)) != want {
+				t.Fatalf("table %q: has(%#x) = %v", tab[:], c, !want)
+			}
+		}
 	}
 	for off := range 64 {
 		for n := range 5 {
 			b := buf[off : off+64*n]
 			got, want := make([]uint64, n), make([]uint64, n)
-			specialMasks(b, got)
-			specialMasksGeneric(b, want)
+			specialMasks(b, specialBoth, got)
+			specialMasksGeneric(b, specialBoth, want)
 			for i := range got {
 				if got[i] != want[i] {
 					t.Fatalf("offset %d, block %d of %d: mask %#x, want %#x", off, i, n, got[i], want[i])
@@ -79,8 +86,16 @@ func checkPresence(t *testing.T, r *Replacer, b []byte) {
 		t.Skip("no vector presence pass on this machine")
 	}
 	for k, s := range r.stages {
-		if s.m != nil && has[k] != s.m.has(b) {
-			t.Fatalf("stage %d: presence says %v, has says %v (body of %d bytes)", k, has[k], !has[k], len(b))
+		if s.m == nil {
+			continue
+		}
+		want := s.m.has(b)
+		if has[k] != want {
+			t.Fatalf("stage %d: presence says %v, has says %v (body of %d bytes)", k, has[k], want, len(b))
+		}
+		// The stage alone: the pass marks only its own bytes.
+		if got := s.has(b); got != want {
+			t.Fatalf("stage %d alone: presence says %v, has says %v (body of %d bytes)", k, got, want, len(b))
 		}
 	}
 }
