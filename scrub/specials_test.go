@@ -99,3 +99,35 @@ func checkPresence(t *testing.T, r *Replacer, b []byte) {
 		}
 	}
 }
+
+// FuzzPresence checks the one-pass presence test against each decoding
+// stage's own on bodies that hold a spelling of a secret (escaped, cut by
+// a line break, or a near miss) written at a place chosen next to a 64-byte
+// block boundary or a 4 KiB chunk boundary of the pass, and cut there.
+func FuzzPresence(f *testing.F) {
+	f.Add([]byte(`{"a":"b"}`+"\n"), uint16(63), byte(0), false)
+	f.Add([]byte("abc"), uint16(4095), byte(2), true)
+	f.Add([]byte("%41\\u0041\r\n"), uint16(64), byte(5), false)
+	f.Add([]byte("x"), uint16(127), byte(8), true)
+	body, secrets := benchBody(12<<10, 2, 0)
+	r := Compile(secrets)
+	v := secrets[0].Value.Reveal()
+	spellings := []string{
+		"%" + hexByte(v[0]) + v[1:], `\u00` + hexByte(v[0]) + v[1:], v[:5] + "\n" + v[5:], v[:5] + "\r\n" + v[5:],
+		"x\ny", "%zz", `\q`, "a\n", "\na", "%4", `\u00`, "\r\n",
+	}
+	f.Fuzz(func(t *testing.T, fill []byte, at uint16, form byte, cut bool) {
+		b := bytes.Clone(body)
+		for i := 0; len(fill) > 0 && i < len(b); i += len(fill) {
+			copy(b[i:], fill)
+		}
+		sp := spellings[int(form)%len(spellings)]
+		// Near a boundary: a multiple of 64 off by up to 8 either way.
+		pos := min(len(b)-len(sp), max(0, int(at)/64*64+int(at)%17-8))
+		copy(b[pos:], sp)
+		if cut {
+			b = b[:pos+len(sp)]
+		}
+		checkPresence(t, r, b)
+	})
+}
