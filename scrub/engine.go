@@ -180,12 +180,18 @@ func (s *stage) run(dst, b []byte, final bool) ([]byte, int, int) {
 	if s.m != nil {
 		return s.m.run(dst, b, final)
 	}
+	return s.runFrom(dst, b, 0, final)
+}
+
+// runFrom is run for a literal stage where dst already holds b[:from] and
+// no match starts before from.
+func (s *stage) runFrom(dst, b []byte, from int, final bool) ([]byte, int, int) {
 	end := len(b)
 	if !final {
-		end = s.holdStart(b, 0)
+		end = s.holdStart(b, from)
 	}
 	var c cursor
-	pos, n := 0, 0
+	pos, n := from, 0
 	for pos < end {
 		at, k := s.next(b, pos, &c)
 		if at < 0 || at >= end {

@@ -54,8 +54,16 @@ func specialMasksGeneric(b []byte, t *byteTable, out []uint64) {
 // where that pass has no vector code, stages has more than len(has), or
 // more than one escapes or wrapped stage: the caller then asks each stage.
 func presence(stages []*stage, b []byte, has []bool) bool {
+	ok, _ := presenceCopy(stages, b, has, nil)
+	return ok
+}
+
+// presenceCopy is presence that, when cp is not nil, also copies b to cp
+// (of b's length) in the same pass until a decoding stage is found
+// present. copied reports that none was and the copy is complete.
+func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied bool) {
 	if !haveSpecialMasks || len(stages) > len(has) {
-		return false
+		return false, false
 	}
 	var esc *escapes
 	var wr *wrapped
@@ -65,20 +73,31 @@ func presence(stages []*stage, b []byte, has []bool) bool {
 		case nil:
 		case *escapes:
 			if esc != nil {
-				return false
+				return false, false
 			}
 			esc, ek = m, k
 		case *wrapped:
 			if wr != nil {
-				return false
+				return false, false
 			}
 			wr, wk = m, k
 		default:
-			return false
+			return false, false
 		}
 	}
+	if esc == nil && wr == nil {
+		return true, false
+	}
 	// A stage found present is done with (set to nil), and the bytes
-	// marked are those of the stages not yet found.
+	// marked are those of the stages not yet found. The copy stops at
+	// the first found.
+	all := specialBoth
+	if esc == nil {
+		all = specialWrapped
+	} else if wr == nil {
+		all = specialEscapes
+	}
+	esc0, wr0 := esc, wr
 	var masks [64]uint64
 	for i := 0; esc != nil || wr != nil; {
 		t := specialBoth
@@ -87,7 +106,13 @@ func presence(stages []*stage, b []byte, has []bool) bool {
 		} else if wr == nil {
 			t = specialEscapes
 		}
+		if t != all {
+			cp = nil
+		}
 		if len(b)-i < 64 {
+			if cp != nil {
+				copy(cp[i:], b[i:])
+			}
 			for ; i < len(b) && (esc != nil || wr != nil); i++ {
 				if t.has(b[i]) {
 					esc, wr = presentAt(b, i, esc, wr, has, ek, wk)
@@ -96,7 +121,11 @@ func presence(stages []*stage, b []byte, has []bool) bool {
 			break
 		}
 		n := min((len(b)-i)/64, len(masks))
-		specialMasks(b[i:i+64*n], t, masks[:n])
+		if cp != nil {
+			copyMasks(cp[i:], b[i:i+64*n], t, masks[:n])
+		} else {
+			specialMasks(b[i:i+64*n], t, masks[:n])
+		}
 		for k, w := range masks[:n] {
 			for ; w != 0 && (esc != nil || wr != nil); w &= w - 1 {
 				esc, wr = presentAt(b, i+64*k+bits.TrailingZeros64(w), esc, wr, has, ek, wk)
@@ -104,7 +133,8 @@ func presence(stages []*stage, b []byte, has []bool) bool {
 		}
 		i += 64 * n
 	}
-	return true
+	// Found nothing: the stages are as they were, the copy complete.
+	return true, cp != nil && esc == esc0 && wr == wr0
 }
 
 // presentAt marks has[ek] or has[wk] when b[i] makes esc or wrap present,

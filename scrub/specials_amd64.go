@@ -11,3 +11,8 @@ var haveSpecialMasks = cpu.X86.HasAVX2
 //
 //go:noescape
 func specialMasks(b []byte, t *byteTable, out []uint64)
+
+// copyMasks is specialMasks that also copies the blocks of b to dst.
+//
+//go:noescape
+func copyMasks(dst, b []byte, t *byteTable, out []uint64)

@@ -131,3 +131,33 @@ func FuzzPresence(f *testing.F) {
 		checkPresence(t, r, b)
 	})
 }
+
+// TestReplaceCopy checks Replace where the presence pass copies the body
+// (no decoding stage has anything to do) and the literal stage writes
+// over the copy from its first match on: a literal form, an escaped one
+// and a wrapped one, written next to 64-byte block and 4 KiB chunk
+// boundaries, the first or the last bytes of the body, appended to a dst
+// that already holds bytes.
+func TestReplaceCopy(t *testing.T) {
+	body, secrets := benchBody(4200, 3, 0)
+	r := Compile(secrets)
+	v := secrets[1].Value.Reveal()
+	b64 := base64Forms(v)[0]
+	spellings := []string{v, forms(v)[1], "%" + hexByte(v[0]) + v[1:], b64[:3] + "\n" + b64[3:], b64[:7] + "\r\n" + b64[7:], "no secret"}
+	for _, sp := range spellings {
+		for _, at := range []int{0, 63, 64, 4095, 4096, 4097, len(body) - 70, len(body) - len(sp)} {
+			for _, n := range []int{at + len(sp), len(body)} {
+				in := bytes.Clone(body)
+				copy(in[at:], sp)
+				in = in[:n]
+				want, count := reference(r, in)
+				dst := []byte("held")
+				got, k := r.Replace(dst, in)
+				if string(got[:4]) != "held" || !bytes.Equal(got[4:], want) || k != count {
+					t.Fatalf("spelling %d at %d of %d: got %d replacements, want %d; %s",
+						slices.Index(spellings, sp), at, n, k, count, describeDiff(got[4:], want))
+				}
+			}
+		}
+	}
+}
