@@ -127,8 +127,16 @@ func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied 
 			specialMasks(b[i:i+64*n], t, masks[:n])
 		}
 		for k, w := range masks[:n] {
-			for ; w != 0 && (esc != nil || wr != nil); w &= w - 1 {
-				esc, wr = presentAt(b, i+64*k+bits.TrailingZeros64(w), esc, wr, has, ek, wk)
+			for ; w != 0; w &= w - 1 {
+				// presentAt, with the common case inline: a line
+				// feed that no base64 ends at.
+				j := i + 64*k + bits.TrailingZeros64(w)
+				if b[j] == '\n' && (wr == nil || !wr.at(b, j)) {
+					continue
+				}
+				if esc, wr = presentAt(b, j, esc, wr, has, ek, wk); esc == nil && wr == nil {
+					break
+				}
 			}
 		}
 		i += 64 * n
