@@ -19,8 +19,8 @@ import (
 // uses at least one escape, is replaced by its placeholder; spellings
 // without an escape are the literal stage's. To stay fast it reads units
 // only near an escape that decodes to a byte some pattern holds, since
-// every spelling it replaces holds one: a body without % or \ costs two
-// bytes.IndexByte scans.
+// every spelling it replaces holds one: a body without % or \ costs the
+// presence pass (see presence) or two bytes.IndexByte scans.
 type escapes struct {
 	patIndex          // of the folded decoded patterns
 	sorted   []string // pats in byte order, for raw prefixes

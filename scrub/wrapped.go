@@ -12,7 +12,8 @@ import "strings"
 // replaced by its placeholder. A match's bytes before its first line break
 // are pattern bytes right before that break, so only the runs of pattern
 // bytes that end at a line break are tried: a body whose lines end in
-// other bytes costs one bytes.IndexByte scan and a look at each line end.
+// other bytes costs the presence pass (see presence), or one
+// bytes.IndexByte scan, and a look at each line end.
 type wrapped struct {
 	patIndex // alpha never holds CR or LF: base64 forms have none
 }
