@@ -91,21 +91,11 @@ func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied 
 	// A stage found present is done with (set to nil), and the bytes
 	// marked are those of the stages not yet found. The copy stops at
 	// the first found.
-	all := specialBoth
-	if esc == nil {
-		all = specialWrapped
-	} else if wr == nil {
-		all = specialEscapes
-	}
+	all := marks(esc, wr)
 	esc0, wr0 := esc, wr
 	var masks [64]uint64
 	for i := 0; esc != nil || wr != nil; {
-		t := specialBoth
-		if esc == nil {
-			t = specialWrapped
-		} else if wr == nil {
-			t = specialEscapes
-		}
+		t := marks(esc, wr)
 		if t != all {
 			cp = nil
 		}
@@ -143,6 +133,18 @@ func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied 
 	}
 	// Found nothing: the stages are as they were, the copy complete.
 	return true, cp != nil && esc == esc0 && wr == wr0
+}
+
+// marks returns the table of the bytes that esc and wr, those not nil,
+// start from.
+func marks(esc *escapes, wr *wrapped) *byteTable {
+	switch {
+	case esc == nil:
+		return specialWrapped
+	case wr == nil:
+		return specialEscapes
+	}
+	return specialBoth
 }
 
 // presentAt marks has[ek] or has[wk] when b[i] makes esc or wrap present,
