@@ -59,8 +59,12 @@ type stage struct {
 // keeps, when not final, the bytes that more input could change.
 type matcher interface {
 	run(dst, b []byte, final bool) ([]byte, int, int)
-	// has reports false only if run would leave b unchanged.
+	// has reports false only if run would leave b unchanged: it is
+	// true exactly when at is true at one of b's special bytes (see
+	// specialBoth).
 	has(b []byte) bool
+	// at reports whether the special byte b[i] makes has true.
+	at(b []byte, i int) bool
 	// hold returns where run, when not final, stops consuming b.
 	hold(b []byte) int
 	// holdLen bounds the bytes run keeps back.
@@ -87,6 +91,10 @@ func newMatcherStage(m matcher, find, repl []string) *stage {
 // is.
 func (s *stage) has(b []byte) bool {
 	if s.m != nil {
+		var has [1]bool
+		if presence([]*stage{s}, b, has[:]) {
+			return has[0]
+		}
 		return s.m.has(b)
 	}
 	at, _ := s.next(b, 0, &cursor{})
@@ -172,12 +180,18 @@ func (s *stage) run(dst, b []byte, final bool) ([]byte, int, int) {
 	if s.m != nil {
 		return s.m.run(dst, b, final)
 	}
+	return s.runFrom(dst, b, 0, final)
+}
+
+// runFrom is run for a literal stage where dst already holds b[:from] and
+// no match starts before from.
+func (s *stage) runFrom(dst, b []byte, from int, final bool) ([]byte, int, int) {
 	end := len(b)
 	if !final {
-		end = s.holdStart(b, 0)
+		end = s.holdStart(b, from)
 	}
 	var c cursor
-	pos, n := 0, 0
+	pos, n := from, 0
 	for pos < end {
 		at, k := s.next(b, pos, &c)
 		if at < 0 || at >= end {

@@ -19,8 +19,8 @@ import (
 // uses at least one escape, is replaced by its placeholder; spellings
 // without an escape are the literal stage's. To stay fast it reads units
 // only near an escape that decodes to a byte some pattern holds, since
-// every spelling it replaces holds one: a body without % or \ costs two
-// bytes.IndexByte scans.
+// every spelling it replaces holds one: a body without % or \ costs the
+// presence pass (see presence) or two bytes.IndexByte scans.
 type escapes struct {
 	patIndex          // of the folded decoded patterns
 	sorted   []string // pats in byte order, for raw prefixes
@@ -230,18 +230,28 @@ func (e *escapes) candidate(b []byte, from int, pct, bs *int) int {
 		if j == len(b) {
 			return -1
 		}
-		u := unitAt(b, j)
-		if u.escape {
-			ok := true
-			for t := range u.dn {
-				ok = ok && e.alpha[fold(u.dec[t])]
-			}
-			if ok {
-				return j
-			}
+		if e.at(b, j) {
+			return j
 		}
 		from = j + 1
 	}
+}
+
+// at reports whether b[i] begins an escape that decodes to pattern bytes.
+func (e *escapes) at(b []byte, i int) bool {
+	if c := b[i]; c != '%' && c != '\\' {
+		return false
+	}
+	u := unitAt(b, i)
+	if !u.escape {
+		return false
+	}
+	for t := range u.dn {
+		if !e.alpha[fold(u.dec[t])] {
+			return false
+		}
+	}
+	return true
 }
 
 // indexFrom returns the index of c in b at or after from, or len(b).

@@ -206,7 +206,7 @@ func (p *pipeline) flush(dst []byte, final bool) ([]byte, int) {
 	total := 0
 	for i, s := range p.stages {
 		last := i == len(p.stages)-1
-		if !last && s.m != nil && len(p.bufs[i+1]) == 0 && !s.m.has(p.bufs[i]) {
+		if !last && s.m != nil && len(p.bufs[i+1]) == 0 && !s.has(p.bufs[i]) {
 			// The stage leaves its input as it is: hand the
 			// buffer on, keeping only what it holds back.
 			b := p.bufs[i]

@@ -1,6 +1,7 @@
 package scrub
 
 import (
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -215,8 +216,27 @@ func (r *Replacer) Replace(dst, src []byte) ([]byte, int) {
 	if r == nil || len(r.stages) == 0 {
 		return append(dst, src...), 0
 	}
+	var has [8]bool
+	hasOK := false
+	if lit := r.stages[len(r.stages)-1]; lit.m == nil && haveSpecialMasks && onlyMatchers(r.stages[:len(r.stages)-1]) {
+		// Where no decoding stage has anything to do, the pass that
+		// finds that out also copies src, and the literal stage
+		// writes over the copy from its first match on.
+		base := len(dst)
+		out := slices.Grow(dst, len(src))[:base+len(src)]
+		var copied bool
+		hasOK, copied = presenceCopy(r.stages, src, has[:], out[base:])
+		if copied {
+			at, _ := lit.next(src, 0, &cursor{})
+			if at < 0 {
+				return out, 0
+			}
+			out, _, n := lit.runFrom(out[:base+at], src, at, true)
+			return out, n
+		}
+	}
 	var buf [8]*stage
-	stages := r.active(buf[:0], src)
+	stages := r.active(buf[:0], src, has[:], hasOK)
 	total := 0
 	var tmp [2]*[]byte // the outputs of the stages before the last
 	defer func() {
@@ -264,13 +284,27 @@ func triggers(stages []*stage, m matcher) bool {
 // active appends to dst the stages of r that may change src: a decoding
 // stage finds nothing in a text without what it starts from (an escape,
 // a line break inside base64), unless a stage before it can write that.
-func (r *Replacer) active(dst []*stage, src []byte) []*stage {
-	for _, s := range r.stages {
-		if s.m == nil || s.m.has(src) || triggers(dst, s.m) {
+// When hasOK, has holds what presence found for r.stages.
+func (r *Replacer) active(dst []*stage, src []byte, has []bool, hasOK bool) []*stage {
+	if !hasOK && !presence(r.stages, src, has) {
+		has = nil
+	}
+	for i, s := range r.stages {
+		if s.m == nil || (has != nil && has[i] || has == nil && s.m.has(src)) || triggers(dst, s.m) {
 			dst = append(dst, s)
 		}
 	}
 	return dst
+}
+
+// onlyMatchers reports whether stages are all decoding stages.
+func onlyMatchers(stages []*stage) bool {
+	for _, s := range stages {
+		if s.m == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // ReplaceString returns s with every pattern replaced, and the number of

@@ -12,7 +12,8 @@ import "strings"
 // replaced by its placeholder. A match's bytes before its first line break
 // are pattern bytes right before that break, so only the runs of pattern
 // bytes that end at a line break are tried: a body whose lines end in
-// other bytes costs one bytes.IndexByte scan and a look at each line end.
+// other bytes costs the presence pass (see presence), or one
+// bytes.IndexByte scan, and a look at each line end.
 type wrapped struct {
 	patIndex // alpha never holds CR or LF: base64 forms have none
 }
@@ -33,15 +34,24 @@ func (w *wrapped) has(b []byte) bool {
 		if nl == len(b) {
 			return false
 		}
-		lb := nl
-		if lb > 0 && b[lb-1] == '\r' {
-			lb--
-		}
-		if lb > 0 && nl+1 < len(b) && w.alpha[b[lb-1]] && w.alpha[b[nl+1]] {
+		if w.at(b, nl) {
 			return true
 		}
 		from = nl + 1
 	}
+}
+
+// at reports whether b[i] is a line feed that ends a line break with
+// pattern bytes on both sides.
+func (w *wrapped) at(b []byte, i int) bool {
+	if b[i] != '\n' {
+		return false
+	}
+	lb := i
+	if lb > 0 && b[lb-1] == '\r' {
+		lb--
+	}
+	return lb > 0 && i+1 < len(b) && w.alpha[b[lb-1]] && w.alpha[b[i+1]]
 }
 
 // triggered reports whether writing one of repl between two bytes can
