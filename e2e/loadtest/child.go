@@ -35,7 +35,17 @@ type child struct {
 // ready line. The child gets its own process group and SIGKILL if the tool
 // dies first.
 func startChild(ctx context.Context, name, path string, args, env []string, secret string) (*child, error) {
-	c := &child{name: name, done: make(chan struct{}), log: &stderrLog{secret: secret}}
+	return startChildReady(ctx, name, path, args, env, secret, readyLine)
+}
+
+// startChildReady is startChild for a child whose ready line is ready,
+// whose first submatch is the address it listens on. When the proxies are
+// pinned (pin.go), the child runs under taskset on the proxies' CPU.
+func startChildReady(ctx context.Context, name, path string, args, env []string, secret string, ready *regexp.Regexp) (*child, error) {
+	c := &child{name: name, done: make(chan struct{}), log: &stderrLog{secret: secret, ready: ready}}
+	if proxyCPU != "" {
+		path, args = "taskset", append([]string{"-c", proxyCPU, path}, args...)
+	}
 	c.cmd = exec.Command(path, args...)
 	c.cmd.Env = env
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -101,6 +111,7 @@ func (c *child) Stop() error {
 // number and offset only, never the bytes).
 type stderrLog struct {
 	secret string
+	ready  *regexp.Regexp // the ready line; lines before it are not counted
 
 	mu    sync.Mutex
 	lines int
@@ -116,9 +127,10 @@ func (l *stderrLog) scan(r io.Reader, ready chan<- string) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if m := readyLine.FindStringSubmatch(line); m != nil {
+		if m := l.ready.FindStringSubmatch(line); m != nil {
 			select {
 			case ready <- m[1]:
+				l.reset()
 				continue
 			default:
 			}
@@ -139,6 +151,14 @@ func (l *stderrLog) add(line string) {
 	if len(l.first) < maxKept {
 		l.first = append(l.first, line)
 	}
+}
+
+// reset forgets the lines counted so far (those before the ready line),
+// keeping any leak found in them.
+func (l *stderrLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines, l.first = 0, nil
 }
 
 // Lines returns how many lines the child has written to stderr, not

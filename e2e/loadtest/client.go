@@ -38,6 +38,15 @@ func newTarget(name string, proxy *url.URL, roots *x509.CertPool, upstreamAddr s
 	return t
 }
 
+// cpuTicks returns the CPU time the target's process has used, 0 for
+// direct (no process of its own).
+func (t *target) cpuTicks() (uint64, error) {
+	if t.proc == nil {
+		return 0, nil
+	}
+	return cpuTicks(t.proc.Pid())
+}
+
 // transport returns a client transport to the target. Keep-alive pools
 // hold up to 64 idle connections, more than any scenario's concurrency.
 // Transports have no TLS session cache, so every new connection makes a

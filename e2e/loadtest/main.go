@@ -116,6 +116,7 @@ type options struct {
 	rounds   int
 	duration time.Duration
 	only     string
+	noPin    bool
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -128,6 +129,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.auditLog, "audit-log", "", "keyhole's audit log (default: a file in the temporary directory; /dev/null to measure without it)")
 	fs.IntVar(&o.rounds, "rounds", 0, "rounds per scenario (default 5, or 2 with -quick)")
 	fs.DurationVar(&o.duration, "duration", 0, "length of one throughput round (default 3s, or 1.5s with -quick)")
+	fs.BoolVar(&o.noPin, "no-pin", false, "do not pin the proxies to the last CPU and the tool to the others")
 	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarioNames(), ",")+" (default: all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

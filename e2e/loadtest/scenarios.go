@@ -26,6 +26,7 @@ const (
 	mCPUPerMiB     = "cpu_us_per_mib"
 	mAddedP50      = "added_p50_ms"
 	mAddedP99      = "added_p99_ms"
+	mOverBaseP99   = "p99_over_baseline_ms" // a proxy's SSE p99 minus the baseline's, same round
 	mEvents        = "events"
 	mKiBPerTunnel  = "kib_per_idle_tunnel"
 	mTunnels       = "tunnels"
@@ -123,7 +124,7 @@ func (b *bench) throughput(l load) func(context.Context, *target) (sample, error
 // runLoad drives t with l for the plan's duration and measures the rate,
 // latency, bytes, the proxy's CPU and the upstream connections opened.
 func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLog, error) {
-	cpu0, err := cpuTicks(t.proc.Pid())
+	cpu0, err := t.cpuTicks()
 	if err != nil {
 		return nil, errorLog{}, err
 	}
@@ -161,7 +162,7 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	if err := ctx.Err(); err != nil {
 		return nil, errorLog{}, err
 	}
-	cpu1, err := cpuTicks(t.proc.Pid())
+	cpu1, err := t.cpuTicks()
 	if err != nil {
 		return nil, errorLog{}, err
 	}
@@ -182,12 +183,16 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 		mReqPerSec:     n / elapsed.Seconds(),
 		mP50:           ms(percentile(lat, 50)),
 		mP99:           ms(percentile(lat, 99)),
-		mCPUPerReq:     cpuUS / max(n, 1),
 		mUpstreamConns: float64(b.up.Conns()-conns0) * 1000 / max(n, 1),
+	}
+	if t.proc != nil {
+		s[mCPUPerReq] = cpuUS / max(n, 1)
 	}
 	if l.size >= largeSize {
 		s[mMBPerSec] = float64(bytes) / 1e6 / elapsed.Seconds()
-		s[mCPUPerMiB] = cpuUS / max(float64(bytes)/(1<<20), 1e-9)
+		if t.proc != nil {
+			s[mCPUPerMiB] = cpuUS / max(float64(bytes)/(1<<20), 1e-9)
+		}
 	}
 	return s, errs, nil
 }

@@ -36,6 +36,8 @@ func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target
 			if j > 0 {
 				s[mAddedP50] = s[mP50] - samples[0][mP50]
 				s[mAddedP99] = s[mP99] - samples[0][mP99]
+				// proxies[0] is the baseline.
+				s[mOverBaseP99] = s[mP99] - samples[1][mP99]
 			}
 			b.record(sSSE, t, s, errs[j])
 			fmt.Fprintf(b.progress, "%-16s round %d/%d  %-8s %s\n", sSSE, r+1, b.plan.Rounds, t.name, brief(s))
