@@ -47,6 +47,15 @@ func (t *target) cpuTicks() (uint64, error) {
 	return cpuTicks(t.proc.Pid())
 }
 
+// ioCalls returns the read and write system calls the target's process
+// has made, 0 for direct.
+func (t *target) ioCalls() (uint64, error) {
+	if t.proc == nil {
+		return 0, nil
+	}
+	return ioCalls(t.proc.Pid())
+}
+
 // transport returns a client transport to the target. Keep-alive pools
 // hold up to 64 idle connections, more than any scenario's concurrency.
 // Transports have no TLS session cache, so every new connection makes a

@@ -257,3 +257,27 @@ func withoutSecret(out []byte) string {
 	}
 	return strings.Join(keep, "\n")
 }
+
+func TestParseIO(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    uint64
+		wantErr bool
+	}{
+		{"both", "rchar: 10\nwchar: 20\nsyscr: 7\nsyscw: 5\nread_bytes: 0\n", 12, false},
+		{"one missing", "syscr: 7\n", 0, true},
+		{"not a number", "syscr: x\nsyscw: 5\n", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseIO([]byte(tc.in))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("got error %v, want error %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -131,3 +131,36 @@ func loadAverage() float64 {
 	}
 	return v
 }
+
+// ioCalls returns how many read and write system calls (read, readv,
+// write, writev, sendmsg, recvmsg...) process pid has made, all its
+// threads together, from /proc/PID/io (syscr + syscw).
+func ioCalls(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read io: %w", err)
+	}
+	return parseIO(b)
+}
+
+// parseIO returns syscr+syscw from the contents of /proc/PID/io.
+func parseIO(b []byte) (uint64, error) {
+	var sum uint64
+	found := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || (name != "syscr" && name != "syscw") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse io: %s: %w", name, err)
+		}
+		sum += n
+		found++
+	}
+	if found != 2 {
+		return 0, errors.New("parse io: no syscr and syscw lines")
+	}
+	return sum, nil
+}

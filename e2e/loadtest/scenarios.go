@@ -21,6 +21,7 @@ const (
 	mP50           = "p50_ms"
 	mP99           = "p99_ms"
 	mCPUPerReq     = "cpu_us_per_req"
+	mCallsPerReq   = "io_syscalls_per_req" // the proxy's read and write system calls per request
 	mUpstreamConns = "upstream_conns_per_1000_req"
 	mMBPerSec      = "mb_per_s"
 	mCPUPerMiB     = "cpu_us_per_mib"
@@ -128,6 +129,10 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	if err != nil {
 		return nil, errorLog{}, err
 	}
+	calls0, err := t.ioCalls()
+	if err != nil {
+		return nil, errorLog{}, err
+	}
 	conns0 := b.up.Conns()
 	start := time.Now()
 	deadline := start.Add(b.plan.Duration)
@@ -166,6 +171,10 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	if err != nil {
 		return nil, errorLog{}, err
 	}
+	calls1, err := t.ioCalls()
+	if err != nil {
+		return nil, errorLog{}, err
+	}
 	var lat []time.Duration
 	var bytes int64
 	var errs errorLog
@@ -187,6 +196,7 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	}
 	if t.proc != nil {
 		s[mCPUPerReq] = cpuUS / max(n, 1)
+		s[mCallsPerReq] = float64(calls1-calls0) / max(n, 1)
 	}
 	if l.size >= largeSize {
 		s[mMBPerSec] = float64(bytes) / 1e6 / elapsed.Seconds()
@@ -237,7 +247,7 @@ func (b *bench) peakRSS(targets []*target) error {
 
 // brief is a sample's headline for the progress lines.
 func brief(s sample) string {
-	keys := []string{mReqPerSec, mMBPerSec, mP50, mP99, mCPUPerReq, mUpstreamConns, mAddedP99, mKiBPerTunnel, mErrors}
+	keys := []string{mReqPerSec, mMBPerSec, mP50, mP99, mCPUPerReq, mCallsPerReq, mUpstreamConns, mAddedP99, mKiBPerTunnel, mErrors}
 	var out string
 	for _, k := range keys {
 		if v, ok := s[k]; ok {
