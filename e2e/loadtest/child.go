@@ -112,6 +112,7 @@ func (c *child) Stop() error {
 type stderrLog struct {
 	secret string
 	ready  *regexp.Regexp // the ready line; lines before it are not counted
+	tee    bool           // copy every line to the diagnosis log (-keyhole-log)
 
 	mu    sync.Mutex
 	lines int
@@ -148,9 +149,19 @@ func (l *stderrLog) add(line string) {
 		l.leaks = append(l.leaks, fmt.Sprintf("stderr line %d holds the secret BENCH at offset %d", l.lines, i))
 		line = "(line withheld: it holds the secret)"
 	}
+	if l.tee {
+		diag.line("%s", line)
+	}
 	if len(l.first) < maxKept {
 		l.first = append(l.first, line)
 	}
+}
+
+// teeToDiag copies the lines from now on to the diagnosis log.
+func (l *stderrLog) teeToDiag() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tee = true
 }
 
 // reset forgets the lines counted so far (those before the ready line),
@@ -181,6 +192,31 @@ func (l *stderrLog) Leaks() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.leaks...)
+}
+
+// diagLog is the -keyhole-log file: keyhole's stderr lines and the
+// tool's round starts, each with the time it was seen.
+type diagLog struct {
+	mu sync.Mutex
+	w  io.Writer // nil: no log
+}
+
+// diag is the run's diagnosis log.
+var diag diagLog
+
+func (d *diagLog) set(w io.Writer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.w = w
+}
+
+// line writes one timestamped line, if the log is on.
+func (d *diagLog) line(format string, args ...any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.w != nil {
+		fmt.Fprintf(d.w, "%s %s\n", time.Now().Format("15:04:05.000000"), fmt.Sprintf(format, args...))
+	}
 }
 
 // baseEnv is the tool's environment without proxy or KEYHOLE_ settings,

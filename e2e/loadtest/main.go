@@ -117,6 +117,12 @@ type options struct {
 	duration time.Duration
 	only     string
 	noPin    bool
+	// keyholeEnv are extra KEY=VALUE settings for keyhole's environment
+	// (GODEBUG=gctrace=1 ...), and keyholeLog a file that gets every line
+	// keyhole writes to stderr, timestamped, with the tool's round starts
+	// between them: for diagnosis, not for measurement.
+	keyholeEnv []string
+	keyholeLog string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -130,6 +136,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 0, "rounds per scenario (default 5, or 2 with -quick)")
 	fs.DurationVar(&o.duration, "duration", 0, "length of one throughput round (default 3s, or 1.5s with -quick)")
 	fs.BoolVar(&o.noPin, "no-pin", false, "do not pin the proxies to the last CPU and the tool to the others")
+	fs.Func("keyhole-env", "add `KEY=VALUE` to keyhole's environment, e.g. GODEBUG=gctrace=1 (repeatable; for diagnosis)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.keyholeEnv = append(o.keyholeEnv, v)
+		return nil
+	})
+	fs.StringVar(&o.keyholeLog, "keyhole-log", "", "write every line keyhole prints on stderr to this file, timestamped, with the tool's round starts (for diagnosis)")
 	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarioNames(), ",")+" (default: all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -19,6 +19,7 @@ type setup struct {
 	dir      string // temporary; holds the CA files, rules and state
 	bin      string // keyhole binary
 	auditLog string
+	env      []string // extra environment for keyhole (-keyhole-env)
 	up       *upstream
 	upCA     *authority // signs the upstream's certificate
 	mitmCA   *authority // the baseline's MITM CA
@@ -67,7 +68,7 @@ func (s *setup) start(ctx context.Context, withSquid bool) (base, sq, kh *target
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	kc, roots, err := startKeyhole(ctx, s.bin, s.dir, s.up.addr, s.auditLog)
+	kc, roots, err := startKeyhole(ctx, s.bin, s.dir, s.up.addr, s.auditLog, s.env)
 	if err != nil {
 		_ = bc.Stop()
 		return nil, nil, nil, err
@@ -145,6 +146,15 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	s, err := newSetup(dir, bin, p.AuditLog)
 	if err != nil {
 		return err
+	}
+	s.env = o.keyholeEnv
+	if o.keyholeLog != "" {
+		f, err := os.Create(o.keyholeLog)
+		if err != nil {
+			return fmt.Errorf("-keyhole-log: %w", err)
+		}
+		defer f.Close()
+		diag.set(f)
 	}
 	defer s.up.Close()
 	b := newBench(p, s.up, clockTicks(ctx), stderr)

@@ -104,6 +104,7 @@ func (b *bench) note(format string, args ...any) {
 func (b *bench) rounds(ctx context.Context, scn string, targets []*target, measure func(context.Context, *target) (sample, errorLog, error)) error {
 	for r := range b.plan.Rounds {
 		for _, t := range targets {
+			diag.line("loadtest: %s round %d %s starts", scn, r+1, t.name)
 			s, e, err := measure(ctx, t)
 			if err != nil {
 				return fmt.Errorf("%s round %d %s: %w", scn, r+1, t.name, err)

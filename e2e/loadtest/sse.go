@@ -24,10 +24,12 @@ func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target
 		samples := make([]sample, len(targets))
 		errs := make([]errorLog, len(targets))
 		var wg sync.WaitGroup
+		diag.line("loadtest: %s round %d starts", sSSE, r+1)
 		for j, t := range targets {
 			wg.Go(func() { samples[j], errs[j] = b.sse(ctx, t, j, len(targets)) })
 		}
 		wg.Wait()
+		diag.line("loadtest: %s round %d ends", sSSE, r+1)
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s round %d: %w", sSSE, r+1, err)
 		}
