@@ -68,7 +68,7 @@ func (b *bench) sse(ctx context.Context, t *target, slot, slots int) (sample, er
 				return
 			}
 			t.requests.Add(1)
-			d, err := stream(ctx, t.keepAlive)
+			d, err := stream(ctx, t.keepAlive, t.name)
 			mu.Lock()
 			defer mu.Unlock()
 			delays = append(delays, d...)
@@ -85,10 +85,17 @@ func (b *bench) sse(ctx context.Context, t *target, slot, slots int) (sample, er
 	}, errs
 }
 
+// lateEvent is the delay past which -keyhole-log notes an event.
+const lateEvent = 3 * time.Millisecond
+
 // stream reads one /sse response and returns, for each event, the time
 // between the upstream's write (the UnixNano in its data line) and the
 // moment the client had read the line.
-func stream(ctx context.Context, tr http.RoundTripper) ([]time.Duration, error) {
+//
+// With -keyhole-log, an event that took longer than lateEvent is noted
+// there, with its target, so that late events can be matched with what
+// keyhole logged (GODEBUG=gctrace=1) at the same moment.
+func stream(ctx context.Context, tr http.RoundTripper, name string) ([]time.Duration, error) {
 	req, err := newRequest(ctx, "/sse")
 	if err != nil {
 		return nil, err
@@ -112,7 +119,11 @@ func stream(ctx context.Context, tr http.RoundTripper) ([]time.Duration, error) 
 			if perr != nil {
 				return out, fmt.Errorf("read event: %w", perr)
 			}
-			out = append(out, time.Duration(now-sent))
+			d := time.Duration(now - sent)
+			out = append(out, d)
+			if d > lateEvent {
+				diag.line("loadtest: sse %s event sent at %s arrived %.1f ms late", name, time.Unix(0, sent).Format("15:04:05.000000"), ms(d))
+			}
 		}
 		if err != nil {
 			if len(out) != sseEvents {
