@@ -37,6 +37,8 @@ func pinCPUs() string {
 			return fmt.Sprintf("proxies not pinned: %v", err)
 		}
 	}
+	// The runtime sized GOMAXPROCS from the affinity at start.
+	runtime.GOMAXPROCS(n - 1)
 	proxyCPU = strconv.Itoa(n - 1)
 	return ""
 }
