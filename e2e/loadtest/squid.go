@@ -106,8 +106,10 @@ func writeSquidConfig(dir string, port int, ca *authority, upstreamIP string) (s
 	if err := squidConfig.Execute(&b, p); err != nil {
 		return "", fmt.Errorf("squid: %w", err)
 	}
+	// The config holds the bench secret: readable by root only (Squid
+	// reads it before it switches user).
 	conf := filepath.Join(sq, "squid.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
 		return "", fmt.Errorf("squid: %w", err)
 	}
 	return conf, nil
