@@ -61,9 +61,11 @@
 //     proxy opened per 1000 requests.
 //   - large_download: 6 keep-alive clients GET 1 MiB bodies: MB/s and CPU
 //     per MiB (vs baseline).
-//   - sse: 32 streams of 20 server-sent events 50 ms apart per target,
-//     each stamped with its write time; the delay to the client's read
-//     directly and through each proxy, all at once with their events
+//   - sse: each round starts right after a 1 s burst of load on every
+//     proxy at once (8 keep-alive clients of 1 KiB and 2 of 1 MiB each),
+//     then opens 32 streams of 20 server-sent events 50 ms apart per
+//     target, each stamped with its write time; the delay to the client's
+//     read directly and through each proxy, all at once with their events
 //     interleaved; each proxy's p99 minus direct's in the same round, the
 //     worst round of that, and the worst round of keyhole's p99 minus the
 //     baseline's.

@@ -14,13 +14,16 @@ import (
 
 // sseRounds measures, round after round, the delay from the upstream's
 // write of each event to the client's read, directly (the reference) and
-// through each proxy. The three run at the same time, their streams
+// through each proxy. All run at the same time, their streams
 // interleaved, so that a hiccup of the shared machine lands on all of them
 // alike; each proxy's added delay is its percentile minus direct's in the
-// same round.
+// same round. Each round starts right after a burst of load on every
+// proxy at once (see burst): streams must stay steady then, and no proxy
+// is favoured by having been quiet longer than another.
 func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target) error {
 	targets := append([]*target{direct}, proxies...)
 	for r := range b.plan.Rounds {
+		b.burst(ctx, proxies, sseBurst)
 		samples := make([]sample, len(targets))
 		errs := make([]errorLog, len(targets))
 		var wg sync.WaitGroup
@@ -83,6 +86,53 @@ func (b *bench) sse(ctx context.Context, t *target, slot, slots int) (sample, er
 		mP50:    ms(percentile(delays, 50)),
 		mP99:    ms(percentile(delays, 99)),
 	}, errs
+}
+
+// sseBurst is how long the burst before each SSE round lasts.
+const sseBurst = time.Second
+
+// Clients per proxy in the burst: keep-alive 1 KiB requests (a request
+// rate that moves keyhole's collector target, see gctune) and 1 MiB
+// downloads (large buffers, then garbage).
+const (
+	burstSmall = 8
+	burstLarge = 2
+)
+
+// burst drives every proxy at once, for d, with 1 KiB requests and 1 MiB
+// downloads, then returns at once. Failed requests are noted: they are
+// not the scenario's, but a proxy that fails under the burst is news.
+func (b *bench) burst(ctx context.Context, proxies []*target, d time.Duration) {
+	diag.line("loadtest: burst before an sse round starts")
+	deadline := time.Now().Add(d)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed = map[string]int{}
+	)
+	for _, t := range proxies {
+		for i := range burstSmall + burstLarge {
+			path, size := "/small", int64(smallSize)
+			if i >= burstSmall {
+				path, size = "/large", largeSize
+			}
+			wg.Go(func() {
+				for ctx.Err() == nil && time.Now().Before(deadline) {
+					if _, err := t.fetch(ctx, keepAlive, path, size); err != nil && ctx.Err() == nil {
+						mu.Lock()
+						failed[t.name]++
+						mu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, t := range proxies {
+		if n := failed[t.name]; n > 0 {
+			b.note("%s: %s failed %d requests of the burst before a round", sSSE, t.name, n)
+		}
+	}
 }
 
 // lateEvent is the delay past which -keyhole-log notes an event.
