@@ -38,11 +38,11 @@ func newTarget(name string, proxy *url.URL, roots *x509.CertPool, upstreamAddr s
 	return t
 }
 
-// cpuTicks returns the CPU time the target's process has used, 0 for
-// direct (no process of its own).
-func (t *target) cpuTicks() (uint64, error) {
+// cpuTicks returns the user and kernel CPU time the target's process has
+// used, 0 for direct (no process of its own).
+func (t *target) cpuTicks() (user, sys uint64, err error) {
 	if t.proc == nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	return cpuTicks(t.proc.Pid())
 }

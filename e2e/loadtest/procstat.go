@@ -12,39 +12,46 @@ import (
 	"strings"
 )
 
-// cpuTicks returns the CPU time (utime+stime, in clock ticks) that process
-// pid has used, from /proc/PID/stat.
-func cpuTicks(pid int) (uint64, error) {
+// cpuTicks returns the CPU time that process pid has used in user space
+// (utime) and in the kernel (stime), in clock ticks, from /proc/PID/stat.
+func cpuTicks(pid int) (user, sys uint64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read cpu: %w", err)
+		return 0, 0, fmt.Errorf("read cpu: %w", err)
 	}
-	return parseStat(b)
+	return parseStatTimes(b)
 }
 
-// parseStat returns utime+stime from the contents of /proc/PID/stat. The
-// command name (field 2) is in parentheses and may itself hold spaces and
-// parentheses, so fields are counted from the last ')' (proc(5)).
+// parseStat returns utime+stime from the contents of /proc/PID/stat.
 func parseStat(b []byte) (uint64, error) {
+	u, s, err := parseStatTimes(b)
+	return u + s, err
+}
+
+// parseStatTimes returns utime and stime from the contents of
+// /proc/PID/stat. The command name (field 2) is in parentheses and may
+// itself hold spaces and parentheses, so fields are counted from the last
+// ')' (proc(5)).
+func parseStatTimes(b []byte) (user, sys uint64, err error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("parse stat: no ')' after the command name")
+		return 0, 0, errors.New("parse stat: no ')' after the command name")
 	}
 	// After ')' come field 3 (state) onwards: utime is field 14 and stime
 	// field 15, so indexes 11 and 12 here.
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("parse stat: got %d fields after the command name, want at least 13", len(f))
+		return 0, 0, fmt.Errorf("parse stat: got %d fields after the command name, want at least 13", len(f))
 	}
 	utime, err := strconv.ParseUint(f[11], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("parse stat: utime: %w", err)
+		return 0, 0, fmt.Errorf("parse stat: utime: %w", err)
 	}
 	stime, err := strconv.ParseUint(f[12], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("parse stat: stime: %w", err)
+		return 0, 0, fmt.Errorf("parse stat: stime: %w", err)
 	}
-	return utime + stime, nil
+	return utime, stime, nil
 }
 
 // memory is a process's resident set, from /proc/PID/status.

@@ -56,6 +56,7 @@ func rowDefs() []rowDef {
 	return []rowDef{
 		{scn: sKeepAlive, key: mReqPerSec, label: "requests/s", ref: "direct", goal: ratioAtLeast(0.9)},
 		{scn: sKeepAlive, key: mCPUPerReq, label: "proxy CPU µs/request", ref: "baseline", goal: ratioAtMost(0.6)},
+		{scn: sKeepAlive, key: mSysPerReq, label: "  of which in the kernel", ref: "baseline"},
 		{scn: sKeepAlive, key: mCallsPerReq, label: "proxy read+write syscalls/request", ref: "baseline"},
 		{scn: sKeepAlive, key: mP50, label: "latency p50 ms", ref: "baseline"},
 		{scn: sKeepAlive, key: mP99, label: "latency p99 ms", ref: "baseline"},
@@ -63,6 +64,7 @@ func rowDefs() []rowDef {
 		{scn: sPeak, key: mPeakRSS, label: "peak RSS MiB (VmHWM)", ref: "baseline", goal: keyholeAtMost(64)},
 		{scn: sClose, key: mReqPerSec, label: "connections/s", ref: "squid", goal: ratioAtLeast(1.0)},
 		{scn: sClose, key: mCPUPerReq, label: "proxy CPU µs/connection", ref: "squid"},
+		{scn: sClose, key: mSysPerReq, label: "  of which in the kernel", ref: "squid"},
 		{scn: sClose, key: mCallsPerReq, label: "proxy read+write syscalls/connection", ref: "squid"},
 		{scn: sClose, key: mP99, label: "latency p99 ms", ref: "squid"},
 		{scn: sClose, key: mUpstreamConns, label: "upstream conns/1000 req"},
@@ -79,6 +81,7 @@ func rowDefs() []rowDef {
 		{scn: sSSE, key: mOverBaseP99, label: "p99 − baseline's ms, worst round", agg: aggMax, goal: keyholeAtMost(0)},
 		{scn: sH2, key: mReqPerSec, label: "requests/s", ref: "baseline"},
 		{scn: sH2, key: mCPUPerReq, label: "proxy CPU µs/request", ref: "keyhole", refScn: sKeepAlive, goal: ratioAtMost(1.0)},
+		{scn: sH2, key: mSysPerReq, label: "  of which in the kernel", ref: "baseline"},
 		{scn: sH2, key: mCallsPerReq, label: "proxy read+write syscalls/request", ref: "keyhole", refScn: sKeepAlive},
 		{scn: sH2, key: mP50, label: "latency p50 ms", ref: "baseline"},
 		{scn: sH2, key: mP99, label: "latency p99 ms", ref: "baseline"},

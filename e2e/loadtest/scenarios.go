@@ -22,6 +22,7 @@ const (
 	mP99           = "p99_ms"
 	mCPUPerReq     = "cpu_us_per_req"
 	mCallsPerReq   = "io_syscalls_per_req" // the proxy's read and write system calls per request
+	mSysPerReq     = "sys_cpu_us_per_req"  // the kernel's share of mCPUPerReq (stime)
 	mUpstreamConns = "upstream_conns_per_1000_req"
 	mMBPerSec      = "mb_per_s"
 	mCPUPerMiB     = "cpu_us_per_mib"
@@ -126,7 +127,7 @@ func (b *bench) throughput(l load) func(context.Context, *target) (sample, error
 // runLoad drives t with l for the plan's duration and measures the rate,
 // latency, bytes, the proxy's CPU and the upstream connections opened.
 func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLog, error) {
-	cpu0, err := t.cpuTicks()
+	user0, sys0, err := t.cpuTicks()
 	if err != nil {
 		return nil, errorLog{}, err
 	}
@@ -168,7 +169,7 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	if err := ctx.Err(); err != nil {
 		return nil, errorLog{}, err
 	}
-	cpu1, err := t.cpuTicks()
+	user1, sys1, err := t.cpuTicks()
 	if err != nil {
 		return nil, errorLog{}, err
 	}
@@ -186,7 +187,8 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	}
 	slices.Sort(lat)
 	n := float64(len(lat))
-	cpuUS := float64(cpu1-cpu0) / b.clkTck * 1e6
+	cpuUS := float64(user1-user0+sys1-sys0) / b.clkTck * 1e6
+	sysUS := float64(sys1-sys0) / b.clkTck * 1e6
 	s := sample{
 		mRequests:      n,
 		mErrors:        float64(errs.n),
@@ -197,6 +199,7 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	}
 	if t.proc != nil {
 		s[mCPUPerReq] = cpuUS / max(n, 1)
+		s[mSysPerReq] = sysUS / max(n, 1)
 		s[mCallsPerReq] = float64(calls1-calls0) / max(n, 1)
 	}
 	if l.size >= largeSize {
