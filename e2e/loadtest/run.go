@@ -125,14 +125,6 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	started, loadStart := time.Now(), loadAverage()
-	var pinned string
-	if o.noPin {
-		pinned = "proxies not pinned (-no-pin)"
-	} else if why := pinCPUs(); why != "" {
-		pinned = why
-	} else {
-		pinned = "proxies pinned to CPU " + proxyCPU + ", clients and upstream on the others"
-	}
 	bin := o.keyhole
 	if bin == "" {
 		fmt.Fprintln(stderr, "building ./cmd/keyhole ...")
@@ -142,6 +134,15 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	if p.AuditLog == "" {
 		p.AuditLog = filepath.Join(dir, "audit.log")
+	}
+	// Pinned after the build, which should have every CPU.
+	var pinned string
+	if o.noPin {
+		pinned = "proxies not pinned (-no-pin)"
+	} else if why := pinCPUs(); why != "" {
+		pinned = why
+	} else {
+		pinned = "proxies pinned to CPU " + proxyCPU + ", clients and upstream on the others"
 	}
 	s, err := newSetup(dir, bin, p.AuditLog)
 	if err != nil {
