@@ -56,6 +56,15 @@ func (t *target) ioCalls() (uint64, error) {
 	return ioCalls(t.proc.Pid())
 }
 
+// sched returns what the scheduler did with the target's process's
+// threads, zero for direct.
+func (t *target) sched() (sched, error) {
+	if t.proc == nil {
+		return sched{}, nil
+	}
+	return readSched(t.proc.Pid())
+}
+
 // transport returns a client transport to the target. Keep-alive pools
 // hold up to 64 idle connections, more than any scenario's concurrency.
 // Transports have no TLS session cache, so every new connection makes a

@@ -281,3 +281,13 @@ func TestParseIO(t *testing.T) {
 		})
 	}
 }
+
+func TestParseSched(t *testing.T) {
+	got := parseSched([]byte("37714141 216011063 203\n"), []byte("Name:\tkeyhole\nvoluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t53\n"))
+	if want := (sched{waitNS: 216011063, switches: 203}); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if got := parseSched([]byte(""), []byte("")); got != (sched{}) {
+		t.Errorf("empty: got %+v, want zero", got)
+	}
+}

@@ -171,3 +171,54 @@ func parseIO(b []byte) (uint64, error) {
 	}
 	return sum, nil
 }
+
+// sched is what the scheduler did with a process's threads, summed over
+// the threads alive when it is read.
+type sched struct {
+	waitNS   uint64 // time runnable but waiting for a CPU (schedstat's run_delay)
+	switches uint64 // context switches, voluntary and not
+}
+
+// readSched sums /proc/PID/task/*/schedstat and the switch counts of
+// /proc/PID/task/*/status. A thread that ends between the listing and the
+// read is skipped.
+func readSched(pid int) (sched, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return sched{}, fmt.Errorf("read sched: %w", err)
+	}
+	var s sched
+	for _, t := range tasks {
+		st, err1 := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		status, err2 := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		s.add(parseSched(st, status))
+	}
+	return s, nil
+}
+
+func (s *sched) add(o sched) {
+	s.waitNS += o.waitNS
+	s.switches += o.switches
+}
+
+// parseSched reads one thread's run_delay (the second number of
+// schedstat) and its voluntary and nonvoluntary context switches; fields
+// it cannot read count as 0.
+func parseSched(schedstat, status []byte) sched {
+	var s sched
+	if f := strings.Fields(string(schedstat)); len(f) >= 2 {
+		s.waitNS, _ = strconv.ParseUint(f[1], 10, 64)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if ok && (name == "voluntary_ctxt_switches" || name == "nonvoluntary_ctxt_switches") {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			s.switches += n
+		}
+	}
+	return s
+}

@@ -58,6 +58,8 @@ func rowDefs() []rowDef {
 		{scn: sKeepAlive, key: mCPUPerReq, label: "proxy CPU µs/request", ref: "baseline", goal: ratioAtMost(0.6)},
 		{scn: sKeepAlive, key: mSysPerReq, label: "  of which in the kernel", ref: "baseline"},
 		{scn: sKeepAlive, key: mCallsPerReq, label: "proxy read+write syscalls/request", ref: "baseline"},
+		{scn: sKeepAlive, key: mSwitchPerReq, label: "proxy context switches/request", ref: "baseline"},
+		{scn: sKeepAlive, key: mWaitPerReq, label: "proxy run-queue wait µs/request", ref: "baseline"},
 		{scn: sKeepAlive, key: mP50, label: "latency p50 ms", ref: "baseline"},
 		{scn: sKeepAlive, key: mP99, label: "latency p99 ms", ref: "baseline"},
 		{scn: sKeepAlive, key: mUpstreamConns, label: "upstream conns/1000 req"},

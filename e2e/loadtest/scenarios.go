@@ -21,8 +21,10 @@ const (
 	mP50           = "p50_ms"
 	mP99           = "p99_ms"
 	mCPUPerReq     = "cpu_us_per_req"
-	mCallsPerReq   = "io_syscalls_per_req" // the proxy's read and write system calls per request
-	mSysPerReq     = "sys_cpu_us_per_req"  // the kernel's share of mCPUPerReq (stime)
+	mCallsPerReq   = "io_syscalls_per_req"  // the proxy's read and write system calls per request
+	mSysPerReq     = "sys_cpu_us_per_req"   // the kernel's share of mCPUPerReq (stime)
+	mWaitPerReq    = "runq_wait_us_per_req" // time the proxy's threads were runnable but had no CPU, per request
+	mSwitchPerReq  = "ctx_switches_per_req" // the proxy's threads' context switches per request
 	mUpstreamConns = "upstream_conns_per_1000_req"
 	mMBPerSec      = "mb_per_s"
 	mCPUPerMiB     = "cpu_us_per_mib"
@@ -135,6 +137,10 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	if err != nil {
 		return nil, errorLog{}, err
 	}
+	sched0, err := t.sched()
+	if err != nil {
+		return nil, errorLog{}, err
+	}
 	conns0 := b.up.Conns()
 	start := time.Now()
 	deadline := start.Add(b.plan.Duration)
@@ -177,6 +183,10 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	if err != nil {
 		return nil, errorLog{}, err
 	}
+	sched1, err := t.sched()
+	if err != nil {
+		return nil, errorLog{}, err
+	}
 	var lat []time.Duration
 	var bytes int64
 	var errs errorLog
@@ -201,6 +211,10 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 		s[mCPUPerReq] = cpuUS / max(n, 1)
 		s[mSysPerReq] = sysUS / max(n, 1)
 		s[mCallsPerReq] = float64(calls1-calls0) / max(n, 1)
+		// Threads that started during the round count from 0, those that
+		// ended are lost: the difference is an estimate, never negative.
+		s[mWaitPerReq] = float64(sched1.waitNS-min(sched0.waitNS, sched1.waitNS)) / 1e3 / max(n, 1)
+		s[mSwitchPerReq] = float64(sched1.switches-min(sched0.switches, sched1.switches)) / max(n, 1)
 	}
 	if l.size >= largeSize {
 		s[mMBPerSec] = float64(bytes) / 1e6 / elapsed.Seconds()
