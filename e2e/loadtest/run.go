@@ -24,7 +24,7 @@ type setup struct {
 	upCA     *authority // signs the upstream's certificate
 	mitmCA   *authority // the baseline's MITM CA
 	squidCA  *authority // Squid's ssl-bump CA
-	noSquid  bool       // Squid is not installed: the run goes on without it
+	noSquid  error      // why Squid cannot run here (errNoSquid); the run goes on without it
 }
 
 // newSetup generates the CAs, writes the files the children read and
@@ -75,12 +75,12 @@ func (s *setup) start(ctx context.Context, withSquid bool) (base, sq, kh *target
 	}
 	base = newTarget("baseline", &url.URL{Scheme: "http", Host: bc.Addr}, s.mitmCA.pool(), s.up.addr, bc)
 	kh = newTarget("keyhole", &url.URL{Scheme: "http", Host: kc.Addr}, roots, s.up.addr, kc)
-	if !withSquid || s.noSquid {
+	if !withSquid || s.noSquid != nil {
 		return base, nil, kh, nil
 	}
 	sc, err := startSquid(ctx, s.dir, s.squidCA, s.up)
 	if errors.Is(err, errNoSquid) {
-		s.noSquid = true
+		s.noSquid = err
 		return base, nil, kh, nil
 	}
 	if err != nil {
@@ -203,7 +203,7 @@ func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
 	if sq != nil {
 		proxies = []*target{base, sq, kh}
 	} else {
-		b.note("squid: %s is not installed (Debian's squid-openssl): the run has no Squid column", squidBin)
+		b.note("squid: %v", s.noSquid)
 	}
 	if err := b.throughputScenarios(ctx, s.direct(), proxies); err != nil {
 		b.stop(proxies...)

@@ -142,8 +142,10 @@ func giveTo(dir string, names ...string) (string, error) {
 	return "", fmt.Errorf("squid: none of the users %s exists to run Squid as", strings.Join(names, ", "))
 }
 
-// errNoSquid means Squid is not installed; the run goes on without it.
-var errNoSquid = errors.New("squid not installed")
+// errNoSquid means Squid cannot run here (not installed, or port 443 of
+// a loopback address cannot be bound: not root); the run goes on without
+// it.
+var errNoSquid = errors.New("no Squid column")
 
 // startSquid runs Squid in the foreground (-N, one process) with the
 // config above, on a free port of 127.0.0.1, in front of up, which it
@@ -151,11 +153,11 @@ var errNoSquid = errors.New("squid not installed")
 // between the probe and Squid's bind is retried.
 func startSquid(ctx context.Context, dir string, ca *authority, up *upstream) (*child, error) {
 	if _, err := os.Stat(squidBin); err != nil {
-		return nil, errNoSquid
+		return nil, fmt.Errorf("%w: %s is not installed (Debian's squid-openssl)", errNoSquid, squidBin)
 	}
 	upstreamIP, err := up.listen443()
 	if err != nil {
-		return nil, fmt.Errorf("squid: %w", err)
+		return nil, fmt.Errorf("%w: %v (binding port 443 needs root)", errNoSquid, err)
 	}
 	var last error
 	for range 3 {
