@@ -35,7 +35,17 @@ type child struct {
 // ready line. The child gets its own process group and SIGKILL if the tool
 // dies first.
 func startChild(ctx context.Context, name, path string, args, env []string, secret string) (*child, error) {
-	c := &child{name: name, done: make(chan struct{}), log: &stderrLog{secret: secret}}
+	return startChildReady(ctx, name, path, args, env, secret, readyLine)
+}
+
+// startChildReady is startChild for a child whose ready line is ready,
+// whose first submatch is the address it listens on. When the proxies are
+// pinned (pin.go), the child runs under taskset on the proxies' CPU.
+func startChildReady(ctx context.Context, name, path string, args, env []string, secret string, ready *regexp.Regexp) (*child, error) {
+	c := &child{name: name, done: make(chan struct{}), log: &stderrLog{secret: secret, ready: ready}}
+	if proxyCPU != "" {
+		path, args = "taskset", append([]string{"-c", proxyCPU, path}, args...)
+	}
 	c.cmd = exec.Command(path, args...)
 	c.cmd.Env = env
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -101,6 +111,8 @@ func (c *child) Stop() error {
 // number and offset only, never the bytes).
 type stderrLog struct {
 	secret string
+	ready  *regexp.Regexp // the ready line; lines before it are not counted
+	tee    bool           // copy every line to the diagnosis log (-keyhole-log)
 
 	mu    sync.Mutex
 	lines int
@@ -116,9 +128,10 @@ func (l *stderrLog) scan(r io.Reader, ready chan<- string) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if m := readyLine.FindStringSubmatch(line); m != nil {
+		if m := l.ready.FindStringSubmatch(line); m != nil {
 			select {
 			case ready <- m[1]:
+				l.reset()
 				continue
 			default:
 			}
@@ -136,9 +149,27 @@ func (l *stderrLog) add(line string) {
 		l.leaks = append(l.leaks, fmt.Sprintf("stderr line %d holds the secret BENCH at offset %d", l.lines, i))
 		line = "(line withheld: it holds the secret)"
 	}
+	if l.tee {
+		diag.line("%s", line)
+	}
 	if len(l.first) < maxKept {
 		l.first = append(l.first, line)
 	}
+}
+
+// teeToDiag copies the lines from now on to the diagnosis log.
+func (l *stderrLog) teeToDiag() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tee = true
+}
+
+// reset forgets the lines counted so far (those before the ready line),
+// keeping any leak found in them.
+func (l *stderrLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines, l.first = 0, nil
 }
 
 // Lines returns how many lines the child has written to stderr, not
@@ -161,6 +192,31 @@ func (l *stderrLog) Leaks() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.leaks...)
+}
+
+// diagLog is the -keyhole-log file: keyhole's stderr lines and the
+// tool's round starts, each with the time it was seen.
+type diagLog struct {
+	mu sync.Mutex
+	w  io.Writer // nil: no log
+}
+
+// diag is the run's diagnosis log.
+var diag diagLog
+
+func (d *diagLog) set(w io.Writer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.w = w
+}
+
+// line writes one timestamped line, if the log is on.
+func (d *diagLog) line(format string, args ...any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.w != nil {
+		fmt.Fprintf(d.w, "%s %s\n", time.Now().Format("15:04:05.000000"), fmt.Sprintf(format, args...))
+	}
 }
 
 // baseEnv is the tool's environment without proxy or KEYHOLE_ settings,

@@ -38,6 +38,33 @@ func newTarget(name string, proxy *url.URL, roots *x509.CertPool, upstreamAddr s
 	return t
 }
 
+// cpuTicks returns the user and kernel CPU time the target's process has
+// used, 0 for direct (no process of its own).
+func (t *target) cpuTicks() (user, sys uint64, err error) {
+	if t.proc == nil {
+		return 0, 0, nil
+	}
+	return cpuTicks(t.proc.Pid())
+}
+
+// ioCalls returns the read and write system calls the target's process
+// has made, 0 for direct.
+func (t *target) ioCalls() (uint64, error) {
+	if t.proc == nil {
+		return 0, nil
+	}
+	return ioCalls(t.proc.Pid())
+}
+
+// sched returns what the scheduler did with the target's process's
+// threads, zero for direct.
+func (t *target) sched() (sched, error) {
+	if t.proc == nil {
+		return sched{}, nil
+	}
+	return readSched(t.proc.Pid())
+}
+
 // transport returns a client transport to the target. Keep-alive pools
 // hold up to 64 idle connections, more than any scenario's concurrency.
 // Transports have no TLS session cache, so every new connection makes a

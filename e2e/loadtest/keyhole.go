@@ -52,7 +52,7 @@ resolve:
 // The log level is info, not warn: keyhole prints its ready line (and
 // nothing else on the request path) at info, so the level costs nothing
 // under load and tells the tool the address.
-func startKeyhole(ctx context.Context, bin, dir, upstreamAddr, auditLog string) (*child, *x509.CertPool, error) {
+func startKeyhole(ctx context.Context, bin, dir, upstreamAddr, auditLog string, extraEnv []string) (*child, *x509.CertPool, error) {
 	rules := filepath.Join(dir, "keyhole.yaml")
 	text := fmt.Sprintf(keyholeRules, upstreamHost, upstreamHost, upstreamAddr)
 	if err := os.WriteFile(rules, []byte(text), 0o600); err != nil {
@@ -66,10 +66,12 @@ func startKeyhole(ctx context.Context, bin, dir, upstreamAddr, auditLog string) 
 		"KEYHOLE_LOG_LEVEL=info",
 		"KEYHOLE_LOADTEST_BENCH="+benchSecret,
 	)
+	env = append(env, extraEnv...)
 	c, err := startChild(ctx, "keyhole", bin, []string{"serve", "--listen", "127.0.0.1:0", "--rules", rules}, env, benchSecret)
 	if err != nil {
 		return nil, nil, err
 	}
+	c.log.teeToDiag()
 	roots, err := readPool(filepath.Join(state, "ca.pem"))
 	if err != nil {
 		_ = c.Stop()

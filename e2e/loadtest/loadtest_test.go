@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -136,5 +140,154 @@ func TestBodiesHoldNoSecret(t *testing.T) {
 		if i := bytes.Index(b, []byte(benchSecret)); i >= 0 {
 			t.Errorf("body(%d) holds the secret BENCH at offset %d", n, i)
 		}
+	}
+}
+
+// TestRows checks that each row's ratio is keyhole's value over its
+// reference (another target, or another scenario's keyhole), that a
+// worst-round row takes the largest round, and that rows of scenarios
+// that did not run are left out.
+func TestRows(t *testing.T) {
+	b := newBench(plan{}, nil, 100, nil)
+	add := func(scn, tgt string, s sample) { b.record(scn, &target{name: tgt}, s, errorLog{}) }
+	for _, v := range []float64{90, 100, 110} {
+		add(sKeepAlive, "direct", sample{mReqPerSec: v * 100})
+		add(sKeepAlive, "baseline", sample{mReqPerSec: v * 60, mCPUPerReq: v})
+		add(sKeepAlive, "keyhole", sample{mReqPerSec: v * 95, mCPUPerReq: v / 2})
+		add(sH2, "keyhole", sample{mCPUPerReq: v * 0.6})
+	}
+	for _, v := range []float64{0.5, 7, 1} {
+		add(sSSE, "keyhole", sample{mAddedP99: v, mOverBaseP99: -v})
+	}
+	got := map[string]row{}
+	for _, r := range b.rows() {
+		got[r.Scenario+" "+r.Metric] = r
+	}
+	tests := []struct {
+		row      string
+		ratio    float64 // NaN: none
+		keyhole  float64
+		wantPass bool
+		wantGoal bool
+	}{
+		{"keepalive_small requests/s", 0.95, 9500, true, true},
+		{"keepalive_small proxy CPU µs/request", 0.5, 50, true, true},
+		{"h2_multiplexed proxy CPU µs/request", 1.2, 60, false, true},
+		{"sse added p99 ms, worst round", math.NaN(), 7, false, true},
+		{"sse p99 − baseline's ms, worst round", math.NaN(), -0.5, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.row, func(t *testing.T) {
+			r, ok := got[tc.row]
+			if !ok {
+				t.Fatalf("no row %q", tc.row)
+			}
+			if r.Values["keyhole"] == nil || math.Abs(*r.Values["keyhole"]-tc.keyhole) > 1e-9 {
+				t.Errorf("keyhole value: got %v, want %v", r.Values["keyhole"], tc.keyhole)
+			}
+			switch {
+			case math.IsNaN(tc.ratio) && r.Ratio != nil:
+				t.Errorf("ratio: got %v, want none", *r.Ratio)
+			case !math.IsNaN(tc.ratio) && (r.Ratio == nil || math.Abs(*r.Ratio-tc.ratio) > 1e-9):
+				t.Errorf("ratio: got %v, want %v", r.Ratio, tc.ratio)
+			}
+			if (r.Pass != nil) != tc.wantGoal {
+				t.Fatalf("pass: got %v, want a verdict %v", r.Pass, tc.wantGoal)
+			}
+			if r.Pass != nil && *r.Pass != tc.wantPass {
+				t.Errorf("pass: got %v, want %v", *r.Pass, tc.wantPass)
+			}
+		})
+	}
+	for name := range got {
+		if strings.HasPrefix(name, sLarge) || strings.HasPrefix(name, sIdle) {
+			t.Errorf("row %q of a scenario that did not run", name)
+		}
+	}
+}
+
+// TestSquidConfigParses writes the Squid peer's configuration and has
+// Squid check it (squid -k parse), so that a broken config fails here and
+// not in a manual load run. Under CI=true a missing Squid fails.
+func TestSquidConfigParses(t *testing.T) {
+	if _, err := os.Stat(squidBin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing (Debian's squid-openssl; .ci/run installs it)", squidBin)
+		}
+		t.Skipf("%s is missing (Debian's squid-openssl)", squidBin)
+	}
+	dir := t.TempDir()
+	ca, err := newAuthority("test Squid CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.writeCert(filepath.Join(dir, upstreamCAFile)); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := writeSquidConfig(dir, 3128, ca, "127.0.44.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ssl_bump bump all", "request_header_replace Authorization Bearer ", "tls_outgoing_options cafile=", "workers 1", "cache deny all"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("squid.conf lacks %q", want)
+		}
+	}
+	out, err := exec.Command(squidBin, "-k", "parse", "-f", conf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("squid -k parse: %v; output without the config's lines:\n%s", err, withoutSecret(out))
+	}
+	if bytes.Contains(out, []byte("FATAL")) || bytes.Contains(out, []byte("ERROR")) {
+		t.Errorf("squid -k parse complained:\n%s", withoutSecret(out))
+	}
+}
+
+// withoutSecret drops the lines of Squid's output that hold the bench
+// secret (it echoes config lines).
+func withoutSecret(out []byte) string {
+	var keep []string
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if !strings.Contains(line, benchSecret) {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+func TestParseIO(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    uint64
+		wantErr bool
+	}{
+		{"both", "rchar: 10\nwchar: 20\nsyscr: 7\nsyscw: 5\nread_bytes: 0\n", 12, false},
+		{"one missing", "syscr: 7\n", 0, true},
+		{"not a number", "syscr: x\nsyscw: 5\n", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseIO([]byte(tc.in))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("got error %v, want error %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseSched(t *testing.T) {
+	got := parseSched([]byte("37714141 216011063 203\n"), []byte("Name:\tkeyhole\nvoluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t53\n"))
+	if want := (sched{waitNS: 216011063, switches: 203}); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if got := parseSched([]byte(""), []byte("")); got != (sched{}) {
+		t.Errorf("empty: got %+v, want zero", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -18,9 +19,12 @@ type setup struct {
 	dir      string // temporary; holds the CA files, rules and state
 	bin      string // keyhole binary
 	auditLog string
+	env      []string // extra environment for keyhole (-keyhole-env)
 	up       *upstream
 	upCA     *authority // signs the upstream's certificate
 	mitmCA   *authority // the baseline's MITM CA
+	squidCA  *authority // Squid's ssl-bump CA
+	noSquid  error      // why Squid cannot run here (errNoSquid); the run goes on without it
 }
 
 // newSetup generates the CAs, writes the files the children read and
@@ -32,6 +36,9 @@ func newSetup(dir, bin, auditLog string) (*setup, error) {
 		return nil, err
 	}
 	if s.mitmCA, err = newAuthority("keyhole loadtest baseline MITM CA"); err != nil {
+		return nil, err
+	}
+	if s.squidCA, err = newAuthority("keyhole loadtest Squid ssl-bump CA"); err != nil {
 		return nil, err
 	}
 	if err := s.upCA.writeCert(filepath.Join(dir, upstreamCAFile)); err != nil {
@@ -53,21 +60,36 @@ func newSetup(dir, bin, auditLog string) (*setup, error) {
 	return s, nil
 }
 
-// start runs a fresh baseline and a fresh keyhole. On error, whatever
+// start runs a fresh baseline and a fresh keyhole, and with withSquid a
+// fresh Squid when it is installed (nil when not). On error, whatever
 // started is stopped.
-func (s *setup) start(ctx context.Context) (base, kh *target, err error) {
+func (s *setup) start(ctx context.Context, withSquid bool) (base, sq, kh *target, err error) {
 	bc, err := startBaseline(ctx, s.dir, s.up.addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	kc, roots, err := startKeyhole(ctx, s.bin, s.dir, s.up.addr, s.auditLog)
+	kc, roots, err := startKeyhole(ctx, s.bin, s.dir, s.up.addr, s.auditLog, s.env)
 	if err != nil {
 		_ = bc.Stop()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	base = newTarget("baseline", &url.URL{Scheme: "http", Host: bc.Addr}, s.mitmCA.pool(), s.up.addr, bc)
 	kh = newTarget("keyhole", &url.URL{Scheme: "http", Host: kc.Addr}, roots, s.up.addr, kc)
-	return base, kh, nil
+	if !withSquid || s.noSquid != nil {
+		return base, nil, kh, nil
+	}
+	sc, err := startSquid(ctx, s.dir, s.squidCA, s.up)
+	if errors.Is(err, errNoSquid) {
+		s.noSquid = err
+		return base, nil, kh, nil
+	}
+	if err != nil {
+		_ = bc.Stop()
+		_ = kc.Stop()
+		return nil, nil, nil, err
+	}
+	sq = newTarget("squid", &url.URL{Scheme: "http", Host: sc.Addr}, s.squidCA.pool(), s.up.addr, sc)
+	return base, sq, kh, nil
 }
 
 // direct is the target that reaches the upstream without a proxy.
@@ -113,9 +135,27 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if p.AuditLog == "" {
 		p.AuditLog = filepath.Join(dir, "audit.log")
 	}
+	// Pinned after the build, which should have every CPU.
+	var pinned string
+	if o.noPin {
+		pinned = "proxies not pinned (-no-pin)"
+	} else if why := pinCPUs(); why != "" {
+		pinned = why
+	} else {
+		pinned = "proxies pinned to CPU " + proxyCPU + ", clients and upstream on the others"
+	}
 	s, err := newSetup(dir, bin, p.AuditLog)
 	if err != nil {
 		return err
+	}
+	s.env = o.keyholeEnv
+	if o.keyholeLog != "" {
+		f, err := os.Create(o.keyholeLog)
+		if err != nil {
+			return fmt.Errorf("-keyhole-log: %w", err)
+		}
+		defer f.Close()
+		diag.set(f)
 	}
 	defer s.up.Close()
 	b := newBench(p, s.up, clockTicks(ctx), stderr)
@@ -133,8 +173,8 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		b.note("other work shared the machine (load average %.1f at the start, %.1f at the end, on %d CPUs): expect noisy rounds", loadStart, loadEnd, runtime.NumCPU())
 	}
 	rows := b.rows()
-	fmt.Fprintf(stdout, "keyhole vs bare goproxy v1.9.3: %d round(s) of %s, median of rounds, %d CPUs, load average %.1f → %.1f, %s\n\n",
-		p.Rounds, p.Duration, runtime.NumCPU(), loadStart, loadEnd, time.Since(started).Round(time.Second))
+	fmt.Fprintf(stdout, "keyhole vs no proxy (direct), bare goproxy v1.9.3 (baseline) and Squid ssl-bump: %d round(s) of %s, median of rounds, %d CPUs, %s, load average %.1f → %.1f, %s\n\n",
+		p.Rounds, p.Duration, runtime.NumCPU(), pinned, loadStart, loadEnd, time.Since(started).Round(time.Second))
 	if err := printTable(stdout, rows, b.notes); err != nil {
 		return err
 	}
@@ -144,7 +184,7 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	return writeJSON(o.jsonPath, results{
 		Started: started,
 		Plan:    p,
-		Machine: machine{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), ClkTck: b.clkTck, Keyhole: bin, LoadStart: num(loadStart), LoadEnd: num(loadEnd)},
+		Machine: machine{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), ClkTck: b.clkTck, Keyhole: bin, Pinning: pinned, LoadStart: num(loadStart), LoadEnd: num(loadEnd)},
 		Rows:    rows,
 		Rounds:  b.samples,
 		Errors:  b.errorSummary(),
@@ -155,11 +195,16 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 // measure runs every scenario, and returns how many requests keyhole was
 // sent, across both of its processes.
 func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
-	base, kh, err := s.start(ctx)
+	base, sq, kh, err := s.start(ctx, true)
 	if err != nil {
 		return 0, err
 	}
 	proxies := []*target{base, kh}
+	if sq != nil {
+		proxies = []*target{base, sq, kh}
+	} else {
+		b.note("squid: %v", s.noSquid)
+	}
 	if err := b.throughputScenarios(ctx, s.direct(), proxies); err != nil {
 		b.stop(proxies...)
 		return 0, err
@@ -172,7 +217,7 @@ func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
 	}
 	// Idle tunnels are measured on fresh processes: after the load above,
 	// their heaps would have free space that tunnels could fill unseen.
-	base, kh, err = s.start(ctx)
+	base, _, kh, err = s.start(ctx, false)
 	if err != nil {
 		return 0, err
 	}
@@ -196,7 +241,8 @@ func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
 // throughputScenarios runs the selected scenarios that compare speed, in
 // order.
 func (b *bench) throughputScenarios(ctx context.Context, direct *target, proxies []*target) error {
-	if err := b.warmUp(ctx, proxies); err != nil {
+	all := append([]*target{direct}, proxies...)
+	if err := b.warmUp(ctx, all); err != nil {
 		return err
 	}
 	p := b.plan
@@ -205,22 +251,22 @@ func (b *bench) throughputScenarios(ctx context.Context, direct *target, proxies
 		run  func() error
 	}{
 		{sKeepAlive, func() error {
-			if err := b.rounds(ctx, sKeepAlive, proxies, b.throughput(load{keepAlive, "/small", smallSize, p.Workers})); err != nil {
+			if err := b.rounds(ctx, sKeepAlive, all, b.throughput(load{keepAlive, "/small", smallSize, p.Workers})); err != nil {
 				return err
 			}
 			return b.peakRSS(proxies)
 		}},
 		{sClose, func() error {
-			return b.rounds(ctx, sClose, proxies, b.throughput(load{connClose, "/small", smallSize, p.ConnWorkers}))
+			return b.rounds(ctx, sClose, all, b.throughput(load{connClose, "/small", smallSize, p.ConnWorkers}))
 		}},
 		{sHangUp, func() error {
-			return b.rounds(ctx, sHangUp, proxies, b.throughput(load{hangUp, "/small", smallSize, p.ConnWorkers}))
+			return b.rounds(ctx, sHangUp, all, b.throughput(load{hangUp, "/small", smallSize, p.ConnWorkers}))
 		}},
 		{sLarge, func() error {
-			return b.rounds(ctx, sLarge, proxies, b.throughput(load{keepAlive, "/large", largeSize, p.LargeWorkers}))
+			return b.rounds(ctx, sLarge, all, b.throughput(load{keepAlive, "/large", largeSize, p.LargeWorkers}))
 		}},
 		{sSSE, func() error { return b.sseRounds(ctx, direct, proxies) }},
-		{sH2, func() error { return b.h2Rounds(ctx, proxies) }},
+		{sH2, func() error { return b.h2Rounds(ctx, goproxies(proxies)) }},
 	}
 	for _, st := range steps {
 		if !p.runs(st.name) {
@@ -231,6 +277,18 @@ func (b *bench) throughputScenarios(ctx context.Context, direct *target, proxies
 		}
 	}
 	return nil
+}
+
+// goproxies returns the proxies built on goproxy (the baseline and
+// keyhole), which speak HTTP/2 to clients; Squid does not.
+func goproxies(proxies []*target) []*target {
+	var out []*target
+	for _, t := range proxies {
+		if t.name != "squid" {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // noteResults adds the notes that explain the table: the direct SSE

@@ -21,11 +21,16 @@ const (
 	mP50           = "p50_ms"
 	mP99           = "p99_ms"
 	mCPUPerReq     = "cpu_us_per_req"
+	mCallsPerReq   = "io_syscalls_per_req"  // the proxy's read and write system calls per request
+	mSysPerReq     = "sys_cpu_us_per_req"   // the kernel's share of mCPUPerReq (stime)
+	mWaitPerReq    = "runq_wait_us_per_req" // time the proxy's threads were runnable but had no CPU, per request
+	mSwitchPerReq  = "ctx_switches_per_req" // the proxy's threads' context switches per request
 	mUpstreamConns = "upstream_conns_per_1000_req"
 	mMBPerSec      = "mb_per_s"
 	mCPUPerMiB     = "cpu_us_per_mib"
 	mAddedP50      = "added_p50_ms"
 	mAddedP99      = "added_p99_ms"
+	mOverBaseP99   = "p99_over_baseline_ms" // a proxy's SSE p99 minus the baseline's, same round
 	mEvents        = "events"
 	mKiBPerTunnel  = "kib_per_idle_tunnel"
 	mTunnels       = "tunnels"
@@ -102,6 +107,7 @@ func (b *bench) note(format string, args ...any) {
 func (b *bench) rounds(ctx context.Context, scn string, targets []*target, measure func(context.Context, *target) (sample, errorLog, error)) error {
 	for r := range b.plan.Rounds {
 		for _, t := range targets {
+			diag.line("loadtest: %s round %d %s starts", scn, r+1, t.name)
 			s, e, err := measure(ctx, t)
 			if err != nil {
 				return fmt.Errorf("%s round %d %s: %w", scn, r+1, t.name, err)
@@ -123,7 +129,15 @@ func (b *bench) throughput(l load) func(context.Context, *target) (sample, error
 // runLoad drives t with l for the plan's duration and measures the rate,
 // latency, bytes, the proxy's CPU and the upstream connections opened.
 func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLog, error) {
-	cpu0, err := cpuTicks(t.proc.Pid())
+	user0, sys0, err := t.cpuTicks()
+	if err != nil {
+		return nil, errorLog{}, err
+	}
+	calls0, err := t.ioCalls()
+	if err != nil {
+		return nil, errorLog{}, err
+	}
+	sched0, err := t.sched()
 	if err != nil {
 		return nil, errorLog{}, err
 	}
@@ -161,7 +175,15 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	if err := ctx.Err(); err != nil {
 		return nil, errorLog{}, err
 	}
-	cpu1, err := cpuTicks(t.proc.Pid())
+	user1, sys1, err := t.cpuTicks()
+	if err != nil {
+		return nil, errorLog{}, err
+	}
+	calls1, err := t.ioCalls()
+	if err != nil {
+		return nil, errorLog{}, err
+	}
+	sched1, err := t.sched()
 	if err != nil {
 		return nil, errorLog{}, err
 	}
@@ -175,19 +197,30 @@ func (b *bench) runLoad(ctx context.Context, t *target, l load) (sample, errorLo
 	}
 	slices.Sort(lat)
 	n := float64(len(lat))
-	cpuUS := float64(cpu1-cpu0) / b.clkTck * 1e6
+	cpuUS := float64(user1-user0+sys1-sys0) / b.clkTck * 1e6
+	sysUS := float64(sys1-sys0) / b.clkTck * 1e6
 	s := sample{
 		mRequests:      n,
 		mErrors:        float64(errs.n),
 		mReqPerSec:     n / elapsed.Seconds(),
 		mP50:           ms(percentile(lat, 50)),
 		mP99:           ms(percentile(lat, 99)),
-		mCPUPerReq:     cpuUS / max(n, 1),
 		mUpstreamConns: float64(b.up.Conns()-conns0) * 1000 / max(n, 1),
+	}
+	if t.proc != nil {
+		s[mCPUPerReq] = cpuUS / max(n, 1)
+		s[mSysPerReq] = sysUS / max(n, 1)
+		s[mCallsPerReq] = float64(calls1-calls0) / max(n, 1)
+		// Threads that started during the round count from 0, those that
+		// ended are lost: the difference is an estimate, never negative.
+		s[mWaitPerReq] = float64(sched1.waitNS-min(sched0.waitNS, sched1.waitNS)) / 1e3 / max(n, 1)
+		s[mSwitchPerReq] = float64(sched1.switches-min(sched0.switches, sched1.switches)) / max(n, 1)
 	}
 	if l.size >= largeSize {
 		s[mMBPerSec] = float64(bytes) / 1e6 / elapsed.Seconds()
-		s[mCPUPerMiB] = cpuUS / max(float64(bytes)/(1<<20), 1e-9)
+		if t.proc != nil {
+			s[mCPUPerMiB] = cpuUS / max(float64(bytes)/(1<<20), 1e-9)
+		}
 	}
 	return s, errs, nil
 }
@@ -232,7 +265,7 @@ func (b *bench) peakRSS(targets []*target) error {
 
 // brief is a sample's headline for the progress lines.
 func brief(s sample) string {
-	keys := []string{mReqPerSec, mMBPerSec, mP50, mP99, mCPUPerReq, mUpstreamConns, mAddedP99, mKiBPerTunnel, mErrors}
+	keys := []string{mReqPerSec, mMBPerSec, mP50, mP99, mCPUPerReq, mCallsPerReq, mUpstreamConns, mAddedP99, mKiBPerTunnel, mErrors}
 	var out string
 	for _, k := range keys {
 		if v, ok := s[k]; ok {

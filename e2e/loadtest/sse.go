@@ -14,20 +14,25 @@ import (
 
 // sseRounds measures, round after round, the delay from the upstream's
 // write of each event to the client's read, directly (the reference) and
-// through each proxy. The three run at the same time, their streams
+// through each proxy. All run at the same time, their streams
 // interleaved, so that a hiccup of the shared machine lands on all of them
 // alike; each proxy's added delay is its percentile minus direct's in the
-// same round.
+// same round. Each round starts right after a burst of load on every
+// proxy at once (see burst): streams must stay steady then, and no proxy
+// is favoured by having been quiet longer than another.
 func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target) error {
 	targets := append([]*target{direct}, proxies...)
 	for r := range b.plan.Rounds {
+		b.burst(ctx, proxies, sseBurst)
 		samples := make([]sample, len(targets))
 		errs := make([]errorLog, len(targets))
 		var wg sync.WaitGroup
+		diag.line("loadtest: %s round %d starts", sSSE, r+1)
 		for j, t := range targets {
 			wg.Go(func() { samples[j], errs[j] = b.sse(ctx, t, j, len(targets)) })
 		}
 		wg.Wait()
+		diag.line("loadtest: %s round %d ends", sSSE, r+1)
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s round %d: %w", sSSE, r+1, err)
 		}
@@ -36,6 +41,8 @@ func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target
 			if j > 0 {
 				s[mAddedP50] = s[mP50] - samples[0][mP50]
 				s[mAddedP99] = s[mP99] - samples[0][mP99]
+				// proxies[0] is the baseline.
+				s[mOverBaseP99] = s[mP99] - samples[1][mP99]
 			}
 			b.record(sSSE, t, s, errs[j])
 			fmt.Fprintf(b.progress, "%-16s round %d/%d  %-8s %s\n", sSSE, r+1, b.plan.Rounds, t.name, brief(s))
@@ -64,7 +71,7 @@ func (b *bench) sse(ctx context.Context, t *target, slot, slots int) (sample, er
 				return
 			}
 			t.requests.Add(1)
-			d, err := stream(ctx, t.keepAlive)
+			d, err := stream(ctx, t.keepAlive, t.name)
 			mu.Lock()
 			defer mu.Unlock()
 			delays = append(delays, d...)
@@ -81,10 +88,64 @@ func (b *bench) sse(ctx context.Context, t *target, slot, slots int) (sample, er
 	}, errs
 }
 
+// sseBurst is how long the burst before each SSE round lasts.
+const sseBurst = time.Second
+
+// Clients per proxy in the burst: keep-alive 1 KiB requests (a request
+// rate that moves keyhole's collector target, see gctune) and 1 MiB
+// downloads (large buffers, then garbage).
+const (
+	burstSmall = 8
+	burstLarge = 2
+)
+
+// burst drives every proxy at once, for d, with 1 KiB requests and 1 MiB
+// downloads, then returns at once. Failed requests are noted: they are
+// not the scenario's, but a proxy that fails under the burst is news.
+func (b *bench) burst(ctx context.Context, proxies []*target, d time.Duration) {
+	diag.line("loadtest: burst before an sse round starts")
+	deadline := time.Now().Add(d)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed = map[string]int{}
+	)
+	for _, t := range proxies {
+		for i := range burstSmall + burstLarge {
+			path, size := "/small", int64(smallSize)
+			if i >= burstSmall {
+				path, size = "/large", largeSize
+			}
+			wg.Go(func() {
+				for ctx.Err() == nil && time.Now().Before(deadline) {
+					if _, err := t.fetch(ctx, keepAlive, path, size); err != nil && ctx.Err() == nil {
+						mu.Lock()
+						failed[t.name]++
+						mu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, t := range proxies {
+		if n := failed[t.name]; n > 0 {
+			b.note("%s: %s failed %d requests of the burst before a round", sSSE, t.name, n)
+		}
+	}
+}
+
+// lateEvent is the delay past which -keyhole-log notes an event.
+const lateEvent = 3 * time.Millisecond
+
 // stream reads one /sse response and returns, for each event, the time
 // between the upstream's write (the UnixNano in its data line) and the
 // moment the client had read the line.
-func stream(ctx context.Context, tr http.RoundTripper) ([]time.Duration, error) {
+//
+// With -keyhole-log, an event that took longer than lateEvent is noted
+// there, with its target, so that late events can be matched with what
+// keyhole logged (GODEBUG=gctrace=1) at the same moment.
+func stream(ctx context.Context, tr http.RoundTripper, name string) ([]time.Duration, error) {
 	req, err := newRequest(ctx, "/sse")
 	if err != nil {
 		return nil, err
@@ -108,7 +169,11 @@ func stream(ctx context.Context, tr http.RoundTripper) ([]time.Duration, error) 
 			if perr != nil {
 				return out, fmt.Errorf("read event: %w", perr)
 			}
-			out = append(out, time.Duration(now-sent))
+			d := time.Duration(now - sent)
+			out = append(out, d)
+			if d > lateEvent {
+				diag.line("loadtest: sse %s event sent at %s arrived %.1f ms late", name, time.Unix(0, sent).Format("15:04:05.000000"), ms(d))
+			}
 		}
 		if err != nil {
 			if len(out) != sseEvents {

@@ -29,10 +29,13 @@ const (
 // counts the TCP connections it accepts so the tool can tell whether a
 // proxy reuses its upstream connections.
 type upstream struct {
-	srv   *http.Server
-	addr  string // 127.0.0.1:port
-	conns atomic.Int64
-	errc  chan error
+	srv  *http.Server
+	addr string // 127.0.0.1:port
+	// addr443 is the loopback address where the upstream also serves on
+	// port 443, for Squid; empty until listen443.
+	addr443 string
+	conns   atomic.Int64
+	errc    chan error
 }
 
 // startUpstream serves on a fresh 127.0.0.1 port with cert.
@@ -67,6 +70,36 @@ func startUpstream(cert tls.Certificate) (*upstream, error) {
 		}
 	}()
 	return u, nil
+}
+
+// listen443 makes the upstream also serve on port 443 of a loopback
+// address, for Squid (squid.go), and returns the address. It tries a few
+// addresses of 127.0.0.0/8 other than 127.0.0.1, where port 443 may be
+// taken; binding port 443 needs root (or CAP_NET_BIND_SERVICE). Serving
+// once is enough for a run: later calls return the same address.
+func (u *upstream) listen443() (string, error) {
+	if u.addr443 != "" {
+		return u.addr443, nil
+	}
+	var last error
+	for _, ip := range []string{"127.0.44.3", "127.0.44.4", "127.0.44.5"} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "443"))
+		if err != nil {
+			last = err
+			continue
+		}
+		go func() {
+			if err := u.srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+				select {
+				case u.errc <- err:
+				default:
+				}
+			}
+		}()
+		u.addr443 = ip
+		return ip, nil
+	}
+	return "", fmt.Errorf("upstream on port 443: %w", last)
 }
 
 // Conns returns how many TCP connections the upstream has accepted.
