@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -325,20 +324,12 @@ func expireIntake(in *Intake, now time.Time) bool {
 // read reads the file; a missing file is an empty state.
 func (f *FileState) read() (*stateDoc, error) {
 	d := &stateDoc{Shares: map[string]*Share{}, Intakes: map[string]*Intake{}}
-	fh, err := os.Open(f.path)
+	data, err := store.ReadLimited(f.path, maxStateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return d, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("handoff state: %w", err)
-	}
-	defer fh.Close()
-	data, err := io.ReadAll(io.LimitReader(fh, maxStateFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("handoff state: %s: %w", f.path, err)
-	}
-	if len(data) > maxStateFile {
-		return nil, fmt.Errorf("handoff state: %s: larger than %d bytes; refusing it", f.path, maxStateFile)
 	}
 	if err := json.Unmarshal(data, d); err != nil {
 		return nil, fmt.Errorf("handoff state: %s: not valid: %w", f.path, err)

@@ -109,6 +109,11 @@ func (s *Service) Answer(ctx context.Context, id string, a AnswerRequest, v View
 	}
 	if set := s.cfg.Rules(); set != nil {
 		if ref := s.nameFree(ctx, set, in.Name); ref != nil {
+			// The name may be taken by this very intake, which a racing
+			// answer has just fulfilled: that answer won.
+			if cur, err := s.cfg.State.GetIntake(ctx, id); err == nil && cur.Status != StatusPending {
+				return &GoneError{Status: cur.Status}
+			}
 			return &BadRequest{Message: "A secret with this name exists now; the agent must ask again under another name."}
 		}
 	}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"syscall"
 )
@@ -27,4 +29,23 @@ func Lock(path string) (unlock func(), err error) {
 		_ = syscall.Flock(int(fh.Fd()), syscall.LOCK_UN)
 		fh.Close()
 	}, nil
+}
+
+// ReadLimited reads the file at path whole, refusing one larger than limit
+// bytes. A missing file's error wraps fs.ErrNotExist. The handoff state
+// uses it too.
+func ReadLimited(path string, limit int64) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes; refusing it", path, limit)
+	}
+	return data, nil
 }

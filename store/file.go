@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -206,20 +205,12 @@ func (f *File) load() (map[string]fileEntry, error) {
 
 // read reads and opens the file.
 func (f *File) read() (map[string]fileEntry, error) {
-	fh, err := os.Open(f.path)
+	data, err := ReadLimited(f.path, maxFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]fileEntry{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer fh.Close()
-	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("store: %s: %w", f.path, err)
-	}
-	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("store: %s: larger than %d bytes; refusing it", f.path, maxFileSize)
 	}
 	entries, err := open(data, f.keys)
 	if err != nil {
