@@ -137,21 +137,31 @@ func (f *fake) IntakeMeta(_ context.Context, id string) (handoff.IntakeMeta, err
 	return m, nil
 }
 
-func (f *fake) Answer(_ context.Context, id string, a handoff.AnswerRequest, _ handoff.Viewer) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// pending counts a lookup and returns the intake id when capability is
+// its link's and it is still pending; f.mu is held.
+func (f *fake) pending(id, capability string) (*fakeIntake, error) {
 	if f.lookups++; f.fail != nil {
-		return f.fail
+		return nil, f.fail
 	}
 	in, ok := f.intakes[id]
 	if !ok {
-		return handoff.ErrNotFound
+		return nil, handoff.ErrNotFound
 	}
-	if !handoff.CheckCapability(a.Capability, in.CapabilityHash) {
-		return handoff.ErrBadCapability
+	if !handoff.CheckCapability(capability, in.CapabilityHash) {
+		return nil, handoff.ErrBadCapability
 	}
 	if in.Status != handoff.StatusPending {
-		return &handoff.GoneError{Status: in.Status}
+		return nil, &handoff.GoneError{Status: in.Status}
+	}
+	return in, nil
+}
+
+func (f *fake) Answer(_ context.Context, id string, a handoff.AnswerRequest, _ handoff.Viewer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in, err := f.pending(id, a.Capability)
+	if err != nil {
+		return err
 	}
 	if len(a.Hosts) == 0 || slices.ContainsFunc(a.Hosts, func(h string) bool { return !slices.Contains(in.Hosts, h) }) {
 		return &handoff.BadRequest{Message: "the hosts must be some of the request's"}
@@ -171,18 +181,9 @@ func (f *fake) Answer(_ context.Context, id string, a handoff.AnswerRequest, _ h
 func (f *fake) Decline(_ context.Context, id string, d handoff.DeclineRequest, _ handoff.Viewer) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.lookups++; f.fail != nil {
-		return f.fail
-	}
-	in, ok := f.intakes[id]
-	if !ok {
-		return handoff.ErrNotFound
-	}
-	if !handoff.CheckCapability(d.Capability, in.CapabilityHash) {
-		return handoff.ErrBadCapability
-	}
-	if in.Status != handoff.StatusPending {
-		return &handoff.GoneError{Status: in.Status}
+	in, err := f.pending(id, d.Capability)
+	if err != nil {
+		return err
 	}
 	in.Status, in.PrivateKey = handoff.StatusDeclined, nil
 	return nil
