@@ -45,16 +45,9 @@ func startStoredProxy(t *testing.T) (*testProxy, *testUpstream, *store.File) {
 		}
 		w.Write([]byte("auth=" + r.Header.Get("Authorization")))
 	})
-	st, err := store.Open(t.TempDir(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	err = st.Put(ctx, store.Entry{Name: "CAPT_ab12", Value: secret.FromString(storedTestValue), Origin: store.OriginCaptured,
+	st := storeWith(t, store.Entry{Name: "CAPT_ab12", Value: secret.FromString(storedTestValue), Origin: store.OriginCaptured,
 		Owner: "alice", Policy: &store.Policy{Hosts: []string{"api.example.test"}, Headers: []string{"Authorization"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tp := startTestProxyWith(t, up, storedRules, Config{}, func(d *Deps) { d.Store = st })
 	if err := tp.RefreshStored(ctx); err != nil {
 		t.Fatal(err)
@@ -154,15 +147,9 @@ func TestStoredSecretAndMintedTokens(t *testing.T) {
 	t.Setenv("STORED_TEST_ALICE", "alice-token-0123456789")
 	t.Setenv("STORED_TEST_BOB", "bob-token-0123456789ab")
 	up := startTestUpstream(t, []string{"api.example.test", "leak.example.test"}, nil)
-	st, err := store.Open(t.TempDir(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	if err := st.Put(ctx, store.Entry{Name: "CAPT_ab12", Value: secret.FromString(storedTestValue), Origin: store.OriginCaptured,
-		Owner: "alice", Policy: &store.Policy{Hosts: []string{"api.example.test"}}}); err != nil {
-		t.Fatal(err)
-	}
+	st := storeWith(t, store.Entry{Name: "CAPT_ab12", Value: secret.FromString(storedTestValue), Origin: store.OriginCaptured,
+		Owner: "alice", Policy: &store.Policy{Hosts: []string{"api.example.test"}}})
 	key, err := tokens.LoadOrCreateKey(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -202,15 +189,9 @@ func TestStoredSecretDoesNotOpenEgress(t *testing.T) {
 	t.Setenv("STORED_TEST_ALICE", "alice-token-0123456789")
 	t.Setenv("STORED_TEST_BOB", "bob-token-0123456789ab")
 	up := startTestUpstream(t, []string{"api.example.test", "leak.example.test"}, nil)
-	st, err := store.Open(t.TempDir(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	if err := st.Put(ctx, store.Entry{Name: "INTAKE_KEY", Value: secret.FromString(storedTestValue), Origin: store.OriginIntake,
-		Owner: "alice", Policy: &store.Policy{Hosts: []string{"elsewhere.example.test"}}}); err != nil {
-		t.Fatal(err)
-	}
+	st := storeWith(t, store.Entry{Name: "INTAKE_KEY", Value: secret.FromString(storedTestValue), Origin: store.OriginIntake,
+		Owner: "alice", Policy: &store.Policy{Hosts: []string{"elsewhere.example.test"}}})
 	tp := startTestProxyWith(t, up, storedRules+"  elsewhere.example.test: UPSTREAM\n", Config{}, func(d *Deps) { d.Store = st })
 	if err := tp.RefreshStored(ctx); err != nil {
 		t.Fatal(err)
@@ -219,4 +200,17 @@ func TestStoredSecretDoesNotOpenEgress(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(body, "egress_denied") {
 		t.Fatalf("got %d %s, want egress_denied", resp.StatusCode, body)
 	}
+}
+
+// storeWith returns a file store in a temporary directory holding e.
+func storeWith(t *testing.T, e store.Entry) *store.File {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
