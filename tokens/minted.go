@@ -61,9 +61,10 @@ func RecordMinted(stateDir, token string) error {
 	return nil
 }
 
-// LookupMinted returns the minted list's entry for id in stateDir, and
-// false when the list (or the state dir) does not hold it. Lines that are
-// not the list's own (malformed, too long) are skipped.
+// LookupMinted returns the minted list's last entry for id in stateDir (a
+// later mint may reuse an id), and false when the list (or the state dir)
+// does not hold it. Lines that are not the list's own (malformed, too
+// long) are skipped.
 func LookupMinted(stateDir, id string) (Minted, bool, error) {
 	f, err := os.Open(filepath.Join(stateDir, MintedFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -74,6 +75,8 @@ func LookupMinted(stateDir, id string) (Minted, bool, error) {
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, maxMintedLine)
+	var found Minted
+	var ok bool
 	for long := false; ; {
 		line, err := br.ReadSlice('\n')
 		switch {
@@ -84,8 +87,9 @@ func LookupMinted(stateDir, id string) (Minted, bool, error) {
 			return Minted{}, false, fmt.Errorf("read minted tokens: %w", err)
 		}
 		if !long && len(line) > 0 && line[len(line)-1] == '\n' {
-			if m, ok := parseMinted(string(line)); ok && m.ID == id {
-				return m, true, nil
+			// The last line of an id wins: a later mint reused it.
+			if m, parsed := parseMinted(string(line)); parsed && m.ID == id {
+				found, ok = m, true
 			}
 		}
 		long = false
@@ -93,7 +97,7 @@ func LookupMinted(stateDir, id string) (Minted, bool, error) {
 			break // io.EOF; an unterminated last line is being written
 		}
 	}
-	return Minted{}, false, nil
+	return found, ok, nil
 }
 
 // parseMinted parses one line of the minted list.
