@@ -219,7 +219,14 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	if p.creds == nil {
 		p.creds = defaultCredentials(p.transport, cfg.MintTimeout, log, deps.SharedCredentials)
 	}
-	p.upstreams = newUpstreams(p.transport, func() *http.Transport { return newTransport(cfg, roots, p.dialer) })
+	p.upstreams = newUpstreams(func(perAgent bool) upstreamTransport {
+		if !perAgent {
+			return p.transport // shared with the credential minters
+		}
+		t := newTransport(cfg, roots, p.dialer)
+		t.HTTP2 = &http.HTTP2Config{MaxEncoderHeaderTableSize: agentHeaderTable}
+		return t
+	})
 	p.mitm = p.newMITM()
 	p.inner = p.newInner()
 	p.h2 = p.newH2Server()

@@ -25,14 +25,24 @@ const maxAgentTransports = 256
 // of net/http cannot mark single fields never-indexed (the N bit), so
 // intermediaries that re-encode the request may still index them.
 type upstreams struct {
-	shared *http.Transport
-	agents *lru.Cache[string, *http.Transport]
-	newOne func() *http.Transport
+	shared upstreamTransport
+	agents *lru.Cache[string, upstreamTransport]
+	newOne func(perAgent bool) upstreamTransport
 }
 
-func newUpstreams(shared *http.Transport, newOne func() *http.Transport) *upstreams {
-	u := &upstreams{shared: shared, newOne: newOne}
-	u.agents, _ = lru.NewWithEvict(maxAgentTransports, func(_ string, t *http.Transport) {
+// upstreamTransport sends the requests of agents upstream: net/http's
+// transport (newTransport), or any round tripper that keeps its own pool.
+type upstreamTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// newUpstreams returns the upstreams whose transports newOne makes: the
+// shared one (perAgent false) at once, an agent's own on its first request
+// with a secret (perAgent true: see agentHeaderTable).
+func newUpstreams(newOne func(perAgent bool) upstreamTransport) *upstreams {
+	u := &upstreams{shared: newOne(false), newOne: newOne}
+	u.agents, _ = lru.NewWithEvict(maxAgentTransports, func(_ string, t upstreamTransport) {
 		t.CloseIdleConnections()
 	})
 	return u
@@ -45,15 +55,14 @@ const agentHeaderTable = 1
 
 // forRequest returns the transport for a request of agent that carries a
 // secret (withSecret) or not.
-func (u *upstreams) forRequest(agent string, withSecret bool) *http.Transport {
+func (u *upstreams) forRequest(agent string, withSecret bool) upstreamTransport {
 	if !withSecret {
 		return u.shared
 	}
 	if t, ok := u.agents.Get(agent); ok {
 		return t
 	}
-	t := u.newOne()
-	t.HTTP2 = &http.HTTP2Config{MaxEncoderHeaderTableSize: agentHeaderTable}
+	t := u.newOne(true)
 	if prev, ok, _ := u.agents.PeekOrAdd(agent, t); ok {
 		return prev // another request made it first
 	}
