@@ -97,8 +97,9 @@ const maxPlaceholdersPerRequest = 256
 // placeholders for their secrets. It returns a *Refusal, and nothing to
 // send, when any placeholder fails any check; it never modifies h.
 func Apply(set *rules.Set, c Caller, t Target, h http.Header) (Result, *Refusal) {
-	names := candidateHeaders(h)
-	if names == nil {
+	var buf [8]string
+	names := candidateHeaders(buf[:0], h)
+	if len(names) == 0 {
 		return Result{Header: h}, nil
 	}
 	// Sorted, so that a request with several faults always gets the same
@@ -144,11 +145,9 @@ func Apply(set *rules.Set, c Caller, t Target, h http.Header) (Result, *Refusal)
 	return res, nil
 }
 
-// candidateHeaders returns the names of the headers with a value that could
-// hold a placeholder, directly or inside a Basic credential; nil, without
-// allocating, when there are none.
-func candidateHeaders(h http.Header) []string {
-	var names []string
+// candidateHeaders appends to names the names of the headers with a value
+// that could hold a placeholder, directly or inside a Basic credential.
+func candidateHeaders(names []string, h http.Header) []string {
 	for name, vs := range h {
 		for _, v := range vs {
 			if strings.Contains(v, "<<") || name == "Authorization" && isBasic(v) {
@@ -178,7 +177,8 @@ func (a *applier) value(header, v string) (string, *Refusal) {
 			return nv, ref
 		}
 	}
-	ps := FindPlaceholders(v)
+	var buf [4]Placeholder
+	ps := appendPlaceholders(buf[:0], v)
 	if len(ps) == 0 {
 		return v, nil
 	}
@@ -192,13 +192,14 @@ func (a *applier) swapChecked(header, v string, ps []Placeholder) (string, *Refu
 			"too many placeholders in one request (at most %d a header value, %d a request)",
 			maxPlaceholders, maxPlaceholdersPerRequest)
 	}
-	values := make([]string, len(ps))
-	for i, p := range ps {
+	var buf [4]string
+	values := buf[:0]
+	for _, p := range ps {
 		val, ref := a.check(p.Name, header)
 		if ref != nil {
 			return "", ref
 		}
-		values[i] = val
+		values = append(values, val)
 		a.secrets = append(a.secrets, p.Name) // Apply sorts and compacts
 	}
 	return swap(v, ps, values), nil
@@ -220,7 +221,8 @@ func (a *applier) basic(header, v string) (string, bool, *Refusal) {
 		return "", false, nil
 	}
 	decoded := string(raw)
-	ps := FindPlaceholders(decoded)
+	var buf [4]Placeholder
+	ps := appendPlaceholders(buf[:0], decoded)
 	if len(ps) == 0 {
 		return "", false, nil
 	}

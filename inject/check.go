@@ -153,7 +153,7 @@ func canonicalPath(p, escaped string) bool {
 	if !strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.Contains(p, "//") {
 		return false
 	}
-	for _, seg := range strings.Split(p[1:], "/") {
+	for seg := range strings.SplitSeq(p[1:], "/") {
 		// Servers such as Tomcat drop a ";parameter" before resolving dot
 		// segments, so "/v1/..;/admin" reaches /admin.
 		seg, _, _ = strings.Cut(seg, ";")

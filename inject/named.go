@@ -42,7 +42,8 @@ func Named(set *rules.Set, h http.Header) []string {
 			}
 		}
 	}
-	for _, name := range candidateHeaders(h) {
+	var buf [8]string
+	for _, name := range candidateHeaders(buf[:0], h) {
 		for _, v := range h[name] {
 			if name == "Authorization" && isBasic(v) {
 				if raw, err := base64.StdEncoding.DecodeString(strings.TrimLeft(v[6:], " ")); err == nil {

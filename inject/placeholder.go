@@ -30,8 +30,12 @@ const maxPlaceholders = 64
 // brackets; "<<A>><<B>>" holds two. A "<<" that does not open a well-formed
 // placeholder is literal text. It returns nil when s holds none, without
 // allocating.
-func FindPlaceholders(s string) []Placeholder {
-	var out []Placeholder
+func FindPlaceholders(s string) []Placeholder { return appendPlaceholders(nil, s) }
+
+// appendPlaceholders appends the placeholders in s to out, as
+// FindPlaceholders finds them; the request path passes an array on its
+// stack, so that a value with a few placeholders costs no allocation.
+func appendPlaceholders(out []Placeholder, s string) []Placeholder {
 	for i := 0; ; {
 		j := strings.Index(s[i:], "<<")
 		if j < 0 {
