@@ -220,9 +220,11 @@ func NewIDs() *IDs {
 	return &IDs{prefix: hex.EncodeToString(b[:]) + "-"}
 }
 
-// Next returns a new request id such as "3f9a0c12be47-1a".
+// Next returns a new request id such as "3f9a0c12be47-1a", in one
+// allocation.
 func (ids *IDs) Next() string {
-	return ids.prefix + strconv.FormatUint(ids.n.Add(1), 36)
+	var buf [32]byte // the prefix's 13 bytes and at most 13 digits
+	return string(strconv.AppendUint(append(buf[:0], ids.prefix...), ids.n.Add(1), 36))
 }
 
 // Issued returns how many ids Next has returned.

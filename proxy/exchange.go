@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -30,6 +31,12 @@ type exchange struct {
 	rec    audit.Record
 	done   bool
 	scrubs []*scrub.Replacer // for what the credential step sent
+
+	// The injection's result and the request sent upstream, kept here so
+	// that an exchange is one allocation rather than four.
+	res    inject.Result
+	out    http.Request
+	outURL url.URL
 }
 
 // handle runs one request through authentication, policy, injection, the
@@ -61,11 +68,11 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	if ref == nil {
 		ref = checkEgress(x.pol.set, t)
 	}
-	var res inject.Result
+	res := &x.res
 	if ref == nil {
 		te := req.ProtoMajor == 2 && headerHasToken(req.Header, "Te", "trailers")
 		prepareHeader(req.Header)
-		res, ref = inject.Apply(x.pol.set, c.Caller, t, req.Header)
+		*res, ref = inject.Apply(x.pol.set, c.Caller, t, req.Header)
 		if te && ref == nil {
 			res.Header["Te"] = []string{"trailers"} // gRPC asks for trailers; HTTP/2 allows this one TE
 		}
@@ -81,7 +88,7 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 		return resp
 	}
 	out := x.outgoing(t, res.Header)
-	if ref := x.credentials(out, t, &res); ref != nil {
+	if ref := x.credentials(out, t, res); ref != nil {
 		return x.refuse(ref)
 	}
 	resp, err := p.upstreams.forRequest(c.Agent, len(res.Secrets) > 0).RoundTrip(out)
@@ -97,7 +104,7 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 			return x.refuse(ref)
 		}
 	}
-	return x.respond(resp, res)
+	return x.respond(resp, *res)
 }
 
 // newExchange starts the exchange of req, counted in flight until its
@@ -369,15 +376,19 @@ func prepareHeader(h http.Header) {
 
 // outgoing builds the request sent upstream: the agent's request with the
 // injected header h, the canonical host, and no "Connection: close", so the
-// upstream connection is reused whatever the agent does with its own.
+// upstream connection is reused whatever the agent does with its own. It is
+// a shallow copy of the agent's request in the exchange (as WithContext
+// with the same context makes one), and is made once per exchange.
 func (x *exchange) outgoing(t inject.Target, h http.Header) *http.Request {
-	out := x.req.WithContext(x.req.Context())
+	out := &x.out
+	*out = *x.req
 	out.Header = h
-	u := *x.req.URL
+	u := &x.outURL
+	*u = *x.req.URL
 	u.Scheme = t.Scheme
 	u.Host = t.HostPort()
 	u.User = nil
-	out.URL = &u
+	out.URL = u
 	out.Host = ""
 	out.Close = false
 	out.RequestURI = ""

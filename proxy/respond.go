@@ -43,11 +43,10 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 	body.OnDone(func(st scrub.BodyStats) {
 		x.rec.Scrubbed = st.Scrubbed
 		x.rec.BytesOut = st.Bytes
-		var gone *agentGoneError
 		switch {
 		case errors.Is(st.Err, scrub.ErrUnmaskable):
 			refuseGRPCBody(&x.rec)
-		case errors.Is(st.Err, context.Canceled), errors.As(st.Err, &gone),
+		case errors.Is(st.Err, context.Canceled), agentGone(st.Err),
 			st.Err == nil && !st.Complete && bodyAllowed(x.req.Method, resp.StatusCode):
 			// net/http cancels a plain-HTTP request when its client hangs up.
 			x.rec.Error = "the agent left before the end of the response"
@@ -57,6 +56,16 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 		x.finish()
 	})
 	return resp
+}
+
+// agentGone reports whether err says the agent went away while its
+// response was relayed. It allocates only when err is not nil.
+func agentGone(err error) bool {
+	if err == nil {
+		return false
+	}
+	var gone *agentGoneError
+	return errors.As(err, &gone)
 }
 
 // refuse answers the exchange with a refusal and writes its audit record.
