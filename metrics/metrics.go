@@ -8,8 +8,10 @@
 package metrics
 
 import (
+	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,12 +27,17 @@ type Metrics struct {
 	requests   *prometheus.CounterVec
 	injections *prometheus.CounterVec
 	counters   counterCache // children of requests and injections
-	scrubbed   prometheus.Counter
-	duration   prometheus.Histogram
-	reloads    *prometheus.CounterVec
-	sources    sourceMetrics
-	budgets    budgetMetrics
-	captures   captureMetrics
+	// allowed is the child of requests for allowed requests, the usual
+	// ones, made on the first (so that /metrics shows it from then on, as
+	// it shows every other pair of labels).
+	allowed     prometheus.Counter
+	allowedOnce sync.Once
+	scrubbed    prometheus.Counter
+	duration    prometheus.Histogram
+	reloads     *prometheus.CounterVec
+	sources     sourceMetrics
+	budgets     budgetMetrics
+	captures    captureMetrics
 }
 
 // New returns a registry with keyhole's collectors and the Go runtime and
@@ -70,7 +77,12 @@ func New() *Metrics {
 
 // Observe counts one audit record.
 func (m *Metrics) Observe(rec *audit.Record) {
-	m.counters.get(m.requests, rec.Decision, rec.Reason).Inc()
+	if rec.Decision == audit.Allow && rec.Reason == "" {
+		m.allowedOnce.Do(func() { m.allowed = m.requests.WithLabelValues(audit.Allow, "") })
+		m.allowed.Inc()
+	} else {
+		m.counters.get(m.requests, rec.Decision, rec.Reason).Inc()
+	}
 	if rec.Decision == audit.Allow {
 		for _, s := range rec.Secrets {
 			m.counters.get(m.injections, s, rec.Agent).Inc()
@@ -86,10 +98,12 @@ func (m *Metrics) Observe(rec *audit.Record) {
 // counterCache remembers the children of counter vectors with two labels,
 // so that counting a request costs a map lookup instead of hashing its
 // labels into the vector each time. Label values come from a bounded set
-// (decisions, reasons, secret and agent names).
+// (decisions, reasons, secret and agent names), so the map stops growing
+// soon: it is read without a lock, and a new child copies it (under mu)
+// into the next map.
 type counterCache struct {
-	mu sync.RWMutex
-	m  map[counterKey]prometheus.Counter
+	m  atomic.Pointer[map[counterKey]prometheus.Counter] // never modified once stored
+	mu sync.Mutex                                        // serializes copies
 }
 
 type counterKey struct {
@@ -99,19 +113,26 @@ type counterKey struct {
 
 func (c *counterCache) get(vec *prometheus.CounterVec, a, b string) prometheus.Counter {
 	k := counterKey{vec, a, b}
-	c.mu.RLock()
-	ctr, ok := c.m[k]
-	c.mu.RUnlock()
-	if ok {
-		return ctr
+	if m := c.m.Load(); m != nil {
+		if ctr, ok := (*m)[k]; ok {
+			return ctr
+		}
 	}
-	ctr = vec.WithLabelValues(a, b)
 	c.mu.Lock()
-	if c.m == nil {
-		c.m = make(map[counterKey]prometheus.Counter)
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if ctr, ok := (*old)[k]; ok {
+			return ctr // another request added it first
+		}
 	}
-	c.m[k] = ctr
-	c.mu.Unlock()
+	ctr := vec.WithLabelValues(a, b)
+	next := make(map[counterKey]prometheus.Counter, 1)
+	if old != nil {
+		next = maps.Clone(*old)
+	}
+	next[k] = ctr
+	c.m.Store(&next)
 	return ctr
 }
 

@@ -78,3 +78,14 @@ func BenchmarkObserve(b *testing.B) {
 		m.Observe(rec)
 	}
 }
+
+func BenchmarkObserveParallel(b *testing.B) {
+	m := New()
+	rec := &audit.Record{Decision: audit.Allow, Agent: "billing", Secrets: []string{"STRIPE"}, Duration: time.Millisecond}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Observe(rec)
+		}
+	})
+}
