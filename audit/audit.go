@@ -79,7 +79,7 @@ const (
 // Logger writes audit records through log/slog, with a handler that writes
 // each record as one JSON object a line. A nil *Logger discards records.
 type Logger struct {
-	h      slog.Handler
+	h      *lineHandler
 	failed atomic.Int64
 }
 
@@ -105,12 +105,14 @@ func (l *Logger) Log(r *Record) error {
 	if l == nil {
 		return nil
 	}
-	rec := slog.NewRecord(r.Time, slog.LevelInfo, "", 0)
-	// One attribute whose value is the record: slog inlines a group with
-	// an empty key, and the audit handler encodes it field by field
-	// without boxing each into a slog.Value.
-	rec.AddAttrs(slog.Any("", r))
-	return l.handle(rec)
+	// The line is the one a slog record holding r as its one attribute
+	// would make (slog inlines a group with an empty key), encoded field
+	// by field without a slog record or a slog.Value per field.
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now() // every line has a time
+	}
+	return l.count(l.h.record(t, r))
 }
 
 // LogValue implements slog.LogValuer: the record's fields as an inline
@@ -190,7 +192,11 @@ func (l *Logger) handle(rec slog.Record) error {
 		// slog would leave the time out, but every line must have one.
 		rec.Time = time.Now()
 	}
-	err := l.h.Handle(context.Background(), rec)
+	return l.count(l.h.Handle(context.Background(), rec))
+}
+
+// count counts err, if any, as a record not written, and returns it.
+func (l *Logger) count(err error) error {
 	if err != nil {
 		l.failed.Add(1)
 	}

@@ -40,12 +40,7 @@ func (h *lineHandler) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	bp := linePool.Get().(*[]byte)
-	b := append((*bp)[:0], `{"time":"`...)
-	b = appendTime(b, r.Time)
-	b = append(b, '"')
-	if len(h.prefix) > 0 {
-		b = append(append(b, ','), h.prefix[:len(h.prefix)-1]...)
-	}
+	b := h.begin((*bp)[:0], r.Time)
 	r.Attrs(func(a slog.Attr) bool {
 		if rec, ok := a.Value.Any().(*Record); ok && a.Key == "" && h.group == "" {
 			b = appendRecord(append(b, ','), rec)
@@ -54,6 +49,36 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 		return true
 	})
+	return h.end(bp, b)
+}
+
+// record writes rec at t as Handle writes a slog record holding rec
+// alone, byte for byte, without making the slog record.
+func (h *lineHandler) record(t time.Time, rec *Record) error {
+	bp := linePool.Get().(*[]byte)
+	b := h.begin((*bp)[:0], t)
+	if h.group == "" {
+		b = appendRecord(append(b, ','), rec)
+	} else {
+		b = h.appendAttr(append(b, ','), slog.Any("", rec))
+	}
+	return h.end(bp, b)
+}
+
+// begin appends the start of a line at t: the time and the attributes
+// from WithAttrs.
+func (h *lineHandler) begin(b []byte, t time.Time) []byte {
+	b = append(b, `{"time":"`...)
+	b = appendTime(b, t)
+	b = append(b, '"')
+	if len(h.prefix) > 0 {
+		b = append(append(b, ','), h.prefix[:len(h.prefix)-1]...)
+	}
+	return b
+}
+
+// end closes the line b, in the pooled buffer bp, and writes it.
+func (h *lineHandler) end(bp *[]byte, b []byte) error {
 	if h.chain != nil {
 		b, err := h.chain.write(h.w, b)
 		*bp = b

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"keyhole/secret"
 )
 
 func TestAppendJSONString(t *testing.T) {
@@ -64,6 +66,42 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Fatalf("%q round-trips to %q, want %q", s, back, want)
 		}
 	})
+}
+
+// TestLogMatchesHandle checks that Log writes, byte for byte, the line
+// the audit handler writes for a slog record holding the Record as its one
+// attribute (as Log made before it skipped the slog record), plain and
+// chained.
+func TestLogMatchesHandle(t *testing.T) {
+	key := secret.FromString("0123456789abcdef0123456789abcdef")
+	recs := []*Record{
+		{Time: time.Date(2026, 11, 26, 10, 30, 0, 123e6, time.UTC), RequestID: "id-1", Agent: "billing", TokenID: "t\"1",
+			TokenIDs: []string{"root", "t\"1"}, TokenUnverified: true, Method: "POST", Scheme: "https", Host: "api.stripe.com",
+			Port: 443, Path: "/v1/charges\n", Status: 200, Decision: Allow, Secrets: []string{"A", "B"}, Scrubbed: 3,
+			Duration: 41200 * time.Microsecond, BytesOut: 1532, Error: "e", Session: "s", Proto: "h2", Budget: "b",
+			Captured: []string{"C"}, CaptureError: "not_json"},
+		{Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.FixedZone("X", 3600)), RequestID: "id-2", Decision: Deny},
+	}
+	for _, chained := range []bool{false, true} {
+		var fast, slow bytes.Buffer
+		lf, ls := New(&fast), New(&slow)
+		if chained {
+			lf, ls = NewChained(&fast, key, "prev"), NewChained(&slow, key, "prev")
+		}
+		for _, r := range recs {
+			if err := lf.Log(r); err != nil {
+				t.Fatal(err)
+			}
+			rec := slog.NewRecord(r.Time, slog.LevelInfo, "", 0)
+			rec.AddAttrs(slog.Any("", r))
+			if err := ls.handle(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if fast.String() != slow.String() {
+			t.Errorf("chained %v: Log wrote\n%s\nthe handler\n%s", chained, fast.String(), slow.String())
+		}
+	}
 }
 
 // TestRecordFastPathMatchesLogValue checks that the direct encoding of a

@@ -183,9 +183,11 @@ func benchmarkLog(b *testing.B, l *audit.Logger) {
 		Method: "POST", Scheme: "https", Host: "api.stripe.com", Port: 443, Path: "/v1/charges", Status: 200,
 		Decision: audit.Allow, Secrets: []string{"STRIPE_LIVE"}, Scrubbed: 1, Duration: 41 * time.Millisecond, BytesOut: 1532}
 	b.ReportAllocs()
+	cpu := cpuTime()
 	for b.Loop() {
 		if err := l.Log(&rec); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
