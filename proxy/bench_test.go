@@ -109,7 +109,8 @@ secrets:
 	b.ResetTimer()
 	cpu := cpuTime()
 	for i := 0; i < b.N; i++ {
-		req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/small"}, Host: "api.example.test",
+		// As goproxy hands it over: the URL made absolute.
+		req := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: "api.example.test", Path: "/small"}, Host: "api.example.test",
 			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RequestURI: "/small", Body: http.NoBody,
 			Header: http.Header{
 				"Accept":          {"*/*"},

@@ -52,8 +52,12 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 		x.rec.Proto = "h2"
 	}
 	t, ref := x.target(tunnel)
+	hop := true // whether req.Header may hold a hop-by-hop header
 	if ref == nil && tunnel != nil {
-		ref = checkHeaderNames(req.Header, t.Host)
+		var ok bool
+		if ok, hop = scanHeaderNames(req.Header); !ok {
+			ref = malformedHeaderName(t.Host)
+		}
 	}
 	if ref == nil {
 		ref = p.recheck(x.pol, c, x.rec.Time)
@@ -71,7 +75,11 @@ func (p *Proxy) handle(req *http.Request, c *caller, tunnel *destination, conn *
 	res := &x.res
 	if ref == nil {
 		te := req.ProtoMajor == 2 && headerHasToken(req.Header, "Te", "trailers")
-		prepareHeader(req.Header)
+		if hop {
+			prepareHeader(req.Header)
+		} else {
+			filterAcceptEncoding(req.Header) // all prepareHeader would do
+		}
 		*res, ref = inject.Apply(x.pol.set, c.Caller, t, req.Header)
 		if te && ref == nil {
 			res.Header["Te"] = []string{"trailers"} // gRPC asks for trailers; HTTP/2 allows this one TE
@@ -204,12 +212,28 @@ func splitHostPort(hostport string, defaultPort int) (string, int, error) {
 // ("Transfer-Encoding : chunked"), which the upstream transport would then
 // refuse, reported to the agent as upstream_unreachable.
 func checkHeaderNames(h http.Header, host string) *inject.Refusal {
-	for name := range h {
-		if !isToken(name) {
-			return inject.Refuse(inject.BadRequest, "", host, "the request has a malformed header name")
-		}
+	if ok, _ := scanHeaderNames(h); !ok {
+		return malformedHeaderName(host)
 	}
 	return nil
+}
+
+// scanHeaderNames reports whether every name in h is a token, as
+// checkHeaderNames requires, and whether h has a hop-by-hop header: when
+// it has none, not even Connection, prepareHeader has nothing to remove,
+// so the exchange need not look at every name again.
+func scanHeaderNames(h http.Header) (ok, hop bool) {
+	for name := range h {
+		if !isToken(name) {
+			return false, true
+		}
+		hop = hop || isHopHeader(name)
+	}
+	return true, hop
+}
+
+func malformedHeaderName(host string) *inject.Refusal {
+	return inject.Refuse(inject.BadRequest, "", host, "the request has a malformed header name")
 }
 
 // isToken reports whether s is an RFC 9110 token.
@@ -304,7 +328,7 @@ func isUpgrade(h http.Header) bool {
 
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h[name] {
-		for _, t := range strings.Split(v, ",") {
+		for t := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}
