@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keyhole/audit"
+	"keyhole/cputime"
 )
 
 func TestOpenStdout(t *testing.T) {
@@ -183,11 +184,11 @@ func benchmarkLog(b *testing.B, l *audit.Logger) {
 		Method: "POST", Scheme: "https", Host: "api.stripe.com", Port: 443, Path: "/v1/charges", Status: 200,
 		Decision: audit.Allow, Secrets: []string{"STRIPE_LIVE"}, Scrubbed: 1, Duration: 41 * time.Millisecond, BytesOut: 1532}
 	b.ReportAllocs()
-	cpu := cpuTime()
+	cpu := cputime.Process()
 	for b.Loop() {
 		if err := l.Log(&rec); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((cputime.Process()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
