@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -208,8 +209,47 @@ func appendStrings(b []byte, list []string) []byte {
 }
 
 // appendTime appends t in UTC as 2006-01-02T15:04:05.000Z, the layout of
-// every audit line, without parsing a layout string each time.
+// every audit line, without parsing a layout string each time. The text up
+// to the seconds is that of the minute of the last line, most of the time.
 func appendTime(b []byte, t time.Time) []byte {
+	if sec := t.Unix(); sec >= 0 {
+		m := lastMinute.Load()
+		if m == nil || m.minute != sec/60 {
+			m = newMinuteText(sec/60, t)
+			lastMinute.Store(m)
+		}
+		if m.ok {
+			b = append(b, m.text[:]...)
+			b = appendDigits(b, int(sec%60), 2)
+			b = appendDigits(append(b, '.'), t.Nanosecond()/1e6, 3)
+			return append(b, 'Z')
+		}
+	}
+	return appendTimeSlow(b, t)
+}
+
+// minuteText is the text of one minute, "2006-01-02T15:04:", as appendTime
+// writes it; ok is false for a minute after the year 9999.
+type minuteText struct {
+	minute int64 // Unix seconds / 60
+	text   [17]byte
+	ok     bool
+}
+
+// lastMinute is the minute appendTime wrote last; never modified once
+// stored.
+var lastMinute atomic.Pointer[minuteText]
+
+func newMinuteText(minute int64, t time.Time) *minuteText {
+	m := &minuteText{minute: minute}
+	if b := appendTimeSlow(nil, t); len(b) == len("2006-01-02T15:04:05.000Z") {
+		m.ok = copy(m.text[:], b) == len(m.text)
+	}
+	return m
+}
+
+// appendTimeSlow is appendTime without the minute's text.
+func appendTimeSlow(b []byte, t time.Time) []byte {
 	t = t.UTC()
 	year, month, day := t.Date()
 	hour, minute, sec := t.Clock()

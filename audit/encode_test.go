@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -166,4 +167,33 @@ func TestAppendTime(t *testing.T) {
 			t.Errorf("got %s, want %s", got, want)
 		}
 	}
+}
+
+// TestAppendTimeMinutes checks the text appendTime keeps of the last
+// minute against time's own formatting, second by second across minute,
+// day and year boundaries, back and forth, and from goroutines at once.
+func TestAppendTimeMinutes(t *testing.T) {
+	starts := []time.Time{
+		time.Date(2026, 12, 31, 23, 58, 30, 999e6, time.UTC),
+		time.Date(2028, 2, 28, 23, 59, 0, 1e6, time.FixedZone("x", -7*3600)),
+		time.Unix(0, 0),
+		time.Date(9999, 12, 31, 23, 59, 0, 0, time.UTC),
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 300; i++ {
+				start := starts[(i+g)%len(starts)]
+				tm := start.Add(time.Duration(i*7919%200) * time.Second / 2)
+				want := tm.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+				if got := string(appendTime(nil, tm)); got != want {
+					t.Errorf("got %s, want %s", got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
