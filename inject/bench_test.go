@@ -4,6 +4,8 @@ import (
 	"maps"
 	"net/http"
 	"testing"
+
+	"keyhole/cputime"
 )
 
 // browserHeader is a realistic 12-header request, as an agent's HTTP client
@@ -43,11 +45,13 @@ func BenchmarkApply(b *testing.B) {
 		}
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
+			cpu := cputime.Process()
 			for b.Loop() {
 				if _, ref := Apply(set, anon, tc.target, tc.h); ref != nil {
 					b.Fatalf("got refusal %s, want none", ref.Reason)
 				}
 			}
+			b.ReportMetric(float64((cputime.Process()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
