@@ -45,13 +45,10 @@ type stage struct {
 	// (escapes, line breaks); it replaces the literal search, and find
 	// holds its patterns only to be counted.
 	m matcher
-	// readBufs recycles the read buffers of Readers that run this stage
-	// alone (*[]byte of capacity readSize+maxLen), so that a stream does
-	// not leave 32 KiB of garbage behind.
-	readBufs sync.Pool
-	// setBufs does the same for Readers whose pipeline of several stages
-	// starts with this one (*[][]byte, one buffer a stage).
-	setBufs sync.Pool
+	// bufs recycles the buffers (*pipeBufs) of Readers whose pipeline
+	// starts with this stage, so that a stream does not leave 32 KiB of
+	// garbage behind.
+	bufs sync.Pool
 }
 
 // matcher is a stage that decodes what it reads. Its result is defined by
@@ -180,16 +177,36 @@ func (s *stage) run(dst, b []byte, final bool) ([]byte, int, int) {
 	if s.m != nil {
 		return s.m.run(dst, b, final)
 	}
-	return s.runFrom(dst, b, 0, final)
+	return s.runFrom(dst, b, 0, s.end(b, final))
 }
 
-// runFrom is run for a literal stage where dst already holds b[:from] and
-// no match starts before from.
-func (s *stage) runFrom(dst, b []byte, from int, final bool) ([]byte, int, int) {
-	end := len(b)
-	if !final {
-		end = s.holdStart(b, from)
+// end returns where a literal stage's run stops consuming b: its end when
+// final, else the first position that could begin a match.
+func (s *stage) end(b []byte, final bool) int {
+	if final {
+		return len(b)
 	}
+	return s.holdStart(b, 0)
+}
+
+// runCopied is run for a literal stage whose output already holds a copy
+// of b after base (dst[base:base+len(b)]): it writes over the copy from
+// the first match on, and without one only cuts the output to what run
+// would consume.
+func (s *stage) runCopied(dst []byte, base int, b []byte, final bool) ([]byte, int, int) {
+	end := s.end(b, final)
+	at, _ := s.next(b, 0, &cursor{})
+	if at < 0 || at >= end {
+		return dst[:base+end], end, 0
+	}
+	return s.runFrom(dst[:base+at], b, at, end)
+}
+
+// runFrom is run for a literal stage where dst already holds b[:from], no
+// match starts before from, and end is the first position at or after
+// from that could begin a match that more input completes (len(b) when
+// final).
+func (s *stage) runFrom(dst, b []byte, from, end int) ([]byte, int, int) {
 	var c cursor
 	pos, n := from, 0
 	for pos < end {

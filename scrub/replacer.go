@@ -227,11 +227,7 @@ func (r *Replacer) Replace(dst, src []byte) ([]byte, int) {
 		var copied bool
 		hasOK, copied = presenceCopy(r.stages, src, has[:], out[base:])
 		if copied {
-			at, _ := lit.next(src, 0, &cursor{})
-			if at < 0 {
-				return out, 0
-			}
-			out, _, n := lit.runFrom(out[:base+at], src, at, true)
+			out, _, n := lit.runCopied(out, base, src, true)
 			return out, n
 		}
 	}
