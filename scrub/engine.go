@@ -31,6 +31,9 @@ type stage struct {
 	// bytes at the end of a buffer.
 	sorted []string
 	first  [256]bool
+	// longer marks the first bytes of patterns of two bytes or more:
+	// the last byte of a buffer is a proper prefix where it is marked.
+	longer [256]bool
 	// pairs, when not nil, marks the first two bytes of every pattern,
 	// and heads, when not nil, the hashes of the first four, so that
 	// holdStart rarely needs the search.
@@ -104,6 +107,7 @@ func newStage(find, repl []string) *stage {
 	for i, f := range find {
 		s.maxLen = max(s.maxLen, len(f))
 		s.first[f[0]] = true
+		s.longer[f[0]] = s.longer[f[0]] || len(f) > 1
 		s.findB = append(s.findB, []byte(f))
 		if len(repl[i])*s.growDen > s.growNum*len(f) {
 			s.growNum, s.growDen = len(repl[i]), len(f)
@@ -236,6 +240,26 @@ func (s *stage) runFrom(dst, b []byte, from, end int) ([]byte, int, int) {
 // b is a proper prefix of some pattern, or len(b).
 func (s *stage) holdStart(b []byte, from int) int {
 	i := max(from, len(b)-s.maxLen+1)
+	if s.wm != nil && s.wm.sieve != nil {
+		// A proper prefix of four bytes or more holds a gram of its
+		// pattern wherever it holds a whole one (see sieve.tailHit):
+		// look at positions only where the sieve lets them start one.
+		sv := s.wm.sieve
+		for i+gramLen <= len(b) {
+			q := sv.tailHit(b, i)
+			if q == len(b) {
+				// No prefix of four bytes or more: at most three
+				// are left.
+				i = max(i, len(b)-gramLen+1)
+				break
+			}
+			for i = max(i, q-sv.stride+1); i <= q; i++ {
+				if s.prefixAt(b, i) {
+					return i
+				}
+			}
+		}
+	}
 	if s.pairs != nil {
 		// A proper prefix of four bytes or more starts with the
 		// first four of a pattern.
@@ -252,12 +276,24 @@ func (s *stage) holdStart(b []byte, from int) int {
 			}
 		}
 	}
-	for ; i < len(b); i++ {
+	for ; i < len(b)-1; i++ {
 		if s.first[b[i]] && s.isProperPrefix(b[i:]) {
 			return i
 		}
 	}
+	if i == len(b)-1 && s.longer[b[i]] {
+		return i
+	}
 	return len(b)
+}
+
+// prefixAt reports whether b[i:], at least four bytes, is a proper prefix
+// of some pattern.
+func (s *stage) prefixAt(b []byte, i int) bool {
+	if s.heads != nil && !s.heads.has(binary.LittleEndian.Uint32(b[i:])) {
+		return false
+	}
+	return s.first[b[i]] && s.isProperPrefix(b[i:])
 }
 
 // pairSet marks the first two bytes of patterns (bit b[0]<<8|b[1]); a

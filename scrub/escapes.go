@@ -150,12 +150,19 @@ func (e *escapes) hold(b []byte) int {
 	first := min(indexFrom(b, from, '%'), indexFrom(b, from, '\\'))
 	tail := resync(b, max(from, first-e.maxLen), 0)
 	q := len(b)
-	// Only the last maxUnit-1 bytes can hold an escape cut short.
-	for i := resync(b, max(tail, len(b)-maxUnit), tail); i < len(b); i += unitAt(b, i).n {
-		if isIntroducer(b[i]) && incomplete(b[i:]) {
-			q = i
-			break
+	// Only the last maxUnit-1 bytes can hold an escape cut short, and
+	// it starts with an introducer.
+	for i := max(0, len(b)-(maxUnit-1)); i < len(b); i++ {
+		if !isIntroducer(b[i]) {
+			continue
 		}
+		for i := resync(b, max(tail, len(b)-maxUnit), tail); i < len(b); i += unitAt(b, i).n {
+			if isIntroducer(b[i]) && incomplete(b[i:]) {
+				q = i
+				break
+			}
+		}
+		break
 	}
 	if first == len(b) {
 		// No escape in the tail: every unit is a byte, and a prefix

@@ -61,3 +61,41 @@ func TestReaderSplitAcrossReads(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldStartExact checks the literal stage's hold-back against its
+// definition, the first position from which the rest of the buffer is a
+// proper prefix of a pattern: it must hold back no less (a secret split
+// there would leak) and no more (a stream would wait for bytes it does
+// not need). The tails end in prefixes of every length of every pattern,
+// so that the sieve's grid meets them at every offset.
+func TestHoldStartExact(t *testing.T) {
+	ctx, secrets := benchBody(4096, 10, 0)
+	for _, r := range []*Replacer{Compile(secrets), NewPairs([]Pair{{"abcdefghijklmnop", "x"}, {"abcdefghijklmnopqrstuvwxyz", "y"}})} {
+		lit := r.stages[len(r.stages)-1]
+		want := func(b []byte) int {
+			for i := range b {
+				for _, p := range lit.find {
+					if len(p) > len(b)-i && strings.HasPrefix(p, string(b[i:])) {
+						return i
+					}
+				}
+			}
+			return len(b)
+		}
+		check := func(b []byte) {
+			if got, w := lit.holdStart(b, 0), want(b); got != w {
+				t.Fatalf("holdStart of %d bytes: got %d, want %d", len(b), got, w)
+			}
+		}
+		for _, p := range lit.find {
+			for l := 1; l <= len(p); l++ {
+				for _, pre := range []int{0, 1, 5, 200} {
+					check(append(bytes.Clone(ctx[:pre]), p[:l]...))
+				}
+			}
+		}
+		for end := 0; end < 600; end++ {
+			check(ctx[:end])
+		}
+	}
+}

@@ -147,3 +147,26 @@ func (s *sieve) verify(b []byte, from, p int, v uint32) (int, int) {
 	}
 	return at, k
 }
+
+// tailHit serves the search for a proper prefix of a pattern at the end
+// of b, from position i (at most len(b)-4) on. On the grid len(b)-4,
+// len(b)-4-stride, ..., it returns the first position q at or after i
+// where the gram may be a pattern's, or len(b) if there is none. A proper
+// prefix b[j:] with j in (q-stride, q] holds the gram at q in full, at
+// offset q-j of its pattern, so no j before the q returned, and after the
+// grid point before it, starts a prefix: the search costs a lookup per
+// stride bytes of the tail, which do not depend on each other.
+func (s *sieve) tailHit(b []byte, i int) int {
+	last := len(b) - gramLen
+	set, mask := s.set, s.mask
+	for q := last - (last-i)/s.stride*s.stride; q <= last; q += s.stride {
+		v := binary.LittleEndian.Uint32(b[q:])
+		if h := uint32(uint64(v)*hash1>>32) & mask; set[h>>6]&(1<<(h&63)) == 0 {
+			continue
+		}
+		if h := uint32(uint64(v)*hash2>>32) & mask; set[h>>6]&(1<<(h&63)) != 0 {
+			return q
+		}
+	}
+	return len(b)
+}
