@@ -1,6 +1,9 @@
 package scrub
 
-import "math/bits"
+import (
+	"math/bits"
+	"strings"
+)
 
 // The decoding stages start from a few bytes: the escapes stage from '%'
 // and '\\', the wrapped stage from '\n'. Testing each stage for its own
@@ -36,17 +39,49 @@ var (
 	specialWrapped = newByteTable('\n')
 )
 
-// specialMasksGeneric is specialMasks a byte at a time.
+// specialMasksGeneric is specialMasks a byte at a time: out[i] gets bit j
+// for byte 64*i+j of b where t holds it, unless the next byte of the same
+// block is not a follower (see follows).
 func specialMasksGeneric(b []byte, t *byteTable, out []uint64) {
 	for i := range out {
 		var w uint64
-		for j, c := range b[64*i : 64*i+64] {
-			if t.has(c) {
+		blk := b[64*i : 64*i+64]
+		for j, c := range blk {
+			if t.has(c) && (j == 63 || follows(blk[j+1])) {
 				w |= 1 << j
 			}
 		}
 		out[i] = w
 	}
+}
+
+// follows reports whether a stage may read c right after a special byte:
+// a hex digit after %, a JSON escape letter (" \ / b f n r t u) after \,
+// a base64 character (A-Z a-z 0-9 + / - _ =) after a line feed. After
+// any other byte the special byte begins no escape and ends no line break
+// inside base64, so the vector pass does not mark it: a line feed before
+// an indent, a {, a blank line or a quote costs nothing, which is most of
+// them in JSON lines and pretty-printed JSON.
+func follows(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(`+/-_="\`, c) >= 0
+}
+
+// followLow and followHigh classify the followers by nibble for the vector
+// pass: byte c follows exactly when followLow[c&15]&followHigh[c>>4] is
+// not zero. followHigh[h] is bit h (none from 8 on: followers are ASCII),
+// followLow[l] the bits of the high nibbles h for which h<<4|l follows.
+var followLow, followHigh = followTables()
+
+func followTables() (lo, hi [16]byte) {
+	for h := range 8 {
+		hi[h] = 1 << h
+		for l := range 16 {
+			if follows(byte(h<<4 | l)) {
+				lo[l] |= 1 << h
+			}
+		}
+	}
+	return lo, hi
 }
 
 // presence sets has[k] to stages[k].m.has(b) for the decoding stages
