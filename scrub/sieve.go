@@ -42,8 +42,12 @@ type sieve struct {
 	refs       []gramRef
 }
 
-// gramRef says that pattern k holds a gram at offset off.
-type gramRef struct{ k, off int32 }
+// gramRef says that pattern k holds the gram v at offset off. v tells
+// the grams of a bucket apart before a pattern is compared.
+type gramRef struct {
+	k, off int32
+	v      uint32
+}
 
 // newSieve returns a sieve for find, whose shortest pattern is m bytes
 // long; m must be at least gramLen.
@@ -82,7 +86,7 @@ func newSieve(find []string, m int) *sieve {
 	fill := slices.Clone(s.start[:len(s.start)-1])
 	each(func(k, i int, v uint32) {
 		h := s.bucket(v)
-		s.refs[fill[h]] = gramRef{int32(k), int32(i)}
+		s.refs[fill[h]] = gramRef{int32(k), int32(i), v}
 		fill[h]++
 	})
 	return s
@@ -136,6 +140,9 @@ func (s *sieve) verify(b []byte, from, p int, v uint32) (int, int) {
 	// A bucket may also list grams other than v: their patterns do not
 	// match here, since a match would hold v where they hold theirs.
 	for _, r := range s.refs[s.start[h]:s.start[h+1]] {
+		if r.v != v {
+			continue
+		}
 		st := p - int(r.off)
 		f := s.find[r.k]
 		if st < from || st+len(f) > len(b) || at >= 0 && (st > at || st == at && len(f) <= len(s.find[k])) {
