@@ -58,7 +58,11 @@ type stage struct {
 // its own rules (see escapes and wrapped); like the literal search it
 // keeps, when not final, the bytes that more input could change.
 type matcher interface {
-	run(dst, b []byte, final bool) ([]byte, int, int)
+	// scan appends to dst b scrubbed up to pos, the end of its last
+	// match (0 without one), and returns it with pos and the number of
+	// matches; no match starts at or after limit. The rest of b, up to
+	// limit, is as it was (see stage.run).
+	scan(dst, b []byte, limit int) ([]byte, int, int)
 	// has reports false only if run would leave b unchanged: it is
 	// true exactly when at is true at one of b's special bytes (see
 	// specialBoth).
@@ -179,9 +183,21 @@ func (s *stage) next(b []byte, from int, c *cursor) (int, int) {
 // when final is true it consumes all of b.
 func (s *stage) run(dst, b []byte, final bool) ([]byte, int, int) {
 	if s.m != nil {
-		return s.m.run(dst, b, final)
+		limit := s.limit(b, final)
+		dst, pos, n := s.m.scan(dst, b, limit)
+		end := max(pos, limit)
+		return append(dst, b[pos:end]...), end, n
 	}
 	return s.runFrom(dst, b, 0, s.end(b, final))
+}
+
+// limit returns where a decoding stage's run stops looking for matches:
+// the end of b when final, else where it begins to hold b back.
+func (s *stage) limit(b []byte, final bool) int {
+	if final {
+		return len(b)
+	}
+	return s.m.hold(b)
 }
 
 // end returns where a literal stage's run stops consuming b: its end when

@@ -269,12 +269,8 @@ func indexFrom(b []byte, from int, c byte) int {
 	return len(b)
 }
 
-// run is stage.run for escaped spellings.
-func (e *escapes) run(dst, b []byte, final bool) ([]byte, int, int) {
-	limit := len(b)
-	if !final {
-		limit = e.hold(b)
-	}
+// scan is matcher.scan for escaped spellings.
+func (e *escapes) scan(dst, b []byte, limit int) ([]byte, int, int) {
 	pos, n := 0, 0
 	// Units before walked were tried already, and walked is a unit
 	// boundary (so is pos, which it never trails).
@@ -308,7 +304,5 @@ func (e *escapes) run(dst, b []byte, final bool) ([]byte, int, int) {
 		walked = cur
 		from = max(cur, j+1)
 	}
-	end := max(pos, limit)
-	dst = append(dst, b[pos:end]...)
-	return dst, end, n
+	return dst, pos, n
 }

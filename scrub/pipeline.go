@@ -168,36 +168,40 @@ func (p *pipeline) flush(dst []byte, final bool) ([]byte, int) {
 			break
 		}
 		next := pb.held[i+1]
-		if s.m != nil && !p.present(i, b, has[:], hasOK && !changed) {
-			// The stage leaves its input as it is.
-			used := len(b)
-			if !final {
-				used = s.m.hold(b)
-			}
-			tails = append(tails, b[used:]...)
-			pb.tailLen[i] = len(b) - used
-			above -= next
-			st, en = st-next, st+used
-			continue
-		}
 		k := 0
 		if curScratch == 0 {
 			k = 1
 		}
-		if pb.scratch[k] == nil {
-			pb.scratch[k] = make([]byte, 0, p.bufSize())
+		var out []byte
+		var used, c int
+		if s.m == nil {
+			out = p.scratch(k, cur[st-above:st])
+			out, used, c = s.run(out, b, final)
+		} else if used = s.limit(b, final); p.present(i, b, has[:], hasOK && !changed) {
+			out = p.scratch(k, cur[st-above:st])
+			var pos int
+			if out, pos, c = s.m.scan(out, b, used); c > 0 {
+				used = max(pos, used)
+				out = append(out, b[pos:used]...)
+			}
 		}
-		out := append(pb.scratch[k][:0], cur[st-above:st]...)
-		start := len(out)
-		out, used, c := s.run(out, b, final)
-		pb.scratch[k] = out
 		tails = append(tails, b[used:]...)
 		pb.tailLen[i] = len(b) - used
-		total += c
-		changed = changed || c > 0
 		above -= next
+		if c == 0 {
+			// The stage left its input as it was: its output is a
+			// prefix of it, with the next stage's held bytes right
+			// before, where they were.
+			st, en = st-next, st+used
+			continue
+		}
+		pb.scratch[k] = out
+		total += c
+		changed = true
+		// out holds the held bytes of the stages after this one, the
+		// next stage's last, then the output.
 		cur, curScratch = out, k
-		st, en = start-next, len(out)
+		st, en = above, len(out)
 	}
 	// The new held bytes, the last stage's first.
 	blk := pb.in[:0]
@@ -209,6 +213,14 @@ func (p *pipeline) flush(dst []byte, final bool) ([]byte, int) {
 	}
 	pb.in, pb.tails = blk, tails[:0]
 	return dst, total
+}
+
+// scratch returns scratch buffer k holding only prefix.
+func (p *pipeline) scratch(k int, prefix []byte) []byte {
+	if p.b.scratch[k] == nil {
+		p.b.scratch[k] = make([]byte, 0, p.bufSize())
+	}
+	return append(p.b.scratch[k][:0], prefix...)
 }
 
 // release gives the pipeline's buffers back for another Reader whose

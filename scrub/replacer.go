@@ -242,22 +242,37 @@ func (r *Replacer) Replace(dst, src []byte) ([]byte, int) {
 			}
 		}
 	}()
+	in := -1 // src is the input, or tmp[in]
 	for i, s := range stages {
 		if i == len(stages)-1 {
 			var n int
 			dst, _, n = s.run(dst, src, true)
 			return dst, total + n
 		}
-		t := tmp[i%2]
+		k := 0
+		if in == 0 {
+			k = 1
+		}
+		t := tmp[k]
 		if t == nil {
 			if t, _ = replaceBufs.Get().(*[]byte); t == nil {
 				t = new([]byte)
 			}
-			tmp[i%2] = t
+			tmp[k] = t
 		}
 		var n int
-		*t, _, n = s.run((*t)[:0], src, true)
-		src = *t
+		if s.m != nil {
+			// A decoding stage that replaces nothing leaves src as
+			// it is: the copy is spared.
+			var pos int
+			if *t, pos, n = s.m.scan((*t)[:0], src, len(src)); n == 0 {
+				continue
+			}
+			*t = append(*t, src[pos:]...)
+		} else {
+			*t, _, n = s.run((*t)[:0], src, true)
+		}
+		src, in = *t, k
 		total += n
 	}
 	return append(dst, src...), total
