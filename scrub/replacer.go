@@ -217,16 +217,15 @@ func (r *Replacer) Replace(dst, src []byte) ([]byte, int) {
 		return append(dst, src...), 0
 	}
 	var has [8]bool
-	hasOK := false
+	hasOK, copied := false, false
+	base, out := len(dst), dst
 	if lit := r.stages[len(r.stages)-1]; lit.m == nil && haveSpecialMasks && onlyMatchers(r.stages[:len(r.stages)-1]) {
-		// Where no decoding stage has anything to do, the pass that
-		// finds that out also copies src, and the literal stage
-		// writes over the copy from its first match on.
-		base := len(dst)
-		out := slices.Grow(dst, len(src))[:base+len(src)]
-		var copied bool
+		// The pass that finds which decoding stages have anything to
+		// do also copies src, and where none of them changes it the
+		// literal stage writes over the copy from its first match on.
+		out = slices.Grow(dst, len(src))[:base+len(src)]
 		hasOK, copied = presenceCopy(r.stages, src, has[:], out[base:])
-		if copied {
+		if copied && !slices.Contains(has[:len(r.stages)], true) {
 			out, _, n := lit.runCopied(out, base, src, true)
 			return out, n
 		}
@@ -246,7 +245,11 @@ func (r *Replacer) Replace(dst, src []byte) ([]byte, int) {
 	for i, s := range stages {
 		if i == len(stages)-1 {
 			var n int
-			dst, _, n = s.run(dst, src, true)
+			if copied && in < 0 {
+				dst, _, n = s.runCopied(out, base, src, true)
+			} else {
+				dst, _, n = s.run(dst, src, true)
+			}
 			return dst, total + n
 		}
 		k := 0

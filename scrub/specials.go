@@ -94,8 +94,9 @@ func presence(stages []*stage, b []byte, has []bool) bool {
 }
 
 // presenceCopy is presence that, when cp is not nil, also copies b to cp
-// (of b's length) in the same pass until a decoding stage is found
-// present. copied reports that none was and the copy is complete.
+// (of b's length) in the same pass; copied reports that it did (ok and cp
+// not nil). A stage found present may still replace nothing, and then the
+// copy is the output up to the literal stage's first match.
 func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied bool) {
 	if !haveSpecialMasks || len(stages) > len(has) {
 		return false, false
@@ -124,16 +125,14 @@ func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied 
 		return true, false
 	}
 	// A stage found present is done with (set to nil), and the bytes
-	// marked are those of the stages not yet found. The copy stops at
-	// the first found.
-	all := marks(esc, wr)
-	esc0, wr0 := esc, wr
+	// marked are those of the stages not yet found.
+	if cp != nil && len(cp) < len(b) {
+		return false, false
+	}
 	var masks [64]uint64
-	for i := 0; esc != nil || wr != nil; {
+	i := 0
+	for esc != nil || wr != nil {
 		t := marks(esc, wr)
-		if t != all {
-			cp = nil
-		}
 		if len(b)-i < 64 {
 			if cp != nil {
 				copy(cp[i:], b[i:])
@@ -143,6 +142,7 @@ func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied 
 					esc, wr = presentAt(b, i, esc, wr, has, ek, wk)
 				}
 			}
+			i = len(b)
 			break
 		}
 		n := min((len(b)-i)/64, len(masks))
@@ -166,8 +166,11 @@ func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied 
 		}
 		i += 64 * n
 	}
-	// Found nothing: the stages are as they were, the copy complete.
-	return true, cp != nil && esc == esc0 && wr == wr0
+	// Every stage found present before the end: copy the rest.
+	if cp != nil {
+		copy(cp[i:], b[i:])
+	}
+	return true, cp != nil
 }
 
 // marks returns the table of the bytes that esc and wr, those not nil,
