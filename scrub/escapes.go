@@ -29,6 +29,10 @@ type escapes struct {
 	// bytes (raw, or a space for a plus) and the bytes of escapes.
 	spells [256]bool
 	span   int // the most input bytes a match takes: 6 per decoded byte
+	// grams holds every gram of pats: the raw bytes a match holds
+	// before its first escape are a prefix of its pattern, so each gram
+	// of them is one (see rawFloor).
+	grams gramSet
 }
 
 func newEscapes(pats, repl []string) *escapes {
@@ -41,7 +45,30 @@ func newEscapes(pats, repl []string) *escapes {
 	slices.Sort(e.sorted)
 	e.pairs = newPairSet(pats)
 	e.span = 6 * e.maxLen
+	n := 0
+	for _, p := range pats {
+		n += max(0, len(p)-gramLen+1)
+	}
+	e.grams = newGramSet(n)
+	for _, p := range pats {
+		for i := 0; i+gramLen <= len(p); i++ {
+			e.grams.add(blockValue(p[i : i+gramLen]))
+		}
+	}
 	return e
+}
+
+// rawFloor returns the earliest position, not before lo, where a match
+// that holds the escape at j may start, all raw bytes up to j: not at or
+// before k-4 where the folded gram b[k-4:k], k <= j, is no pattern's.
+func (e *escapes) rawFloor(b []byte, lo, j int) int {
+	for k := j; k-gramLen >= lo; k-- {
+		v := uint32(fold(b[k-4])) | uint32(fold(b[k-3]))<<8 | uint32(fold(b[k-2]))<<16 | uint32(fold(b[k-1]))<<24
+		if !e.grams.has(v) {
+			return k - gramLen + 1
+		}
+	}
+	return lo
 }
 
 // holdLen bounds what run holds back when not final.
@@ -284,7 +311,7 @@ func (e *escapes) scan(dst, b []byte, limit int) ([]byte, int, int) {
 		// A spelling that holds the escape at j starts at most span
 		// before it, after the last byte that no spelling holds.
 		rs := j
-		for lo := max(walked, j-e.span); rs > lo && e.spells[b[rs-1]]; {
+		for lo := e.rawFloor(b, max(walked, j-e.span), j); rs > lo && e.spells[b[rs-1]]; {
 			rs--
 		}
 		if rs >= limit {

@@ -29,10 +29,9 @@ const minSieveWindow = 12
 // the processor runs many at once: on text without secrets the search
 // costs one independent lookup per stride bytes.
 type sieve struct {
-	find   []string
-	stride int    // the distance between two grams looked at
-	mask   uint32 // the set has mask+1 bits
-	set    []uint64
+	find    []string
+	stride  int // the distance between two grams looked at
+	gramSet     // every gram of every pattern
 	// refs lists where the patterns hold each gram, grouped by bucket
 	// (the gram's first hash, masked to bucketMask): bucket h's are
 	// refs[start[h]:start[h+1]]. A flat list, not a map of slices, so
@@ -56,11 +55,7 @@ func newSieve(find []string, m int) *sieve {
 	for _, f := range find {
 		n += len(f) - gramLen + 1
 	}
-	// About one bit in 16 is set, so that a gram of text unrelated to
-	// the patterns finds both of its bits set once in a few hundred
-	// grams; the set stays within 256 KiB.
-	logBits := uint(min(21, max(12, bits.Len(uint(n))+5)))
-	s := &sieve{find: find, stride: m - gramLen + 1, mask: 1<<logBits - 1, set: make([]uint64, 1<<logBits/64)}
+	s := &sieve{find: find, stride: m - gramLen + 1, gramSet: newGramSet(n)}
 	// About four grams a bucket.
 	s.bucketMask = 1<<max(0, bits.Len(uint(n))-2) - 1
 	s.start = make([]int32, s.bucketMask+2)
@@ -75,9 +70,7 @@ func newSieve(find []string, m int) *sieve {
 		}
 	}
 	each(func(k, i int, v uint32) {
-		for _, h := range [2]uint32{s.hash(v, hash1), s.hash(v, hash2)} {
-			s.set[h>>6] |= 1 << (h & 63)
-		}
+		s.add(v)
 		s.start[s.bucket(v)+1]++
 	})
 	for h := 1; h < len(s.start); h++ {
@@ -100,11 +93,6 @@ const (
 	hash1 = 0x9E3779B97F4A7C15
 	hash2 = 0xC2B2AE3D27D4EB4F
 )
-
-// hash returns a bit of the set for the gram v: bits of its product with
-// mul above the low 32, where every bit of v has mixed in. next repeats
-// it inline, with constant multipliers.
-func (s *sieve) hash(v uint32, mul uint64) uint32 { return uint32(uint64(v)*mul>>32) & s.mask }
 
 // next returns the start and pattern index of the leftmost-longest match
 // in b at or after from, or -1, -1.
