@@ -319,6 +319,10 @@ func (e *escapes) scan(dst, b []byte, limit int) ([]byte, int, int) {
 		}
 		cur := resync(b, rs, walked)
 		for cur <= j && cur < limit {
+			if c := b[cur]; !isIntroducer(c) && len(e.byFirst[fold(c)]) == 0 {
+				cur++ // a raw byte that starts no pattern
+				continue
+			}
 			if end, k := e.matchAt(b, cur); k >= 0 {
 				dst = append(dst, b[pos:cur]...)
 				dst = append(dst, e.repl[k]...)
