@@ -59,8 +59,9 @@ func newEscapes(pats, repl []string) *escapes {
 }
 
 // rawFloor returns the earliest position, not before lo, where a match
-// that holds the escape at j may start, all raw bytes up to j: not at or
-// before k-4 where the folded gram b[k-4:k], k <= j, is no pattern's.
+// that holds the escape at j may start, all raw bytes up to j, or a raw
+// prefix of a pattern that ends at j: not at or before k-4 where the
+// folded gram b[k-4:k], k <= j, is no pattern's.
 func (e *escapes) rawFloor(b []byte, lo, j int) int {
 	for k := j; k-gramLen >= lo; k-- {
 		v := uint32(fold(b[k-4])) | uint32(fold(b[k-3]))<<8 | uint32(fold(b[k-2]))<<16 | uint32(fold(b[k-1]))<<24
@@ -194,7 +195,8 @@ func (e *escapes) hold(b []byte) int {
 	if first == len(b) {
 		// No escape in the tail: every unit is a byte, and a prefix
 		// is a raw one, shorter than maxLen.
-		for i := max(tail, len(b)-e.maxLen+1); i < len(b); i++ {
+		// Each gram of a prefix is a pattern's (see rawFloor).
+		for i := e.rawFloor(b, max(tail, len(b)-e.maxLen+1), len(b)); i < len(b); i++ {
 			if i+1 < len(b) && !e.pairs.has(fold(b[i]), fold(b[i+1])) {
 				continue
 			}
