@@ -59,7 +59,12 @@
 // end that a secret could start with), and passes everything else on in
 // the Read call in which it arrived, so
 // server-sent events and chunked bodies flow as they did upstream. Streamed
-// output equals one-shot output for every split of the input.
+// output equals one-shot output for every split of the input. Each read
+// costs what one-shot Replace costs on it: the stages read slices of one
+// buffer (the bytes each holds back, then the new input), one vector pass
+// tells them all whether they have work and copies the text out, and the
+// hold-back searches look only at the tail, where the sieve allows a
+// pattern to begin.
 //
 // # HTTP and WebSocket
 //

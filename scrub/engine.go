@@ -31,6 +31,9 @@ type stage struct {
 	// bytes at the end of a buffer.
 	sorted []string
 	first  [256]bool
+	// longer marks the first bytes of patterns of two bytes or more:
+	// the last byte of a buffer is a proper prefix where it is marked.
+	longer [256]bool
 	// pairs, when not nil, marks the first two bytes of every pattern,
 	// and heads, when not nil, the hashes of the first four, so that
 	// holdStart rarely needs the search.
@@ -45,20 +48,21 @@ type stage struct {
 	// (escapes, line breaks); it replaces the literal search, and find
 	// holds its patterns only to be counted.
 	m matcher
-	// readBufs recycles the read buffers of Readers that run this stage
-	// alone (*[]byte of capacity readSize+maxLen), so that a stream does
-	// not leave 32 KiB of garbage behind.
-	readBufs sync.Pool
-	// setBufs does the same for Readers whose pipeline of several stages
-	// starts with this one (*[][]byte, one buffer a stage).
-	setBufs sync.Pool
+	// bufs recycles the buffers (*pipeBufs) of Readers whose pipeline
+	// starts with this stage, so that a stream does not leave 32 KiB of
+	// garbage behind.
+	bufs sync.Pool
 }
 
 // matcher is a stage that decodes what it reads. Its result is defined by
 // its own rules (see escapes and wrapped); like the literal search it
 // keeps, when not final, the bytes that more input could change.
 type matcher interface {
-	run(dst, b []byte, final bool) ([]byte, int, int)
+	// scan appends to dst b scrubbed up to pos, the end of its last
+	// match (0 without one), and returns it with pos and the number of
+	// matches; no match starts at or after limit. The rest of b, up to
+	// limit, is as it was (see stage.run).
+	scan(dst, b []byte, limit int) ([]byte, int, int)
 	// has reports false only if run would leave b unchanged: it is
 	// true exactly when at is true at one of b's special bytes (see
 	// specialBoth).
@@ -107,6 +111,7 @@ func newStage(find, repl []string) *stage {
 	for i, f := range find {
 		s.maxLen = max(s.maxLen, len(f))
 		s.first[f[0]] = true
+		s.longer[f[0]] = s.longer[f[0]] || len(f) > 1
 		s.findB = append(s.findB, []byte(f))
 		if len(repl[i])*s.growDen > s.growNum*len(f) {
 			s.growNum, s.growDen = len(repl[i]), len(f)
@@ -178,18 +183,50 @@ func (s *stage) next(b []byte, from int, c *cursor) (int, int) {
 // when final is true it consumes all of b.
 func (s *stage) run(dst, b []byte, final bool) ([]byte, int, int) {
 	if s.m != nil {
-		return s.m.run(dst, b, final)
+		limit := s.limit(b, final)
+		dst, pos, n := s.m.scan(dst, b, limit)
+		end := max(pos, limit)
+		return append(dst, b[pos:end]...), end, n
 	}
-	return s.runFrom(dst, b, 0, final)
+	return s.runFrom(dst, b, 0, s.end(b, final))
 }
 
-// runFrom is run for a literal stage where dst already holds b[:from] and
-// no match starts before from.
-func (s *stage) runFrom(dst, b []byte, from int, final bool) ([]byte, int, int) {
-	end := len(b)
-	if !final {
-		end = s.holdStart(b, from)
+// limit returns where a decoding stage's run stops looking for matches:
+// the end of b when final, else where it begins to hold b back.
+func (s *stage) limit(b []byte, final bool) int {
+	if final {
+		return len(b)
 	}
+	return s.m.hold(b)
+}
+
+// end returns where a literal stage's run stops consuming b: its end when
+// final, else the first position that could begin a match.
+func (s *stage) end(b []byte, final bool) int {
+	if final {
+		return len(b)
+	}
+	return s.holdStart(b, 0)
+}
+
+// runCopied is run for a literal stage whose output already holds a copy
+// of b after base (dst[base:base+len(b)]): it writes over the copy from
+// the first match on, and without one only cuts the output to what run
+// would consume.
+func (s *stage) runCopied(dst []byte, base int, b []byte, final bool) ([]byte, int, int) {
+	end := s.end(b, final)
+	at, _ := s.next(b, 0, &cursor{})
+	if at < 0 || at >= end {
+		return dst[:base+end], end, 0
+	}
+	return s.runFrom(dst[:base+at], b, at, end)
+}
+
+// runFrom is run for a literal stage where dst already holds b[:from], no
+// match starts before from, and end is the first position at or after
+// from that could begin a match that more input completes (len(b) when
+// final).
+func (s *stage) runFrom(dst, b []byte, from, end int) ([]byte, int, int) {
 	var c cursor
 	pos, n := from, 0
 	for pos < end {
@@ -219,6 +256,26 @@ func (s *stage) runFrom(dst, b []byte, from int, final bool) ([]byte, int, int) 
 // b is a proper prefix of some pattern, or len(b).
 func (s *stage) holdStart(b []byte, from int) int {
 	i := max(from, len(b)-s.maxLen+1)
+	if s.wm != nil && s.wm.sieve != nil {
+		// A proper prefix of four bytes or more holds a gram of its
+		// pattern wherever it holds a whole one (see sieve.tailHit):
+		// look at positions only where the sieve lets them start one.
+		sv := s.wm.sieve
+		for i+gramLen <= len(b) {
+			q := sv.tailHit(b, i)
+			if q == len(b) {
+				// No prefix of four bytes or more: at most three
+				// are left.
+				i = max(i, len(b)-gramLen+1)
+				break
+			}
+			for i = max(i, q-sv.stride+1); i <= q; i++ {
+				if s.prefixAt(b, i) {
+					return i
+				}
+			}
+		}
+	}
 	if s.pairs != nil {
 		// A proper prefix of four bytes or more starts with the
 		// first four of a pattern.
@@ -235,12 +292,24 @@ func (s *stage) holdStart(b []byte, from int) int {
 			}
 		}
 	}
-	for ; i < len(b); i++ {
+	for ; i < len(b)-1; i++ {
 		if s.first[b[i]] && s.isProperPrefix(b[i:]) {
 			return i
 		}
 	}
+	if i == len(b)-1 && s.longer[b[i]] {
+		return i
+	}
 	return len(b)
+}
+
+// prefixAt reports whether b[i:], at least four bytes, is a proper prefix
+// of some pattern.
+func (s *stage) prefixAt(b []byte, i int) bool {
+	if s.heads != nil && !s.heads.has(binary.LittleEndian.Uint32(b[i:])) {
+		return false
+	}
+	return s.first[b[i]] && s.isProperPrefix(b[i:])
 }
 
 // pairSet marks the first two bytes of patterns (bit b[0]<<8|b[1]); a

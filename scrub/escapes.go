@@ -29,6 +29,10 @@ type escapes struct {
 	// bytes (raw, or a space for a plus) and the bytes of escapes.
 	spells [256]bool
 	span   int // the most input bytes a match takes: 6 per decoded byte
+	// grams holds every gram of pats: the raw bytes a match holds
+	// before its first escape are a prefix of its pattern, so each gram
+	// of them is one (see rawFloor).
+	grams gramSet
 }
 
 func newEscapes(pats, repl []string) *escapes {
@@ -41,7 +45,31 @@ func newEscapes(pats, repl []string) *escapes {
 	slices.Sort(e.sorted)
 	e.pairs = newPairSet(pats)
 	e.span = 6 * e.maxLen
+	n := 0
+	for _, p := range pats {
+		n += max(0, len(p)-gramLen+1)
+	}
+	e.grams = newGramSet(n)
+	for _, p := range pats {
+		for i := 0; i+gramLen <= len(p); i++ {
+			e.grams.add(blockValue(p[i : i+gramLen]))
+		}
+	}
 	return e
+}
+
+// rawFloor returns the earliest position, not before lo, where a match
+// that holds the escape at j may start, all raw bytes up to j, or a raw
+// prefix of a pattern that ends at j: not at or before k-4 where the
+// folded gram b[k-4:k], k <= j, is no pattern's.
+func (e *escapes) rawFloor(b []byte, lo, j int) int {
+	for k := j; k-gramLen >= lo; k-- {
+		v := uint32(fold(b[k-4])) | uint32(fold(b[k-3]))<<8 | uint32(fold(b[k-2]))<<16 | uint32(fold(b[k-1]))<<24
+		if !e.grams.has(v) {
+			return k - gramLen + 1
+		}
+	}
+	return lo
 }
 
 // holdLen bounds what run holds back when not final.
@@ -150,17 +178,25 @@ func (e *escapes) hold(b []byte) int {
 	first := min(indexFrom(b, from, '%'), indexFrom(b, from, '\\'))
 	tail := resync(b, max(from, first-e.maxLen), 0)
 	q := len(b)
-	// Only the last maxUnit-1 bytes can hold an escape cut short.
-	for i := resync(b, max(tail, len(b)-maxUnit), tail); i < len(b); i += unitAt(b, i).n {
-		if isIntroducer(b[i]) && incomplete(b[i:]) {
-			q = i
-			break
+	// Only the last maxUnit-1 bytes can hold an escape cut short, and
+	// it starts with an introducer.
+	for i := max(0, len(b)-(maxUnit-1)); i < len(b); i++ {
+		if !isIntroducer(b[i]) {
+			continue
 		}
+		for i := resync(b, max(tail, len(b)-maxUnit), tail); i < len(b); i += unitAt(b, i).n {
+			if isIntroducer(b[i]) && incomplete(b[i:]) {
+				q = i
+				break
+			}
+		}
+		break
 	}
 	if first == len(b) {
 		// No escape in the tail: every unit is a byte, and a prefix
 		// is a raw one, shorter than maxLen.
-		for i := max(tail, len(b)-e.maxLen+1); i < len(b); i++ {
+		// Each gram of a prefix is a pattern's (see rawFloor).
+		for i := e.rawFloor(b, max(tail, len(b)-e.maxLen+1), len(b)); i < len(b); i++ {
 			if i+1 < len(b) && !e.pairs.has(fold(b[i]), fold(b[i+1])) {
 				continue
 			}
@@ -262,12 +298,8 @@ func indexFrom(b []byte, from int, c byte) int {
 	return len(b)
 }
 
-// run is stage.run for escaped spellings.
-func (e *escapes) run(dst, b []byte, final bool) ([]byte, int, int) {
-	limit := len(b)
-	if !final {
-		limit = e.hold(b)
-	}
+// scan is matcher.scan for escaped spellings.
+func (e *escapes) scan(dst, b []byte, limit int) ([]byte, int, int) {
 	pos, n := 0, 0
 	// Units before walked were tried already, and walked is a unit
 	// boundary (so is pos, which it never trails).
@@ -281,7 +313,7 @@ func (e *escapes) run(dst, b []byte, final bool) ([]byte, int, int) {
 		// A spelling that holds the escape at j starts at most span
 		// before it, after the last byte that no spelling holds.
 		rs := j
-		for lo := max(walked, j-e.span); rs > lo && e.spells[b[rs-1]]; {
+		for lo := e.rawFloor(b, max(walked, j-e.span), j); rs > lo && e.spells[b[rs-1]]; {
 			rs--
 		}
 		if rs >= limit {
@@ -289,6 +321,10 @@ func (e *escapes) run(dst, b []byte, final bool) ([]byte, int, int) {
 		}
 		cur := resync(b, rs, walked)
 		for cur <= j && cur < limit {
+			if c := b[cur]; !isIntroducer(c) && len(e.byFirst[fold(c)]) == 0 {
+				cur++ // a raw byte that starts no pattern
+				continue
+			}
 			if end, k := e.matchAt(b, cur); k >= 0 {
 				dst = append(dst, b[pos:cur]...)
 				dst = append(dst, e.repl[k]...)
@@ -301,7 +337,5 @@ func (e *escapes) run(dst, b []byte, final bool) ([]byte, int, int) {
 		walked = cur
 		from = max(cur, j+1)
 	}
-	end := max(pos, limit)
-	dst = append(dst, b[pos:end]...)
-	return dst, end, n
+	return dst, pos, n
 }

@@ -148,6 +148,11 @@ func FuzzStream(f *testing.F) {
 	f.Add([]byte("\x01\x02aa"), []byte("aaaaaaa"), []byte{}, []byte{0})
 	f.Add([]byte("\x03\x03abc\x05abcde\x01c"), []byte("xxabcdexx"), []byte{1, 0, 2, 2, 0, 9}, []byte{4, 0, 200})
 	f.Add([]byte("\x01\x1cwJalrXUtnFEMI/K7MDENG+bPxRfiCY"), []byte(`{"a":"b"}`+"\n"), []byte{0, 0, 3, 7, 0x80, 0, 5, 9, 0, 0, 1, 3}, []byte{5, 1, 9})
+	// Bodies long enough for the vector pass, read in pieces that cut
+	// the planted forms and the held bytes of several stages at once.
+	long := []byte(strings.Repeat(`{"id":"evt_1","url":"\/v1\/x","d":"a b"}`+"\n", 8))
+	f.Add([]byte("\x02\x1cwJalrXUtnFEMI/K7MDENG+bPxRfiCY\x10sk_live_abcdefgh"), long, []byte{0, 0, 70, 1, 0, 130, 0x80, 0, 200, 9, 1, 1, 5, 3}, []byte{63, 0, 64, 130, 1})
+	f.Add([]byte("\x01\x20abcdefghijklmnopqrstuvwxyz012345"), long, []byte{0x80, 0, 64, 3, 0, 1, 10, 7}, []byte{30, 31, 32, 33, 200})
 	f.Fuzz(func(t *testing.T, secretsBlob, body, plan, chunks []byte) {
 		secrets := fuzzSecrets(secretsBlob)
 		if len(secrets) == 0 || len(body) > 1<<16 {

@@ -31,10 +31,12 @@ type Reader struct {
 }
 
 // NewReader returns a Reader that scrubs src. With no patterns it passes
-// src through unchanged. Each Reader allocates its buffers once, on its
-// first Read: one read buffer of 32 KiB plus the longest pattern (one per
-// chained Replacer), and an output buffer only when the caller reads in
-// pieces too small to scrub into directly, or when the Replacer is a chain.
+// src through unchanged. Each Reader takes its buffers once, on its first
+// Read, from those that closed Readers gave back: one input buffer of
+// 32 KiB plus what the stages may hold back, a scratch buffer of that size
+// for each of at most two stages that have something to change, and an
+// output buffer only when the caller reads in pieces too small to scrub
+// into directly.
 func (r *Replacer) NewReader(src io.Reader) *Reader {
 	rd := &Reader{src: src}
 	if r != nil && len(r.stages) > 0 {
@@ -86,7 +88,7 @@ func (r *Reader) fill(p []byte) int {
 	}
 	if !direct {
 		if r.out == nil {
-			r.out = make([]byte, 0, cap(r.pl.bufs[len(r.pl.bufs)-1]))
+			r.out = make([]byte, 0, r.pl.bufSize())
 		}
 		dst = r.out[:0]
 	}
@@ -138,131 +140,5 @@ func (r *Reader) release() {
 
 // errClosed is what a Reader's Read returns after Close.
 var errClosed = errors.New("scrub: read after close")
-
-// pipeline scrubs a stream through a Replacer's stages; each stage keeps in
-// its buffer the bytes it holds back, followed by new input.
-type pipeline struct {
-	stages []*stage
-	bufs   [][]byte
-	// growNum/growDen is the product of the stages' growth bounds.
-	growNum, growDen int
-}
-
-func newPipeline(stages []*stage) pipeline {
-	p := pipeline{stages: stages, bufs: make([][]byte, len(stages)), growNum: 1, growDen: 1}
-	for _, s := range stages {
-		p.growNum *= s.growNum
-		p.growDen *= s.growDen
-	}
-	return p
-}
-
-// space returns the free room after the first stage's input, at least
-// readSize bytes, for the caller to read new input into.
-func (p *pipeline) space() []byte {
-	if p.bufs[0] == nil && len(p.stages) == 1 {
-		if b, ok := p.stages[0].readBufs.Get().(*[]byte); ok {
-			p.bufs[0] = (*b)[:0]
-		}
-	}
-	if p.bufs[0] == nil && len(p.stages) > 1 {
-		if set, ok := p.stages[0].setBufs.Get().(*[][]byte); ok && len(*set) == len(p.stages) {
-			p.bufs = *set
-		}
-	}
-	if p.bufs[0] == nil {
-		// Each stage's output is at most its input plus what the
-		// stage before held back, unless a replacement is longer than
-		// what it replaces; then append grows the buffer once. The
-		// buffers are of one size, since flush may swap them.
-		n := readSize
-		for _, s := range p.stages {
-			n += s.maxLen
-		}
-		for i := range p.stages {
-			p.bufs[i] = make([]byte, 0, n)
-		}
-	}
-	b := p.bufs[0]
-	return b[len(b):cap(b)]
-}
-
-// commit appends the first n bytes of space to the input.
-func (p *pipeline) commit(n int) { p.bufs[0] = p.bufs[0][:len(p.bufs[0])+n] }
-
-// held returns the number of bytes the stages hold back.
-func (p *pipeline) held() int {
-	n := 0
-	for _, b := range p.bufs {
-		n += len(b)
-	}
-	return n
-}
-
-// flush scrubs the input through every stage, appends the output to dst
-// and returns it with the number of replacements. Unless final, each stage
-// keeps the bytes that could still begin one of its patterns.
-func (p *pipeline) flush(dst []byte, final bool) ([]byte, int) {
-	total := 0
-	for i, s := range p.stages {
-		last := i == len(p.stages)-1
-		if !last && s.m != nil && len(p.bufs[i+1]) == 0 && !s.has(p.bufs[i]) {
-			// The stage leaves its input as it is: hand the
-			// buffer on, keeping only what it holds back.
-			b := p.bufs[i]
-			used := len(b)
-			if !final {
-				used = s.m.hold(b)
-			}
-			next := p.bufs[i+1]
-			p.bufs[i+1] = b[:used]
-			p.bufs[i] = append(next[:0], b[used:]...)
-			continue
-		}
-		out := dst
-		if !last {
-			out = p.bufs[i+1]
-		}
-		out, used, n := s.run(out, p.bufs[i], final)
-		total += n
-		p.bufs[i] = p.bufs[i][:copy(p.bufs[i], p.bufs[i][used:])]
-		if last {
-			dst = out
-		} else {
-			p.bufs[i+1] = out
-		}
-	}
-	return dst, total
-}
-
-// release gives a single stage's read buffer back for another Reader; the
-// pipeline must not be used afterwards.
-func (p *pipeline) release() {
-	if p.bufs[0] == nil {
-		return
-	}
-	if len(p.stages) > 1 {
-		// A pipeline that begins with the same stage may have other
-		// stages after it, so space checks the count; the sizes follow
-		// from the stages, which a Chain shares.
-		set := p.bufs
-		for i := range set {
-			set[i] = set[i][:0]
-		}
-		p.bufs = make([][]byte, len(p.stages))
-		p.stages[0].setBufs.Put(&set)
-		return
-	}
-	b := p.bufs[0][:0]
-	p.bufs[0] = nil
-	p.stages[0].readBufs.Put(&b)
-}
-
-// drop discards the held-back bytes of every stage.
-func (p *pipeline) drop() {
-	for i := range p.bufs {
-		p.bufs[i] = p.bufs[i][:0]
-	}
-}
 
 var _ io.ReadCloser = (*Reader)(nil)

@@ -217,21 +217,16 @@ func (r *Replacer) Replace(dst, src []byte) ([]byte, int) {
 		return append(dst, src...), 0
 	}
 	var has [8]bool
-	hasOK := false
+	hasOK, copied := false, false
+	base, out := len(dst), dst
 	if lit := r.stages[len(r.stages)-1]; lit.m == nil && haveSpecialMasks && onlyMatchers(r.stages[:len(r.stages)-1]) {
-		// Where no decoding stage has anything to do, the pass that
-		// finds that out also copies src, and the literal stage
-		// writes over the copy from its first match on.
-		base := len(dst)
-		out := slices.Grow(dst, len(src))[:base+len(src)]
-		var copied bool
+		// The pass that finds which decoding stages have anything to
+		// do also copies src, and where none of them changes it the
+		// literal stage writes over the copy from its first match on.
+		out = slices.Grow(dst, len(src))[:base+len(src)]
 		hasOK, copied = presenceCopy(r.stages, src, has[:], out[base:])
-		if copied {
-			at, _ := lit.next(src, 0, &cursor{})
-			if at < 0 {
-				return out, 0
-			}
-			out, _, n := lit.runFrom(out[:base+at], src, at, true)
+		if copied && !slices.Contains(has[:len(r.stages)], true) {
+			out, _, n := lit.runCopied(out, base, src, true)
 			return out, n
 		}
 	}
@@ -246,22 +241,41 @@ func (r *Replacer) Replace(dst, src []byte) ([]byte, int) {
 			}
 		}
 	}()
+	in := -1 // src is the input, or tmp[in]
 	for i, s := range stages {
 		if i == len(stages)-1 {
 			var n int
-			dst, _, n = s.run(dst, src, true)
+			if copied && in < 0 {
+				dst, _, n = s.runCopied(out, base, src, true)
+			} else {
+				dst, _, n = s.run(dst, src, true)
+			}
 			return dst, total + n
 		}
-		t := tmp[i%2]
+		k := 0
+		if in == 0 {
+			k = 1
+		}
+		t := tmp[k]
 		if t == nil {
 			if t, _ = replaceBufs.Get().(*[]byte); t == nil {
 				t = new([]byte)
 			}
-			tmp[i%2] = t
+			tmp[k] = t
 		}
 		var n int
-		*t, _, n = s.run((*t)[:0], src, true)
-		src = *t
+		if s.m != nil {
+			// A decoding stage that replaces nothing leaves src as
+			// it is: the copy is spared.
+			var pos int
+			if *t, pos, n = s.m.scan((*t)[:0], src, len(src)); n == 0 {
+				continue
+			}
+			*t = append(*t, src[pos:]...)
+		} else {
+			*t, _, n = s.run((*t)[:0], src, true)
+		}
+		src, in = *t, k
 		total += n
 	}
 	return append(dst, src...), total

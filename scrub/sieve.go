@@ -29,10 +29,9 @@ const minSieveWindow = 12
 // the processor runs many at once: on text without secrets the search
 // costs one independent lookup per stride bytes.
 type sieve struct {
-	find   []string
-	stride int    // the distance between two grams looked at
-	mask   uint32 // the set has mask+1 bits
-	set    []uint64
+	find    []string
+	stride  int // the distance between two grams looked at
+	gramSet     // every gram of every pattern
 	// refs lists where the patterns hold each gram, grouped by bucket
 	// (the gram's first hash, masked to bucketMask): bucket h's are
 	// refs[start[h]:start[h+1]]. A flat list, not a map of slices, so
@@ -42,8 +41,12 @@ type sieve struct {
 	refs       []gramRef
 }
 
-// gramRef says that pattern k holds a gram at offset off.
-type gramRef struct{ k, off int32 }
+// gramRef says that pattern k holds the gram v at offset off. v tells
+// the grams of a bucket apart before a pattern is compared.
+type gramRef struct {
+	k, off int32
+	v      uint32
+}
 
 // newSieve returns a sieve for find, whose shortest pattern is m bytes
 // long; m must be at least gramLen.
@@ -52,11 +55,7 @@ func newSieve(find []string, m int) *sieve {
 	for _, f := range find {
 		n += len(f) - gramLen + 1
 	}
-	// About one bit in 16 is set, so that a gram of text unrelated to
-	// the patterns finds both of its bits set once in a few hundred
-	// grams; the set stays within 256 KiB.
-	logBits := uint(min(21, max(12, bits.Len(uint(n))+5)))
-	s := &sieve{find: find, stride: m - gramLen + 1, mask: 1<<logBits - 1, set: make([]uint64, 1<<logBits/64)}
+	s := &sieve{find: find, stride: m - gramLen + 1, gramSet: newGramSet(n)}
 	// About four grams a bucket.
 	s.bucketMask = 1<<max(0, bits.Len(uint(n))-2) - 1
 	s.start = make([]int32, s.bucketMask+2)
@@ -71,9 +70,7 @@ func newSieve(find []string, m int) *sieve {
 		}
 	}
 	each(func(k, i int, v uint32) {
-		for _, h := range [2]uint32{s.hash(v, hash1), s.hash(v, hash2)} {
-			s.set[h>>6] |= 1 << (h & 63)
-		}
+		s.add(v)
 		s.start[s.bucket(v)+1]++
 	})
 	for h := 1; h < len(s.start); h++ {
@@ -82,7 +79,7 @@ func newSieve(find []string, m int) *sieve {
 	fill := slices.Clone(s.start[:len(s.start)-1])
 	each(func(k, i int, v uint32) {
 		h := s.bucket(v)
-		s.refs[fill[h]] = gramRef{int32(k), int32(i)}
+		s.refs[fill[h]] = gramRef{int32(k), int32(i), v}
 		fill[h]++
 	})
 	return s
@@ -96,11 +93,6 @@ const (
 	hash1 = 0x9E3779B97F4A7C15
 	hash2 = 0xC2B2AE3D27D4EB4F
 )
-
-// hash returns a bit of the set for the gram v: bits of its product with
-// mul above the low 32, where every bit of v has mixed in. next repeats
-// it inline, with constant multipliers.
-func (s *sieve) hash(v uint32, mul uint64) uint32 { return uint32(uint64(v)*mul>>32) & s.mask }
 
 // next returns the start and pattern index of the leftmost-longest match
 // in b at or after from, or -1, -1.
@@ -136,6 +128,9 @@ func (s *sieve) verify(b []byte, from, p int, v uint32) (int, int) {
 	// A bucket may also list grams other than v: their patterns do not
 	// match here, since a match would hold v where they hold theirs.
 	for _, r := range s.refs[s.start[h]:s.start[h+1]] {
+		if r.v != v {
+			continue
+		}
 		st := p - int(r.off)
 		f := s.find[r.k]
 		if st < from || st+len(f) > len(b) || at >= 0 && (st > at || st == at && len(f) <= len(s.find[k])) {
@@ -146,4 +141,27 @@ func (s *sieve) verify(b []byte, from, p int, v uint32) (int, int) {
 		}
 	}
 	return at, k
+}
+
+// tailHit serves the search for a proper prefix of a pattern at the end
+// of b, from position i (at most len(b)-4) on. On the grid len(b)-4,
+// len(b)-4-stride, ..., it returns the first position q at or after i
+// where the gram may be a pattern's, or len(b) if there is none. A proper
+// prefix b[j:] with j in (q-stride, q] holds the gram at q in full, at
+// offset q-j of its pattern, so no j before the q returned, and after the
+// grid point before it, starts a prefix: the search costs a lookup per
+// stride bytes of the tail, which do not depend on each other.
+func (s *sieve) tailHit(b []byte, i int) int {
+	last := len(b) - gramLen
+	set, mask := s.set, s.mask
+	for q := last - (last-i)/s.stride*s.stride; q <= last; q += s.stride {
+		v := binary.LittleEndian.Uint32(b[q:])
+		if h := uint32(uint64(v)*hash1>>32) & mask; set[h>>6]&(1<<(h&63)) == 0 {
+			continue
+		}
+		if h := uint32(uint64(v)*hash2>>32) & mask; set[h>>6]&(1<<(h&63)) != 0 {
+			return q
+		}
+	}
+	return len(b)
 }

@@ -1,6 +1,9 @@
 package scrub
 
-import "math/bits"
+import (
+	"math/bits"
+	"strings"
+)
 
 // The decoding stages start from a few bytes: the escapes stage from '%'
 // and '\\', the wrapped stage from '\n'. Testing each stage for its own
@@ -36,17 +39,49 @@ var (
 	specialWrapped = newByteTable('\n')
 )
 
-// specialMasksGeneric is specialMasks a byte at a time.
+// specialMasksGeneric is specialMasks a byte at a time: out[i] gets bit j
+// for byte 64*i+j of b where t holds it, unless the next byte of the same
+// block is not a follower (see follows).
 func specialMasksGeneric(b []byte, t *byteTable, out []uint64) {
 	for i := range out {
 		var w uint64
-		for j, c := range b[64*i : 64*i+64] {
-			if t.has(c) {
+		blk := b[64*i : 64*i+64]
+		for j, c := range blk {
+			if t.has(c) && (j == 63 || follows(blk[j+1])) {
 				w |= 1 << j
 			}
 		}
 		out[i] = w
 	}
+}
+
+// follows reports whether a stage may read c right after a special byte:
+// a hex digit after %, a JSON escape letter (" \ / b f n r t u) after \,
+// a base64 character (A-Z a-z 0-9 + / - _ =) after a line feed. After
+// any other byte the special byte begins no escape and ends no line break
+// inside base64, so the vector pass does not mark it: a line feed before
+// an indent, a {, a blank line or a quote costs nothing, which is most of
+// them in JSON lines and pretty-printed JSON.
+func follows(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(`+/-_="\`, c) >= 0
+}
+
+// followLow and followHigh classify the followers by nibble for the vector
+// pass: byte c follows exactly when followLow[c&15]&followHigh[c>>4] is
+// not zero. followHigh[h] is bit h (none from 8 on: followers are ASCII),
+// followLow[l] the bits of the high nibbles h for which h<<4|l follows.
+var followLow, followHigh = followTables()
+
+func followTables() (lo, hi [16]byte) {
+	for h := range 8 {
+		hi[h] = 1 << h
+		for l := range 16 {
+			if follows(byte(h<<4 | l)) {
+				lo[l] |= 1 << h
+			}
+		}
+	}
+	return lo, hi
 }
 
 // presence sets has[k] to stages[k].m.has(b) for the decoding stages
@@ -59,8 +94,9 @@ func presence(stages []*stage, b []byte, has []bool) bool {
 }
 
 // presenceCopy is presence that, when cp is not nil, also copies b to cp
-// (of b's length) in the same pass until a decoding stage is found
-// present. copied reports that none was and the copy is complete.
+// (of b's length) in the same pass; copied reports that it did (ok and cp
+// not nil). A stage found present may still replace nothing, and then the
+// copy is the output up to the literal stage's first match.
 func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied bool) {
 	if !haveSpecialMasks || len(stages) > len(has) {
 		return false, false
@@ -89,16 +125,14 @@ func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied 
 		return true, false
 	}
 	// A stage found present is done with (set to nil), and the bytes
-	// marked are those of the stages not yet found. The copy stops at
-	// the first found.
-	all := marks(esc, wr)
-	esc0, wr0 := esc, wr
+	// marked are those of the stages not yet found.
+	if cp != nil && len(cp) < len(b) {
+		return false, false
+	}
 	var masks [64]uint64
-	for i := 0; esc != nil || wr != nil; {
+	i := 0
+	for esc != nil || wr != nil {
 		t := marks(esc, wr)
-		if t != all {
-			cp = nil
-		}
 		if len(b)-i < 64 {
 			if cp != nil {
 				copy(cp[i:], b[i:])
@@ -108,6 +142,7 @@ func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied 
 					esc, wr = presentAt(b, i, esc, wr, has, ek, wk)
 				}
 			}
+			i = len(b)
 			break
 		}
 		n := min((len(b)-i)/64, len(masks))
@@ -131,8 +166,11 @@ func presenceCopy(stages []*stage, b []byte, has []bool, cp []byte) (ok, copied 
 		}
 		i += 64 * n
 	}
-	// Found nothing: the stages are as they were, the copy complete.
-	return true, cp != nil && esc == esc0 && wr == wr0
+	// Every stage found present before the end: copy the rest.
+	if cp != nil {
+		copy(cp[i:], b[i:])
+	}
+	return true, cp != nil
 }
 
 // marks returns the table of the bytes that esc and wr, those not nil,

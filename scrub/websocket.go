@@ -233,7 +233,7 @@ func (c *WebSocketConn) emit(final bool) {
 // reserve returns the empty output buffer with room for a frame header.
 func (c *WebSocketConn) reserve() []byte {
 	if cap(c.out) < maxFrameHeader {
-		c.out = make([]byte, 0, maxFrameHeader+readSize+c.pl.stages[0].maxLen)
+		c.out = make([]byte, 0, maxFrameHeader+c.pl.bufSize())
 	}
 	return c.out[:maxFrameHeader]
 }

@@ -134,12 +134,8 @@ func (w *wrapped) hold(b []byte) int {
 	return len(b)
 }
 
-// run is stage.run for wrapped base64.
-func (w *wrapped) run(dst, b []byte, final bool) ([]byte, int, int) {
-	limit := len(b)
-	if !final {
-		limit = w.hold(b)
-	}
+// scan is matcher.scan for wrapped base64.
+func (w *wrapped) scan(dst, b []byte, limit int) ([]byte, int, int) {
 	pos, n := 0, 0
 	for from := 0; from < len(b); {
 		nl := indexFrom(b, from, '\n')
@@ -171,7 +167,5 @@ func (w *wrapped) run(dst, b []byte, final bool) ([]byte, int, int) {
 			break
 		}
 	}
-	end := max(pos, limit)
-	dst = append(dst, b[pos:end]...)
-	return dst, end, n
+	return dst, pos, n
 }
