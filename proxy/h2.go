@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,7 +142,7 @@ func writeH2Response(w http.ResponseWriter, r *http.Request, resp *http.Response
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
-	switch err := relayH2Body(w, resp); {
+	switch err := relayBody(w, resp); {
 	case errors.Is(err, errAgentWrite):
 		return
 	case errors.Is(err, scrub.ErrUnmaskable) && scrub.IsGRPC(resp.Header):
@@ -155,40 +153,6 @@ func writeH2Response(w http.ResponseWriter, r *http.Request, resp *http.Response
 	}
 	for k, vs := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vs
-	}
-}
-
-// h2RelayBuffers holds relayH2Body's buffers: a stream's handler
-// allocating 32 KiB for each response was a tenth of an h2 tunnel's CPU
-// (the allocation, clearing it, and the collections it brought on).
-var h2RelayBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// relayH2Body copies resp's body to w as relayBody does, with a buffer
-// from h2RelayBuffers: the http2 server has copied each write into its own
-// buffer or frame by the time Write returns, so the buffer is free again
-// when the body ends.
-func relayH2Body(w http.ResponseWriter, resp *http.Response) error {
-	bp := h2RelayBuffers.Get().(*[]byte)
-	defer h2RelayBuffers.Put(bp)
-	buf := *bp
-	rc := http.NewResponseController(w)
-	stream := resp.ContentLength < 0
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return errAgentWrite
-			}
-			if stream {
-				_ = rc.Flush()
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
 	}
 }
 
