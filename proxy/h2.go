@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -63,8 +63,9 @@ func (p *Proxy) newH2Server() *h2Server {
 			ReadIdleTimeout: p.cfg.IdleTimeout,
 			PingTimeout:     h2PingTimeout,
 			// A peer that stops reading while keyhole has frames to send
-			// is cut off after the idle timeout.
-			WriteByteTimeout: p.cfg.IdleTimeout,
+			// is cut off after the idle timeout: h2Conn bounds each write
+			// (the server's WriteByteTimeout would set two deadlines per
+			// write).
 		},
 		base: &http.Server{
 			MaxHeaderBytes: p.cfg.MaxHeaderBytes,
@@ -82,12 +83,13 @@ func (h *h2Server) shutdown() {
 	_ = h.base.Shutdown(context.Background()) // returns at once: base tracks no connection
 }
 
-// serveH2 serves the streams of an h2 tunnel on conn until the agent, the
-// idle timeout or shutdown ends it, then closes conn. Each stream is one
-// exchange (see h2Stream).
-func (p *Proxy) serveH2(conn net.Conn, t *tunnel) {
+// serveH2 serves the streams of an h2 tunnel on tc until the agent, the
+// idle timeout or shutdown ends it, then closes tc. Each stream is one
+// exchange (see h2Stream); the server writes through an h2Conn.
+func (p *Proxy) serveH2(tc *tls.Conn, t *tunnel) {
 	p.h2.open.Add(1)
 	defer p.h2.open.Add(-1)
+	conn := newH2Conn(tc, p.cfg.IdleTimeout)
 	defer conn.Close()
 	p.h2.srv.ServeConn(conn, &http2.ServeConnOpts{
 		Context:    context.Background(),
