@@ -1,6 +1,8 @@
 package scrub
 
 import (
+	"keyhole/cputime"
+
 	"bytes"
 	"fmt"
 	"io"
@@ -22,11 +24,11 @@ func BenchmarkOneShot(b *testing.B) {
 			dst := make([]byte, 0, 2*len(body))
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
-			start := cpuTime()
+			start := cputime.Process()
 			for b.Loop() {
 				dst, _ = r.Replace(dst[:0], body)
 			}
-			reportPerCore(b, len(body), cpuTime()-start)
+			reportPerCore(b, len(body), cputime.Process()-start)
 		})
 	}
 }
@@ -44,7 +46,7 @@ func BenchmarkStream(b *testing.B) {
 			src := bytes.NewReader(body)
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
-			start := cpuTime()
+			start := cputime.Process()
 			for b.Loop() {
 				src.Reset(body)
 				rd := r.NewReader(src)
@@ -53,7 +55,7 @@ func BenchmarkStream(b *testing.B) {
 				}
 				_ = rd.Close()
 			}
-			reportPerCore(b, len(body), cpuTime()-start)
+			reportPerCore(b, len(body), cputime.Process()-start)
 		})
 	}
 }

@@ -1,6 +1,8 @@
 package scrub
 
 import (
+	"keyhole/cputime"
+
 	"bytes"
 	"encoding/json"
 	"testing"
@@ -22,9 +24,9 @@ func BenchmarkOneShotPretty(b *testing.B) {
 	dst := make([]byte, 0, 2*body.Len())
 	b.SetBytes(int64(body.Len()))
 	b.ReportAllocs()
-	start := cpuTime()
+	start := cputime.Process()
 	for b.Loop() {
 		dst, _ = r.Replace(dst[:0], body.Bytes())
 	}
-	reportPerCore(b, body.Len(), cpuTime()-start)
+	reportPerCore(b, body.Len(), cputime.Process()-start)
 }

@@ -1,6 +1,8 @@
 package scrub
 
 import (
+	"keyhole/cputime"
+
 	"bytes"
 	"fmt"
 	"io"
@@ -20,7 +22,7 @@ func BenchmarkStreamRecords(b *testing.B) {
 			src := bytes.NewReader(body)
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
-			start := cpuTime()
+			start := cputime.Process()
 			for b.Loop() {
 				src.Reset(body)
 				rd := r.NewReader(recordReader{src})
@@ -29,7 +31,7 @@ func BenchmarkStreamRecords(b *testing.B) {
 				}
 				_ = rd.Close()
 			}
-			reportPerCore(b, len(body), cpuTime()-start)
+			reportPerCore(b, len(body), cputime.Process()-start)
 		})
 	}
 }
@@ -51,18 +53,18 @@ func BenchmarkOneShotEscaped(b *testing.B) {
 		dst := make([]byte, 0, 2*len(body))
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
-		start := cpuTime()
+		start := cputime.Process()
 		for b.Loop() {
 			dst, _ = r.Replace(dst[:0], body)
 		}
-		reportPerCore(b, len(body), cpuTime()-start)
+		reportPerCore(b, len(body), cputime.Process()-start)
 	})
 	b.Run("stream", func(b *testing.B) {
 		buf := make([]byte, 32<<10)
 		src := bytes.NewReader(body)
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
-		start := cpuTime()
+		start := cputime.Process()
 		for b.Loop() {
 			src.Reset(body)
 			rd := r.NewReader(recordReader{src})
@@ -71,6 +73,6 @@ func BenchmarkOneShotEscaped(b *testing.B) {
 			}
 			_ = rd.Close()
 		}
-		reportPerCore(b, len(body), cpuTime()-start)
+		reportPerCore(b, len(body), cputime.Process()-start)
 	})
 }
