@@ -14,6 +14,7 @@ import (
 
 	"keyhole/credential"
 	"keyhole/inject"
+	"keyhole/transport"
 )
 
 // newTransport returns the one upstream transport: TLS always verified
@@ -45,6 +46,31 @@ func newTransport(cfg Config, roots *x509.CertPool, d *dialer) *http.Transport {
 		WriteBufferSize:        32 << 10,
 		ReadBufferSize:         32 << 10,
 	}
+}
+
+// newClient returns keyhole's own upstream client (package transport) for
+// the agents' requests, configured as newTransport, with fallback taking
+// what it does not send itself, and headerTable (0: HTTP/2's default) the
+// HPACK encoder table of its HTTP/2 connections. Its TLS handshakes are
+// dialTLS's, so its errors classify as the fallback's do.
+func newClient(cfg Config, roots *x509.CertPool, d *dialer, fallback *http.Transport, headerTable uint32) *transport.Transport {
+	dial := dialTLS(d, &tls.Config{
+		RootCAs:    roots,
+		MinVersion: tls.VersionTLS12,
+		NextProtos: transport.NextProtos(),
+	}, cfg.HandshakeTimeout)
+	return transport.New(transport.Config{
+		DialTLS: func(ctx context.Context, addr string) (net.Conn, error) {
+			return dial(ctx, "tcp", addr)
+		},
+		ResponseHeaderTimeout:     cfg.UpstreamHeaderTimeout,
+		IdleConnTimeout:           90 * time.Second,
+		MaxIdleConns:              4096,
+		MaxIdleConnsPerHost:       1024,
+		MaxResponseHeaderBytes:    int64(cfg.MaxHeaderBytes),
+		MaxEncoderHeaderTableSize: headerTable,
+		Fallback:                  fallback,
+	})
 }
 
 // agentBody is an agent's request body on its way upstream. It marks the
