@@ -6,3 +6,5 @@ package transport
 // upstream closed while idle is found dead when it is used (and an
 // idempotent request is sent again on a fresh one).
 func (c *conn) alive() bool { return true }
+
+func (c *conn) newPeek() func(fd uintptr) bool { return nil }

@@ -15,12 +15,17 @@ func (c *conn) alive() bool {
 	if c.raw == nil {
 		return true
 	}
+	c.peekOK = false
+	return c.raw.Read(c.peek) == nil && c.peekOK
+}
+
+// newPeek returns c's peek for alive (made once: a closure made at each
+// check would be allocated at each check).
+func (c *conn) newPeek() func(fd uintptr) bool {
 	var buf [1]byte
-	ok := false
-	err := c.raw.Read(func(fd uintptr) bool {
+	return func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+		c.peekOK = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 		return true
-	})
-	return err == nil && ok
+	}
 }

@@ -29,8 +29,18 @@ type upstream struct {
 // returns it with a Transport configured by cfg (DialTLS filled in).
 func startUpstream(t *testing.T, h2 bool, h http.HandlerFunc, cfg Config) *upstream {
 	t.Helper()
+	return startConfigured(t, h2, h, cfg, nil)
+}
+
+// startConfigured is startUpstream; configure, when not nil, sets up the
+// server before it starts.
+func startConfigured(t *testing.T, h2 bool, h http.HandlerFunc, cfg Config, configure func(*http.Server)) *upstream {
+	t.Helper()
 	u := &upstream{}
 	u.srv = httptest.NewUnstartedServer(h)
+	if configure != nil {
+		configure(u.srv.Config)
+	}
 	u.srv.EnableHTTP2 = h2
 	u.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		switch st {

@@ -167,7 +167,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	addr := hostPort(req.URL.Host)
+	addr := req.URL.Host // the pool's key; the address dialed is hostPort(addr)
 	out, streaming, err := prepareBody(req)
 	if err != nil {
 		return nil, err
@@ -210,10 +210,10 @@ func (t *Transport) try(req *http.Request, addr string, streaming, fresh bool) (
 	return c.roundTrip(req, streaming, false)
 }
 
-// dial connects to addr: an HTTP/1.1 connection, or an HTTP/2 one
+// dial connects to addr (a URL host): an HTTP/1.1 connection, or an HTTP/2 one
 // (pooled at once) when the upstream chose h2.
 func (t *Transport) dial(ctx context.Context, addr string) (*conn, *http2.ClientConn, error) {
-	nc, err := t.cfg.DialTLS(ctx, addr)
+	nc, err := t.cfg.DialTLS(ctx, hostPort(addr))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -308,7 +308,7 @@ func validate(req *http.Request) error {
 	return nil
 }
 
-// hostPort returns the pool key of a URL host: host:port, port 443 when
+// hostPort returns the address of a URL host: host:port, port 443 when
 // none is given.
 func hostPort(host string) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {

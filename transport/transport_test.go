@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -189,6 +190,69 @@ func TestServerClosesIdleConnection(t *testing.T) {
 	}
 	if got := u.dials.Load(); got != 2 {
 		t.Fatalf("dials: got %d, want 2", got)
+	}
+}
+
+// connRequests counts the requests of one server connection.
+type connRequests struct{ n atomic.Int64 }
+
+type connKey struct{}
+
+// A pooled connection that dies under a request, before any of the
+// response, is retried once on a fresh connection when net/http's rules
+// allow (an idempotent request); a POST is not sent again.
+func TestDeadConnectionRetry(t *testing.T) {
+	tests := []struct {
+		method  string
+		body    string
+		wantErr bool
+	}{
+		{method: "GET"},
+		{method: "HEAD"},
+		{method: "POST", body: "payload", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method, func(t *testing.T) {
+			var requests atomic.Int64
+			u := startConfigured(t, false, func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				if r.Context().Value(connKey{}).(*connRequests).n.Add(1) == 2 {
+					// The second request on a connection: it dies.
+					c, _, _ := w.(http.Hijacker).Hijack()
+					c.Close()
+					return
+				}
+				fmt.Fprint(w, "hello")
+			}, Config{}, func(s *http.Server) {
+				s.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+					return context.WithValue(ctx, connKey{}, &connRequests{})
+				}
+			})
+			u.do(t, "GET", "/", nil)
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req, _ := http.NewRequest(tc.method, u.url+"/", body)
+			resp, err := u.tr.RoundTrip(req)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("got no error, want the dead connection's")
+				}
+				if got := requests.Load(); got != 2 {
+					t.Fatalf("requests the upstream saw: got %d, want 2 (no retry)", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || u.dials.Load() != 2 || requests.Load() != 3 {
+				t.Fatalf("got status %d after %d dials and %d requests, want 200, 2 and 3", resp.StatusCode, u.dials.Load(), requests.Load())
+			}
+		})
 	}
 }
 
