@@ -221,11 +221,11 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	}
 	p.upstreams = newUpstreams(func(perAgent bool) upstreamTransport {
 		if !perAgent {
-			return newClient(cfg, roots, p.dialer, p.transport, 0) // falls back on the minters' transport
+			return newClient(cfg, roots, p.dialer, p.transport, 0, log) // falls back on the minters' transport
 		}
 		t := newTransport(cfg, roots, p.dialer)
 		t.HTTP2 = &http.HTTP2Config{MaxEncoderHeaderTableSize: agentHeaderTable}
-		return newClient(cfg, roots, p.dialer, t, agentHeaderTable)
+		return newClient(cfg, roots, p.dialer, t, agentHeaderTable, log)
 	})
 	p.mitm = p.newMITM()
 	p.inner = p.newInner()

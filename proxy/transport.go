@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -52,8 +53,9 @@ func newTransport(cfg Config, roots *x509.CertPool, d *dialer) *http.Transport {
 // the agents' requests, configured as newTransport, with fallback taking
 // what it does not send itself, and headerTable (0: HTTP/2's default) the
 // HPACK encoder table of its HTTP/2 connections. Its TLS handshakes are
-// dialTLS's, so its errors classify as the fallback's do.
-func newClient(cfg Config, roots *x509.CertPool, d *dialer, fallback *http.Transport, headerTable uint32) *transport.Transport {
+// dialTLS's, so its errors classify as the fallback's do; an upstream's
+// stray bytes are logged on log as net/http's are.
+func newClient(cfg Config, roots *x509.CertPool, d *dialer, fallback *http.Transport, headerTable uint32, log *slog.Logger) *transport.Transport {
 	dial := dialTLS(d, &tls.Config{
 		RootCAs:    roots,
 		MinVersion: tls.VersionTLS12,
@@ -70,6 +72,11 @@ func newClient(cfg Config, roots *x509.CertPool, d *dialer, fallback *http.Trans
 		MaxResponseHeaderBytes:    int64(cfg.MaxHeaderBytes),
 		MaxEncoderHeaderTableSize: headerTable,
 		Fallback:                  fallback,
+		OnUnsolicited: func(string) {
+			// The sentence net/http's "Unsolicited response" becomes (see stdLogClass).
+			level, msg := stdLogClass([]byte("Unsolicited response"))
+			log.Log(context.Background(), level, msg, "component", "transport")
+		},
 	})
 }
 

@@ -7,4 +7,6 @@ package transport
 // idempotent request is sent again on a fresh one).
 func (c *conn) alive() bool { return true }
 
-func (c *conn) newPeek() func(fd uintptr) bool { return nil }
+func (c *conn) probe(func(fd uintptr) bool, *bool) bool { return true }
+
+func newPeek(*bool) func(fd uintptr) bool { return nil }

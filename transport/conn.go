@@ -43,13 +43,14 @@ type conn struct {
 	timer *time.Timer     // the idle timer, made when first pooled
 	raw   syscall.RawConn // the TCP connection, for alive; nil if not a syscall.Conn
 
-	peek   func(fd uintptr) bool // alive's non-blocking peek
+	peek   func(fd uintptr) bool // alive's non-blocking peek, for the round trips
 	peekOK bool                  // its result
 
 	limit    int64 // bytes reads may still take: the header bound while a header is read
 	nread    int64 // bytes read in this round trip
 	nwritten atomic.Int64
 	canceled atomic.Bool // the request's context ended and closed the connection
+	pooled   atomic.Bool // in the idle pool (set and cleared under t.mu)
 
 	// A streamed body's writer arms the header timeout when it is done,
 	// unless the header came first.
@@ -63,7 +64,7 @@ func newConn(t *Transport, addr string, tc *tls.Conn, gen uint64) *conn {
 	c.bw = bufio.NewWriterSize(writer{c}, bufferSize)
 	if sc, ok := tc.NetConn().(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
-		c.peek = c.newPeek()
+		c.peek = newPeek(&c.peekOK)
 	}
 	return c
 }

@@ -42,6 +42,7 @@ func (t *Transport) popIdle(addr string) (c *conn, expired bool) {
 		t.idle[addr] = l[:len(l)-1]
 	}
 	t.nidle--
+	c.pooled.Store(false)
 	return c, !c.timer.Stop()
 }
 
@@ -57,6 +58,11 @@ func (t *Transport) put(c *conn) {
 	}
 	t.idle[c.addr] = append(l, c)
 	t.nidle++
+	c.pooled.Store(true)
+	if !t.sweeping {
+		t.sweeping = true
+		go t.sweep()
+	}
 	if c.timer == nil {
 		c.timer = time.AfterFunc(t.cfg.IdleConnTimeout, c.expire)
 	} else {
@@ -68,28 +74,69 @@ func (t *Transport) put(c *conn) {
 // expire closes c, idle for IdleConnTimeout, unless a round trip took it
 // from the pool first.
 func (c *conn) expire() {
-	t := c.t
-	t.mu.Lock()
-	l := t.idle[c.addr]
-	found := false
-	for i, p := range l {
-		if p == c {
-			l = append(l[:i], l[i+1:]...)
-			found = true
-			break
-		}
+	if c.t.unpool(c) {
+		c.close()
 	}
-	if found {
+}
+
+// unpool removes c from the idle pool, reporting whether it was there.
+func (t *Transport) unpool(c *conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.idle[c.addr]
+	for i, p := range l {
+		if p != c {
+			continue
+		}
+		l = append(l[:i], l[i+1:]...)
 		t.nidle--
+		c.pooled.Store(false)
 		if len(l) == 0 {
 			delete(t.idle, c.addr)
 		} else {
 			t.idle[c.addr] = l
 		}
+		c.timer.Stop()
+		return true
 	}
-	t.mu.Unlock()
-	if found {
-		c.close()
+	return false
+}
+
+// sweepInterval is how often idle connections are checked for an
+// upstream's close.
+const sweepInterval = time.Second
+
+// sweep closes, every sweepInterval while any connection idles, the idle
+// connections the upstream closed (net/http's transport notices at once,
+// from the read each connection keeps pending; here nothing reads an idle
+// connection). It ends when the pool is empty.
+func (t *Transport) sweep() {
+	tick := time.NewTicker(sweepInterval)
+	defer tick.Stop()
+	var idle []*conn
+	var ok bool
+	peek := newPeek(&ok)
+	for range tick.C {
+		idle = idle[:0]
+		t.mu.Lock()
+		if t.nidle == 0 {
+			t.sweeping = false
+			t.mu.Unlock()
+			return
+		}
+		for _, l := range t.idle {
+			idle = append(idle, l...)
+		}
+		t.mu.Unlock()
+		for _, c := range idle {
+			// A connection taken since is in use: the probe would wait
+			// for its reader, so it is skipped (and were it taken just
+			// after the check, unpool would no longer find it).
+			if c.pooled.Load() && !c.probe(peek, &ok) && t.unpool(c) {
+				c.close()
+			}
+		}
+		clear(idle)
 	}
 }
 
@@ -201,11 +248,15 @@ func (b *body) Close() error {
 // whole.
 func (b *body) release() {
 	c := b.c
-	if b.stop() && b.keep && c.br.Buffered() == 0 && b.written() {
+	stray := c.br.Buffered() > 0
+	if b.stop() && b.keep && !stray && b.written() {
 		c.t.put(c)
 		return
 	}
 	c.close()
+	if stray && c.t.cfg.OnUnsolicited != nil {
+		c.t.cfg.OnUnsolicited(c.addr)
+	}
 }
 
 // written reports whether the request body was written whole: at once if

@@ -70,6 +70,10 @@ type Config struct {
 	// MaxEncoderHeaderTableSize is the HPACK encoder table of HTTP/2
 	// connections. Zero: HTTP/2's default (4096).
 	MaxEncoderHeaderTableSize uint32
+	// OnUnsolicited, when not nil, is told of an upstream that sent bytes
+	// after a response ended (past its declared length); the connection
+	// is closed. It is never given the bytes.
+	OnUnsolicited func(addr string)
 	// Fallback takes the requests the Transport does not send itself (see
 	// the package doc). Nil: they fail.
 	Fallback *http.Transport
@@ -86,11 +90,15 @@ type Transport struct {
 	cfg Config
 	h2  *http2.Transport
 
-	mu    sync.Mutex
-	gen   uint64             // bumped by CloseIdleConnections
-	idle  map[string][]*conn // per host:port, most recently used last
-	nidle int
-	h2c   map[string][]*h2conn
+	mu       sync.Mutex
+	gen      uint64             // bumped by CloseIdleConnections
+	idle     map[string][]*conn // per URL host, most recently used last
+	nidle    int
+	sweeping bool // sweep runs
+	h2c      map[string][]*h2conn
+
+	dialing map[string]*dialCall // dials in flight to hosts not known to speak HTTP/1.1
+	h1      map[string]bool      // hosts whose last dial brought HTTP/1.1
 }
 
 // h2conn is a pooled HTTP/2 connection and the generation it was dialed in.
@@ -125,6 +133,9 @@ func New(cfg Config) *Transport {
 		h2:   newH2(cfg),
 		idle: make(map[string][]*conn),
 		h2c:  make(map[string][]*h2conn),
+
+		dialing: make(map[string]*dialCall),
+		h1:      make(map[string]bool),
 	}
 }
 
@@ -190,12 +201,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // the request may be sent again.
 func (t *Transport) try(req *http.Request, addr string, streaming, fresh bool) (resp *http.Response, retry bool, err error) {
 	if !fresh {
-		if cc := t.h2Conn(addr); cc != nil {
-			resp, err := cc.cc.RoundTrip(req)
-			return resp, err != nil && replayable(req) && !cc.cc.CanTakeNewRequest() && req.Context().Err() == nil, err
+		if resp, retry, err, ok := t.pooled(req, addr, streaming); ok {
+			return resp, retry, err
 		}
-		if c := t.idleConn(addr); c != nil {
-			return c.roundTrip(req, streaming, true)
+		if dc := t.inFlight(addr); dc != nil {
+			// A dial that may bring an HTTP/2 connection to share.
+			select {
+			case <-dc.done:
+			case <-req.Context().Done():
+				closeBody(req)
+				return nil, false, fmt.Errorf("transport: request to %s: %w", addr, req.Context().Err())
+			}
+			if resp, retry, err, ok := t.pooled(req, addr, streaming); ok {
+				return resp, retry, err
+			}
 		}
 	}
 	c, cc, err := t.dial(req.Context(), addr)
@@ -210,9 +229,32 @@ func (t *Transport) try(req *http.Request, addr string, streaming, fresh bool) (
 	return c.roundTrip(req, streaming, false)
 }
 
+// pooled sends req on a pooled connection to addr, if there is one (ok).
+func (t *Transport) pooled(req *http.Request, addr string, streaming bool) (resp *http.Response, retry bool, err error, ok bool) {
+	if h := t.h2Conn(addr); h != nil {
+		resp, err := h.cc.RoundTrip(req)
+		return resp, err != nil && replayable(req) && !h.cc.CanTakeNewRequest() && req.Context().Err() == nil, err, true
+	}
+	if c := t.idleConn(addr); c != nil {
+		resp, retry, err := c.roundTrip(req, streaming, true)
+		return resp, retry, err, true
+	}
+	return nil, false, nil, false
+}
+
 // dial connects to addr (a URL host): an HTTP/1.1 connection, or an HTTP/2 one
 // (pooled at once) when the upstream chose h2.
 func (t *Transport) dial(ctx context.Context, addr string) (*conn, *http2.ClientConn, error) {
+	dc := t.lead(addr)
+	c, cc, err := t.dialTLS(ctx, addr)
+	if dc != nil {
+		t.endDial(addr, dc, err == nil && cc == nil)
+	}
+	return c, cc, err
+}
+
+// dialTLS is dial, without its coordination.
+func (t *Transport) dialTLS(ctx context.Context, addr string) (*conn, *http2.ClientConn, error) {
 	nc, err := t.cfg.DialTLS(ctx, hostPort(addr))
 	if err != nil {
 		return nil, nil, err
@@ -246,12 +288,16 @@ func (t *Transport) CloseIdleConnections() {
 	t.gen++
 	idle, h2c := t.idle, t.h2c
 	t.idle, t.h2c, t.nidle = make(map[string][]*conn), make(map[string][]*h2conn), 0
+	for _, l := range idle {
+		for _, c := range l {
+			c.pooled.Store(false)
+		}
+	}
 	t.mu.Unlock()
 	for _, l := range idle {
 		for _, c := range l {
-			if c.timer.Stop() {
-				c.close()
-			}
+			c.timer.Stop() // (one that fired finds c gone from the pool)
+			c.close()
 		}
 	}
 	for _, l := range h2c {

@@ -487,3 +487,75 @@ func TestIdleBounds(t *testing.T) {
 	}
 	waitFor(t, "the idle timeout", func() bool { return u.tr.idleCount() == 0 })
 }
+
+// A burst of requests to a new HTTP/2 upstream shares the one connection
+// the first of them dialed.
+func TestH2BurstSharesOneConnection(t *testing.T) {
+	u := startUpstream(t, true, exchangeHandler, Config{})
+	const n = 50
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			req, _ := http.NewRequest("GET", u.url+"/get", nil)
+			resp, err := u.tr.RoundTrip(req)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, a := u.dials.Load(), u.accepted.Load(); d != 1 || a != 1 {
+		t.Fatalf("connections: dialed %d, accepted %d; want 1 and 1", d, a)
+	}
+}
+
+// Bytes past a response's declared length are reported (never shown)
+// and end the connection.
+func TestUnsolicitedBytes(t *testing.T) {
+	var told atomic.Int64
+	u := startUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		c, rw, _ := w.(http.Hijacker).Hijack()
+		defer c.Close()
+		rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSTRAY")
+		rw.Flush()
+		io.Copy(io.Discard, c) // until the client closes
+	}, Config{OnUnsolicited: func(string) { told.Add(1) }})
+	if _, body := u.do(t, "GET", "/", nil); body != "ok" {
+		t.Fatalf("body: got %q, want ok", body)
+	}
+	if told.Load() != 1 || u.tr.idleCount() != 0 {
+		t.Fatalf("told %d times, %d idle connections; want 1 and 0", told.Load(), u.tr.idleCount())
+	}
+}
+
+// Idle connections the upstream closed are closed within a sweep, without
+// a request to find them dead.
+func TestSweepClosesDeadIdleConnections(t *testing.T) {
+	u := startUpstream(t, false, exchangeHandler, Config{})
+	u.do(t, "GET", "/get", nil)
+	if got := u.tr.idleCount(); got != 1 {
+		t.Fatalf("idle connections: got %d, want 1", got)
+	}
+	waitFor(t, "the server's connection to idle", func() bool { return u.idled.Load() == 1 })
+	u.srv.CloseClientConnections()
+	waitFor(t, "the sweep", func() bool { return u.tr.idleCount() == 0 })
+	u.tr.mu.Lock()
+	sweeping := u.tr.sweeping
+	u.tr.mu.Unlock()
+	if sweeping {
+		waitFor(t, "the sweep to end", func() bool {
+			u.tr.mu.Lock()
+			defer u.tr.mu.Unlock()
+			return !u.tr.sweeping
+		})
+	}
+}
