@@ -221,11 +221,11 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	}
 	p.upstreams = newUpstreams(func(perAgent bool) upstreamTransport {
 		if !perAgent {
-			return p.transport // shared with the credential minters
+			return newClient(cfg, roots, p.dialer, p.transport, 0, log) // falls back on the minters' transport
 		}
 		t := newTransport(cfg, roots, p.dialer)
 		t.HTTP2 = &http.HTTP2Config{MaxEncoderHeaderTableSize: agentHeaderTable}
-		return t
+		return newClient(cfg, roots, p.dialer, t, agentHeaderTable, log)
 	})
 	p.mitm = p.newMITM()
 	p.inner = p.newInner()

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"keyhole/credential"
 	"keyhole/inject"
+	"keyhole/transport"
 )
 
 // newTransport returns the one upstream transport: TLS always verified
@@ -45,6 +47,37 @@ func newTransport(cfg Config, roots *x509.CertPool, d *dialer) *http.Transport {
 		WriteBufferSize:        32 << 10,
 		ReadBufferSize:         32 << 10,
 	}
+}
+
+// newClient returns keyhole's own upstream client (package transport) for
+// the agents' requests, configured as newTransport, with fallback taking
+// what it does not send itself, and headerTable (0: HTTP/2's default) the
+// HPACK encoder table of its HTTP/2 connections. Its TLS handshakes are
+// dialTLS's, so its errors classify as the fallback's do; an upstream's
+// stray bytes are logged on log as net/http's are.
+func newClient(cfg Config, roots *x509.CertPool, d *dialer, fallback *http.Transport, headerTable uint32, log *slog.Logger) *transport.Transport {
+	dial := dialTLS(d, &tls.Config{
+		RootCAs:    roots,
+		MinVersion: tls.VersionTLS12,
+		NextProtos: transport.NextProtos(),
+	}, cfg.HandshakeTimeout)
+	return transport.New(transport.Config{
+		DialTLS: func(ctx context.Context, addr string) (net.Conn, error) {
+			return dial(ctx, "tcp", addr)
+		},
+		ResponseHeaderTimeout:     cfg.UpstreamHeaderTimeout,
+		IdleConnTimeout:           90 * time.Second,
+		MaxIdleConns:              4096,
+		MaxIdleConnsPerHost:       1024,
+		MaxResponseHeaderBytes:    int64(cfg.MaxHeaderBytes),
+		MaxEncoderHeaderTableSize: headerTable,
+		Fallback:                  fallback,
+		OnUnsolicited: func(string) {
+			// The sentence net/http's "Unsolicited response" becomes (see stdLogClass).
+			level, msg := stdLogClass([]byte("Unsolicited response"))
+			log.Log(context.Background(), level, msg, "component", "transport")
+		},
+	})
 }
 
 // agentBody is an agent's request body on its way upstream. It marks the

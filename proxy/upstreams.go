@@ -21,17 +21,19 @@ const maxAgentTransports = 256
 // An agent's transport also keeps its HPACK encoder table at one byte, so
 // that no header field fits in it: every field it sends (the injected
 // credentials among them) goes as a literal never added to the table,
-// which no later request can reference or probe for. The HTTP/2 transport
-// of net/http cannot mark single fields never-indexed (the N bit), so
-// intermediaries that re-encode the request may still index them.
+// which no later request can reference or probe for. The HTTP/2 client
+// (x/net's, through package transport) cannot mark single fields
+// never-indexed (the N bit), so intermediaries that re-encode the request
+// may still index them.
 type upstreams struct {
 	shared upstreamTransport
 	agents *lru.Cache[string, upstreamTransport]
 	newOne func(perAgent bool) upstreamTransport
 }
 
-// upstreamTransport sends the requests of agents upstream: net/http's
-// transport (newTransport), or any round tripper that keeps its own pool.
+// upstreamTransport sends the requests of agents upstream: keyhole's own
+// client (newClient, package transport), net/http's transport
+// (newTransport), or any round tripper that keeps its own pool.
 type upstreamTransport interface {
 	http.RoundTripper
 	CloseIdleConnections()
