@@ -85,3 +85,71 @@ func openTunnel(b *testing.B, addr string, cfg *tls.Config) *tls.Conn {
 	}
 	return tc
 }
+
+// BenchmarkStreamEvent measures one server-sent event through a tunnel,
+// from the upstream's write to the client's read, one event at a time
+// (the upstream writes the next once the client has read the last): the
+// per-event cost of the stream path (idle-body watch, scrub, the flush of
+// held writes), with -cpuprofile.
+func BenchmarkStreamEvent(b *testing.B) {
+	next := make(chan struct{})
+	up := startTestUpstream(b, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		f := w.(http.Flusher)
+		event := []byte("id: 1\ndata: 1733229012345678901\n\n")
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case _, ok := <-next:
+				if !ok {
+					return
+				}
+			}
+			w.Write(event)
+			f.Flush()
+		}
+	})
+	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
+	tp := startTestProxy(b, up, `
+secrets:
+  KEY:
+    source: env:PROXY_BENCH_KEY
+    hosts: [api.example.test]
+resolve:
+  api.example.test: UPSTREAM
+`, Config{})
+	cfg := &tls.Config{RootCAs: tp.caPool, ServerName: "api.example.test", NextProtos: []string{"http/1.1"}}
+	tc := openTunnel(b, tp.addr, cfg)
+	defer tc.Close()
+	if _, err := io.WriteString(tc, "GET /sse HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer <<KEY>>\r\n\r\n"); err != nil {
+		b.Fatal(err)
+	}
+	br := bufio.NewReader(tc)
+	next <- struct{}{}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("got %v, %v; want 200", resp, err)
+	}
+	events := bufio.NewReader(resp.Body)
+	readEvent := func() {
+		for {
+			line, err := events.ReadSlice('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(line) == 1 {
+				return
+			}
+		}
+	}
+	readEvent()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		next <- struct{}{}
+		readEvent()
+	}
+	b.StopTimer()
+	close(next)
+}
