@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -248,4 +249,58 @@ func connectRaw(addr, target string) (net.Conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// TestClientHelloInOneRead checks that a ClientHello written whole is read
+// from the connection once, by readHello, and that the handshake then
+// takes it from there: the server's first flight follows exactly one read
+// of the connection (the tunnel's first read used to take one byte, and
+// the handshake two more reads for the rest).
+func TestClientHelloInOneRead(t *testing.T) {
+	tp := startTestProxy(t, nil, "resolve:\n  api.example.test: 127.0.0.1:9\n", Config{})
+	server, client := net.Pipe()
+	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
+	defer client.Close()
+	counted := &countingConn{Conn: server}
+	done := make(chan error, 1)
+	go func() {
+		hc, err := readHello(counted, &tunnel{dest: destination{host: "api.example.test", port: 443}}, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		tc := tls.Server(hc, tp.tunnelTLS)
+		done <- tc.Handshake()
+		tc.Close()
+	}()
+	tlsc := tls.Client(client, &tls.Config{ServerName: "api.example.test", RootCAs: tp.caPool})
+	if err := tlsc.Handshake(); err != nil {
+		t.Fatalf("client handshake: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("server handshake: %v", err)
+	}
+	if got := counted.readsBeforeWrite.Load(); got != 1 {
+		t.Errorf("reads of the connection before the server's first flight: got %d, want 1", got)
+	}
+}
+
+// countingConn counts the reads made on it before its first write.
+type countingConn struct {
+	net.Conn
+	reads, readsBeforeWrite atomic.Int64
+	wrote                   atomic.Bool
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.Conn.Read(p)
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	if c.wrote.CompareAndSwap(false, true) {
+		c.readsBeforeWrite.Store(c.reads.Load())
+	}
+	return c.Conn.Write(p)
 }
