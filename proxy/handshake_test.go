@@ -304,3 +304,42 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	}
 	return c.Conn.Write(p)
 }
+
+// TestTunnelSessionsNeverResume checks that no tunnel resumes a TLS
+// session: every tunnel shares one configuration, and a resumed session
+// would skip getCertificate, so the check of the server name against the
+// CONNECT target. A client that keeps sessions still makes a full
+// handshake each time, and still cannot name another host than the
+// CONNECT target.
+func TestTunnelSessionsNeverResume(t *testing.T) {
+	tp := startTestProxy(t, nil, "resolve:\n  api.example.test: 127.0.0.1:9\n  other.example.test: 127.0.0.1:9\n",
+		Config{HeaderTimeout: 300 * time.Millisecond}) // the proxy closes each tunnel soon: the client reads to the end
+	cache := tls.NewLRUClientSessionCache(8)
+	handshake := func(connect string) (resumed bool, err error) {
+		c, err := connectRaw(tp.addr, connect+":443")
+		if err != nil {
+			return false, err
+		}
+		defer c.Close()
+		tc := tls.Client(c, &tls.Config{ServerName: "api.example.test", RootCAs: tp.caPool, ClientSessionCache: cache})
+		if err := tc.Handshake(); err != nil {
+			return false, err
+		}
+		// Reading to the end takes in any session ticket sent after the
+		// handshake.
+		_, _ = io.Copy(io.Discard, tc)
+		return tc.ConnectionState().DidResume, nil
+	}
+	for i := range 3 {
+		resumed, err := handshake("api.example.test")
+		if err != nil {
+			t.Fatalf("tunnel %d: %v", i, err)
+		}
+		if resumed {
+			t.Fatalf("tunnel %d resumed a session, want a full handshake", i)
+		}
+	}
+	if _, err := handshake("other.example.test"); err == nil {
+		t.Error("a tunnel to other.example.test naming api.example.test completed its handshake, want it to fail")
+	}
+}
