@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -200,52 +198,6 @@ func (p *Proxy) decideConnect(r *http.Request, hostport string, pol *policy, now
 		return c, destination{}, upstreamRefusal(err, host)
 	}
 	return c, destination{host: host, port: port}, nil
-}
-
-// errSNIMismatch fails a tunnel's TLS handshake whose server name is not
-// the CONNECT target.
-var errSNIMismatch = errors.New("keyhole: TLS server name differs from the CONNECT target")
-
-// tlsConfig returns the TLS configuration of one tunnel: a leaf
-// certificate for the CONNECT target only. A ClientHello naming another
-// server fails the handshake, so an agent cannot reach one host through a
-// tunnel opened to another. When the handshake completes, the connection's
-// timeout switches from the handshake timeout to the idle timeout, and the
-// first request's header must arrive within the header timeout. Session
-// tickets are off: no other tunnel's configuration could redeem them.
-// ALPN offers h2, http/1.1 and http/1.0; an h2 connection keeps the
-// handshake bound to the end of the handshake, then leaves the HTTP/1.1
-// framing off (see serveTunnel and forH2).
-func (p *Proxy) tlsConfig(dest destination, cc *clientConn, rec audit.Record) func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
-	return func(string, *goproxy.ProxyCtx) (*tls.Config, error) {
-		return &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			// http/1.0 too: curl --http1.0 offers only that, and a
-			// ClientHello with no protocol in common fails the handshake.
-			NextProtos:             []string{"h2", "http/1.1", "http/1.0"},
-			SessionTicketsDisabled: true,
-			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-				if hello.ServerName != "" {
-					sni, err := rules.CanonicalHost(hello.ServerName)
-					if err != nil || sni != dest.host {
-						ref := inject.Refuse(inject.HostMismatch, "", dest.host,
-							"the TLS server name does not match the CONNECT target %s", dest.host)
-						p.auditRefusal(&rec, ref)
-						return nil, errSNIMismatch
-					}
-				}
-				return p.authority.Leaf(dest.host)
-			},
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				if cc != nil && cs.NegotiatedProtocol != "h2" {
-					cc.setTimeout(p.cfg.IdleTimeout)
-					cc.bound(p.cfg.HeaderTimeout, p.cfg.HeaderTimeout) // for the first request
-					cc.coalesceWrites(true)
-				}
-				return nil
-			},
-		}, nil
-	}
 }
 
 // writeAudit writes a record and reports a failure to write it.

@@ -21,6 +21,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -173,6 +174,7 @@ type Proxy struct {
 	mitm       *goproxy.ProxyHttpServer
 	inner      *goproxy.ProxyHttpServer // the HTTP/1 loop of tunnels (see tunnel.go)
 	h2         *h2Server
+	tunnelTLS  *tls.Config // every tunnel's (see newTunnelTLS)
 	conns      *conns
 
 	tokenWatch tokenWatch // connections to end when their token does
@@ -230,6 +232,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	p.mitm = p.newMITM()
 	p.inner = p.newInner()
 	p.h2 = p.newH2Server()
+	p.tunnelTLS = p.newTunnelTLS()
 	return p, nil
 }
 

@@ -50,26 +50,25 @@ func (p *Proxy) serveTunnel(req *http.Request, client net.Conn, t *tunnel, rec a
 		_ = client.Close()
 		return
 	}
-	var first [1]byte
-	if _, err := io.ReadFull(client, first[:]); err != nil {
+	conn, err := readHello(client, t, &rec)
+	if err != nil {
 		_ = client.Close()
 		return
 	}
-	conn := &prefixConn{Conn: client, first: first[0], pending: true}
-	if first[0] != tlsRecordHandshake {
+	if conn.first() != tlsRecordHandshake {
 		p.serveHTTP1(req, conn, t)
 		return
 	}
-	cfg, _ := p.tlsConfig(t.dest, t.conn, rec)("", nil) // never fails
-	tc := tls.Server(conn, cfg)
+	tc := tls.Server(conn, p.tunnelTLS)
 	if err := tc.HandshakeContext(context.Background()); err != nil {
 		p.log.Debug("tunnel TLS handshake failed", "host", t.dest.host, "port", t.dest.port, "error", err)
 		_ = tc.Close()
 		return
 	}
 	t.tls = true
-	if tc.ConnectionState().NegotiatedProtocol == "h2" {
-		t.conn.forH2()
+	proto := tc.ConnectionState().NegotiatedProtocol
+	p.handshakeDone(t.conn, proto)
+	if proto == "h2" {
 		p.serveH2(tc, t)
 		return
 	}
@@ -155,26 +154,6 @@ func (c *okSwallower) Write(p []byte) (int, error) {
 
 // CloseWrite half-closes the connection when it can.
 func (c *okSwallower) CloseWrite() error { return closeWrite(c.Conn) }
-
-// prefixConn gives back the first byte serveTunnel read to tell TLS from
-// plain HTTP, then reads on from the connection.
-type prefixConn struct {
-	net.Conn
-	first   byte
-	pending bool // read by the connection's one reader only
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if c.pending && len(p) > 0 {
-		c.pending = false
-		p[0] = c.first
-		return 1, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// CloseWrite half-closes the connection when it can.
-func (c *prefixConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 // bufferedConn reads first what the CONNECT's server had buffered past
 // the request (a ClientHello sent in the same write), then the connection.

@@ -46,19 +46,20 @@ resolve:
 
 // startKeyhole writes the rules and runs bin serve on 127.0.0.1:0 with a
 // fresh state dir, the upstream CA trusted and audit records appended to
-// auditLog. It returns the running proxy and a pool holding the CA that
+// auditLog; name is the target's ("keyhole", or "keyhole-b" for
+// -keyhole-b), and names its files in dir. It returns the running proxy and a pool holding the CA that
 // keyhole created, for clients.
 //
 // The log level is info, not warn: keyhole prints its ready line (and
 // nothing else on the request path) at info, so the level costs nothing
 // under load and tells the tool the address.
-func startKeyhole(ctx context.Context, bin, dir, upstreamAddr, auditLog string, extraEnv []string) (*child, *x509.CertPool, error) {
-	rules := filepath.Join(dir, "keyhole.yaml")
+func startKeyhole(ctx context.Context, name, bin, dir, upstreamAddr, auditLog string, extraEnv []string) (*child, *x509.CertPool, error) {
+	rules := filepath.Join(dir, name+".yaml")
 	text := fmt.Sprintf(keyholeRules, upstreamHost, upstreamHost, upstreamAddr)
 	if err := os.WriteFile(rules, []byte(text), 0o600); err != nil {
 		return nil, nil, fmt.Errorf("start keyhole: %w", err)
 	}
-	state := filepath.Join(dir, "keyhole-state")
+	state := filepath.Join(dir, name+"-state")
 	env := append(baseEnv(),
 		"KEYHOLE_STATE_DIR="+state,
 		"KEYHOLE_UPSTREAM_CA_FILE="+filepath.Join(dir, upstreamCAFile),
@@ -67,7 +68,7 @@ func startKeyhole(ctx context.Context, bin, dir, upstreamAddr, auditLog string, 
 		"KEYHOLE_LOADTEST_BENCH="+benchSecret,
 	)
 	env = append(env, extraEnv...)
-	c, err := startChild(ctx, "keyhole", bin, []string{"serve", "--listen", "127.0.0.1:0", "--rules", rules}, env, benchSecret)
+	c, err := startChild(ctx, name, bin, []string{"serve", "--listen", "127.0.0.1:0", "--rules", rules}, env, benchSecret)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -206,6 +206,36 @@ func TestRows(t *testing.T) {
 	}
 }
 
+// TestTableKeyholeB checks the -keyhole-b columns: absent without a
+// keyhole-b, and with one its value and its ratio to keyhole.
+func TestTableKeyholeB(t *testing.T) {
+	for _, withB := range []bool{false, true} {
+		b := newBench(plan{}, nil, 100, nil)
+		b.record(sClose, &target{name: "squid"}, sample{mCPUPerReq: 800}, errorLog{})
+		b.record(sClose, &target{name: "keyhole"}, sample{mCPUPerReq: 700}, errorLog{})
+		if withB {
+			b.record(sClose, &target{name: "keyhole-b"}, sample{mCPUPerReq: 630}, errorLog{})
+		}
+		var out strings.Builder
+		if err := printTable(&out, b.rows(), nil); err != nil {
+			t.Fatal(err)
+		}
+		header, _, _ := strings.Cut(out.String(), "\n")
+		if got := strings.Contains(header, "keyhole-b"); got != withB {
+			t.Errorf("with keyhole-b %v: header %q has its column: %v", withB, header, got)
+		}
+		var line string
+		for l := range strings.Lines(out.String()) {
+			if strings.Contains(l, "proxy CPU µs/connection") {
+				line = l
+			}
+		}
+		if withB && !strings.Contains(line, "630") || withB && !strings.Contains(line, "0.900x") {
+			t.Errorf("row %q: want keyhole-b's 630 and its ratio 0.900x to keyhole", line)
+		}
+	}
+}
+
 // TestSquidConfigParses writes the Squid peer's configuration and has
 // Squid check it (squid -k parse), so that a broken config fails here and
 // not in a manual load run. Under CI=true a missing Squid fails.

@@ -15,7 +15,10 @@
 // length of a throughput round; -only a,b runs some scenarios only;
 // -no-pin leaves the CPUs unpinned; -keyhole-env KEY=VALUE and
 // -keyhole-log FILE run keyhole with GODEBUG traces and keep them, with the
-// tool's round starts and every late SSE event, for diagnosis.
+// tool's round starts and every late SSE event, for diagnosis; -keyhole-b
+// PATH measures a second keyhole binary in the same rounds (target
+// keyhole-b, its column and its ratio to keyhole at the table's right): an
+// A/B of two builds under the same machine conditions.
 //
 // One run builds keyhole (or takes -keyhole PATH), starts an in-process
 // HTTPS upstream on 127.0.0.1 with a certificate for upstream.test, and
@@ -152,6 +155,9 @@ type options struct {
 	// between them: for diagnosis, not for measurement.
 	keyholeEnv []string
 	keyholeLog string
+	// keyholeB is a second keyhole binary, run as the target keyhole-b
+	// next to keyhole, round by round: an A/B of two builds in one run.
+	keyholeB string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -172,6 +178,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		o.keyholeEnv = append(o.keyholeEnv, v)
 		return nil
 	})
+	fs.StringVar(&o.keyholeB, "keyhole-b", "", "also measure this keyhole binary, as keyhole-b, in the same rounds (an A/B of two builds; the table adds its column and its ratio to keyhole)")
 	fs.StringVar(&o.keyholeLog, "keyhole-log", "", "write every line keyhole prints on stderr to this file, timestamped, with the tool's round starts (for diagnosis)")
 	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarioNames(), ",")+" (default: all)")
 	if err := fs.Parse(args); err != nil {

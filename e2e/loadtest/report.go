@@ -30,7 +30,7 @@ func keyholeAtMost(x float64) goal {
 }
 
 // columns are the targets the table shows, in order.
-var columns = []string{"direct", "baseline", "squid", "keyhole"}
+var columns = []string{"direct", "baseline", "squid", "keyhole", "keyhole-b"}
 
 // aggregate reduces one metric's rounds to the value a row shows.
 type aggregate int
@@ -182,7 +182,15 @@ func num(v float64) *float64 {
 // printTable writes the rows as an aligned table, then the notes.
 func printTable(w io.Writer, rows []row, notes []string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tmetric\tdirect\tbaseline\tsquid\tkeyhole\tratio\tto\tgoal\tresult")
+	ab := false // -keyhole-b: its column and its ratio to keyhole
+	for _, r := range rows {
+		ab = ab || r.Values["keyhole-b"] != nil
+	}
+	head := "scenario\tmetric\tdirect\tbaseline\tsquid\tkeyhole\tratio\tto\tgoal\tresult"
+	if ab {
+		head += "\tkeyhole-b\tb/keyhole"
+	}
+	fmt.Fprintln(tw, head)
 	met, goals := 0, 0
 	for _, r := range rows {
 		result := ""
@@ -197,9 +205,17 @@ func printTable(w io.Writer, rows []row, notes []string) error {
 			goals++
 			result = "n/a"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Scenario, r.Metric,
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Scenario, r.Metric,
 			cell(r.Values["direct"], ""), cell(r.Values["baseline"], ""), cell(r.Values["squid"], ""), cell(r.Values["keyhole"], ""),
 			cell(r.Ratio, "x"), r.Ref, r.Goal, result)
+		if ab {
+			var ratio *float64
+			if a, b := r.Values["keyhole"], r.Values["keyhole-b"]; a != nil && b != nil && *a > 0 && *b >= 0 {
+				ratio = num(*b / *a)
+			}
+			line += "\t" + cell(r.Values["keyhole-b"], "") + "\t" + cell(ratio, "x")
+		}
+		fmt.Fprintln(tw, line)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("print table: %w", err)

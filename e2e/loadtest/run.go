@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 type setup struct {
 	dir      string // temporary; holds the CA files, rules and state
 	bin      string // keyhole binary
+	binB     string // a second keyhole binary, measured as keyhole-b; empty: none
 	auditLog string
 	env      []string // extra environment for keyhole (-keyhole-env)
 	up       *upstream
@@ -60,36 +62,54 @@ func newSetup(dir, bin, auditLog string) (*setup, error) {
 	return s, nil
 }
 
-// start runs a fresh baseline and a fresh keyhole, and with withSquid a
-// fresh Squid when it is installed (nil when not). On error, whatever
-// started is stopped.
-func (s *setup) start(ctx context.Context, withSquid bool) (base, sq, kh *target, err error) {
+// start runs a fresh baseline and a fresh keyhole, with binB a fresh
+// keyhole-b (nil without), and with withSquid a fresh Squid when it is
+// installed (nil when not). On error, whatever started is stopped.
+func (s *setup) start(ctx context.Context, withSquid bool) (base, sq, kh, kb *target, err error) {
 	bc, err := startBaseline(ctx, s.dir, s.up.addr)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	kc, roots, err := startKeyhole(ctx, s.bin, s.dir, s.up.addr, s.auditLog, s.env)
+	kc, roots, err := startKeyhole(ctx, "keyhole", s.bin, s.dir, s.up.addr, s.auditLog, s.env)
 	if err != nil {
 		_ = bc.Stop()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	base = newTarget("baseline", &url.URL{Scheme: "http", Host: bc.Addr}, s.mitmCA.pool(), s.up.addr, bc)
 	kh = newTarget("keyhole", &url.URL{Scheme: "http", Host: kc.Addr}, roots, s.up.addr, kc)
+	var kbc *child
+	if s.binB != "" {
+		auditLog := s.auditLog
+		if auditLog != os.DevNull {
+			auditLog += "-b"
+		}
+		var rootsB *x509.CertPool
+		kbc, rootsB, err = startKeyhole(ctx, "keyhole-b", s.binB, s.dir, s.up.addr, auditLog, s.env)
+		if err != nil {
+			_ = bc.Stop()
+			_ = kc.Stop()
+			return nil, nil, nil, nil, err
+		}
+		kb = newTarget("keyhole-b", &url.URL{Scheme: "http", Host: kbc.Addr}, rootsB, s.up.addr, kbc)
+	}
 	if !withSquid || s.noSquid != nil {
-		return base, nil, kh, nil
+		return base, nil, kh, kb, nil
 	}
 	sc, err := startSquid(ctx, s.dir, s.squidCA, s.up)
 	if errors.Is(err, errNoSquid) {
 		s.noSquid = err
-		return base, nil, kh, nil
+		return base, nil, kh, kb, nil
 	}
 	if err != nil {
 		_ = bc.Stop()
 		_ = kc.Stop()
-		return nil, nil, nil, err
+		if kbc != nil {
+			_ = kbc.Stop()
+		}
+		return nil, nil, nil, nil, err
 	}
 	sq = newTarget("squid", &url.URL{Scheme: "http", Host: sc.Addr}, s.squidCA.pool(), s.up.addr, sc)
-	return base, sq, kh, nil
+	return base, sq, kh, kb, nil
 }
 
 // direct is the target that reaches the upstream without a proxy.
@@ -149,6 +169,7 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	s.env = o.keyholeEnv
+	s.binB = o.keyholeB
 	if o.keyholeLog != "" {
 		f, err := os.Create(o.keyholeLog)
 		if err != nil {
@@ -195,7 +216,7 @@ func loadtest(ctx context.Context, o options, stdout, stderr io.Writer) error {
 // measure runs every scenario, and returns how many requests keyhole was
 // sent, across both of its processes.
 func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
-	base, sq, kh, err := s.start(ctx, true)
+	base, sq, kh, kb, err := s.start(ctx, true)
 	if err != nil {
 		return 0, err
 	}
@@ -204,6 +225,9 @@ func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
 		proxies = []*target{base, sq, kh}
 	} else {
 		b.note("squid: %v", s.noSquid)
+	}
+	if kb != nil {
+		proxies = append(proxies, kb)
 	}
 	if err := b.throughputScenarios(ctx, s.direct(), proxies); err != nil {
 		b.stop(proxies...)
@@ -217,11 +241,14 @@ func (b *bench) measure(ctx context.Context, s *setup) (int64, error) {
 	}
 	// Idle tunnels are measured on fresh processes: after the load above,
 	// their heaps would have free space that tunnels could fill unseen.
-	base, _, kh, err = s.start(ctx, false)
+	base, _, kh, kb, err = s.start(ctx, false)
 	if err != nil {
 		return 0, err
 	}
 	proxies = []*target{base, kh}
+	if kb != nil {
+		proxies = append(proxies, kb)
+	}
 	defer b.stop(proxies...)
 	for _, t := range proxies {
 		if _, err := t.fetch(ctx, keepAlive, "/small", smallSize); err != nil {
@@ -298,7 +325,7 @@ func (b *bench) noteResults() {
 		b.note("sse direct (no proxy): event delay p50 %.3f ms, p99 %.3f ms", b.median(sSSE, "direct", mP50), b.median(sSSE, "direct", mP99))
 	}
 	for _, scn := range []string{sKeepAlive, sClose, sHangUp, sLarge, sSSE, sIdle, sH2} {
-		for _, tgt := range []string{"baseline", "keyhole", "direct"} {
+		for _, tgt := range []string{"baseline", "keyhole", "keyhole-b", "direct"} {
 			if e := b.errs[scn][tgt]; e != nil && e.n > 0 {
 				b.note("%s: %s had %d failed requests; first: %v", scn, tgt, e.n, e.first)
 			}
