@@ -171,7 +171,6 @@ type Proxy struct {
 	transport  *http.Transport // shared by requests without a secret
 	upstreams  *upstreams
 	mitm       *goproxy.ProxyHttpServer
-	inner      *goproxy.ProxyHttpServer // the HTTP/1 loop of tunnels (see tunnel.go)
 	h2         *h2Server
 	conns      *conns
 
@@ -228,7 +227,6 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		return t
 	})
 	p.mitm = p.newMITM()
-	p.inner = p.newInner()
 	p.h2 = p.newH2Server()
 	return p, nil
 }
