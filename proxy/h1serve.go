@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,16 +120,30 @@ func (h *h1conn) readRequest() (*http.Request, error) {
 		return nil, err
 	}
 	// The target is origin-form (or absolute-form, whose host x.target
-	// checks against Host): the URL gets its scheme and host as they are,
-	// without being formatted and parsed again.
+	// checks against Host): the URL gets its scheme, and the host of the
+	// Host header, without being formatted and parsed again.
 	req.URL.Scheme = h.scheme
 	if req.URL.Host == "" {
-		req.URL.Host = req.Host
-		if req.URL.Host == "" {
+		req.URL.Host = authorityHost(req.Host)
+		if req.Host == "" {
 			req.URL.Host = h.host // HTTP/1.0 without Host
 		}
 	}
 	return req, nil
+}
+
+// authorityHost is the host (and port) of a Host header as a URL with it
+// as its authority would have: up to a path, query or fragment, after any
+// userinfo. A Host header that is not just that host then disagrees with
+// the URL, and x.target refuses the request as a host mismatch.
+func authorityHost(h string) string {
+	if i := strings.IndexAny(h, "/?#"); i >= 0 {
+		h = h[:i]
+	}
+	if i := strings.LastIndexByte(h, '@'); i >= 0 {
+		h = h[i+1:]
+	}
+	return h
 }
 
 // exchange runs req through the tunnel and writes its response. It
