@@ -74,22 +74,28 @@ func (p *Proxy) serveHTTP1(connect *http.Request, conn net.Conn, t *tunnel) {
 
 func (h *h1conn) serve() {
 	defer h.close()
-	for {
-		req, err := h.readRequest()
-		if err != nil {
-			if h.src.err == nil {
-				h.badRequest()
-			}
-			return
-		}
-		if !h.exchange(req) {
-			return
-		}
-		if h.br.Buffered() == 0 {
-			h1Readers.Put(h.br)
-			h.br = nil
-		}
+	for h.serveOne() {
 	}
+}
+
+// serveOne reads one request and answers it. It reports whether the
+// connection carries another.
+func (h *h1conn) serveOne() bool {
+	req, err := h.readRequest()
+	if err != nil {
+		if h.src.err == nil {
+			h.badRequest()
+		}
+		return false
+	}
+	if !h.exchange(req) {
+		return false
+	}
+	if h.br.Buffered() == 0 { // nothing read ahead: idle without a buffer
+		h1Readers.Put(h.br)
+		h.br = nil
+	}
+	return true
 }
 
 // close ends the tunnel and gives its reader back.

@@ -225,6 +225,10 @@ func (h *h1conn) writeLength(head []byte, resp *http.Response) error {
 			return err
 		}
 	}
+	if len(b) > 0 { // the header of an empty body
+		_, err := h.conn.Write(b)
+		return err
+	}
 	return nil
 }
 
@@ -262,10 +266,8 @@ func (h *h1conn) writeChunked(head []byte, resp *http.Response, probe []byte) er
 	data := b[chunkRoom : len(b)-2]
 	n := copy(data, probe)
 	for {
-		var err error
-		if n == 0 {
-			n, err = resp.Body.Read(data)
-		}
+		m, err := resp.Body.Read(data[n:])
+		n += m
 		if n > 0 {
 			size := strconv.AppendInt(b[:0:chunkRoom], int64(n), 16)
 			size = append(size, "\r\n"...)
