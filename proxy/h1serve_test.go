@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -253,5 +254,62 @@ func TestAuthorityHost(t *testing.T) {
 		if got := authorityHost(in); got != want {
 			t.Errorf("authorityHost(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A tunnel that does not start with a TLS handshake is served by the same
+// loop, as plain HTTP: its requests are http:// ones, which the rules
+// decide as such (here: the secret may only go over https).
+func TestH1TunnelWithoutTLS(t *testing.T) {
+	var hits atomic.Int64
+	up := startTestUpstream(t, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
+	tp := startKeyProxy(t, up, nil, Config{})
+	c, err := net.DialTimeout("tcp", tp.addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v", err)
+	}
+	for _, host := range []string{"api.example.test", "api.example.test:443"} {
+		io.WriteString(c, "GET /x HTTP/1.1\r\nHost: "+host+"\r\nAuthorization: Bearer <<KEY>>\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		t.Logf("Host %s: %d %s", host, resp.StatusCode, b)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), `"reason"`) {
+			t.Errorf("Host %s: got %d, want a JSON 403", host, resp.StatusCode)
+		}
+		if resp.Close {
+			break
+		}
+	}
+	if hits.Load() != 0 {
+		t.Error("a plain-HTTP request inside a tunnel reached the upstream")
+	}
+}
+
+// Trailers the upstream did not announce are never scrubbed by the
+// transport's map: they must not reach the agent with a secret in them.
+func TestH1UnannouncedTrailerDoesNotLeak(t *testing.T) {
+	up := startTestUpstream(t, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "part one;")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "part two")
+		w.Header().Set(http.TrailerPrefix+"X-Late", r.Header.Get("Authorization"))
+	})
+	tp := startKeyProxy(t, up, nil, Config{})
+	resp, body := get(t, tp.client(), "https://api.example.test/t", "Authorization", "Bearer <<KEY>>")
+	if body != "part one;part two" {
+		t.Errorf("got body %q", body)
+	}
+	if strings.Contains(fmt.Sprint(resp.Trailer), proxyTestSecret) {
+		t.Error("an unannounced trailer carried the secret to the agent")
 	}
 }

@@ -46,6 +46,11 @@ const chunkRoom = 8 // up to 6 hex digits and CRLF, for a chunk of < 16 MiB
 // the agent's connection or of the body: the connection must then close
 // (a truncated body never looks complete). closing adds Connection: close.
 func (h *h1conn) writeResponse(req *http.Request, resp *http.Response, closing bool) error {
+	// Only the trailers announced with the header are sent: the scrubber
+	// scrubs that map's values when the body ends. Trailers the upstream
+	// did not announce land in a new map of the transport's, never
+	// scrubbed, which must not reach the agent.
+	trailer := resp.Trailer
 	frame, probe, err := framing(req, resp)
 	if err != nil {
 		return err
@@ -62,7 +67,7 @@ func (h *h1conn) writeResponse(req *http.Request, resp *http.Response, closing b
 	case h1Length:
 		err = h.writeLength(b, resp)
 	case h1Chunked:
-		err = h.writeChunked(b, resp, probe)
+		err = h.writeChunked(b, resp.Body, trailer, probe)
 	case h1Closed:
 		b = append(b, probe...)
 		err = h.writeStream(b, resp.Body)
@@ -258,7 +263,7 @@ func (h *h1conn) writeStream(head []byte, body io.Reader) error {
 // writeChunked writes head at once (a stream's events must not wait for
 // its first), then each read of the body as one chunk, then the last chunk
 // with the trailers the upstream sent.
-func (h *h1conn) writeChunked(head []byte, resp *http.Response, probe []byte) error {
+func (h *h1conn) writeChunked(head []byte, body io.Reader, trailer http.Header, probe []byte) error {
 	if _, err := h.conn.Write(head); err != nil {
 		return err
 	}
@@ -266,7 +271,7 @@ func (h *h1conn) writeChunked(head []byte, resp *http.Response, probe []byte) er
 	data := b[chunkRoom : len(b)-2]
 	n := copy(data, probe)
 	for {
-		m, err := resp.Body.Read(data[n:])
+		m, err := body.Read(data[n:])
 		n += m
 		if n > 0 {
 			size := strconv.AppendInt(b[:0:chunkRoom], int64(n), 16)
@@ -289,7 +294,7 @@ func (h *h1conn) writeChunked(head []byte, resp *http.Response, probe []byte) er
 	}
 	end := append(b[:0], "0\r\n"...)
 	w := appendWriter{end}
-	_ = resp.Trailer.Write(&w)
+	_ = trailer.Write(&w)
 	end = append(w.b, "\r\n"...)
 	_, err := h.conn.Write(end)
 	return err
