@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -213,9 +214,13 @@ func (h *h1conn) upgrade(resp *http.Response) {
 	if err := h.writeHead(resp, h1Upgrade); err != nil {
 		return
 	}
+	// The relay may still read br after the tunnel ends: br is its own
+	// from now on, never back in the pool.
+	br := h.br
+	h.br = nil
 	done := make(chan struct{}, 2)
 	go func() {
-		_, _ = io.Copy(upstream, h.br) // what is buffered, then the connection
+		_, _ = io.Copy(upstream, br) // what is buffered, then the connection
 		done <- struct{}{}
 	}()
 	go func() {
@@ -242,7 +247,9 @@ func (h *h1conn) badRequest() {
 
 // continueBody sends "100 Continue" when the exchange first reads a body
 // the client announced with Expect: 100-continue, and not after the
-// response is known (stop).
+// response is known (stop). A body the client was not asked for is never
+// read after that: its bytes would come from the tunnel's reader, which
+// goes back to the pool.
 type continueBody struct {
 	io.ReadCloser
 	client   io.Writer
@@ -254,7 +261,11 @@ type continueBody struct {
 
 func (b *continueBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
-	if !b.stopped && !b.sent {
+	switch {
+	case b.sent:
+	case b.stopped:
+		b.writeErr = errNotContinued
+	default:
 		b.sent = true
 		_, b.writeErr = io.WriteString(b.client, "HTTP/1.1 100 Continue\r\n\r\n")
 	}
@@ -265,6 +276,10 @@ func (b *continueBody) Read(p []byte) (int, error) {
 	}
 	return b.ReadCloser.Read(p)
 }
+
+// errNotContinued is the read error of a body the client was never asked
+// to send.
+var errNotContinued = errors.New("request body not sent: the response came first")
 
 func (b *continueBody) stop() {
 	b.mu.Lock()

@@ -320,3 +320,33 @@ func TestUnannouncedTrailerIsScrubbed(t *testing.T) {
 		}
 	}
 }
+
+func TestContinueBody(t *testing.T) {
+	t.Run("asked for on the first read", func(t *testing.T) {
+		rc := &recordingConn{}
+		b := &continueBody{ReadCloser: io.NopCloser(strings.NewReader("hello")), client: rc}
+		got, err := io.ReadAll(b)
+		b.stop()
+		if err != nil || string(got) != "hello" || !b.sentContinue() {
+			t.Fatalf("read %q, %v", got, err)
+		}
+		if calls, sent := rc.sent(); calls != 1 || sent != "HTTP/1.1 100 Continue\r\n\r\n" {
+			t.Errorf("sent %q in %d writes, want one 100 Continue", sent, calls)
+		}
+	})
+	t.Run("never read after the answer", func(t *testing.T) {
+		rc := &recordingConn{}
+		under := &bodyThenErr{r: strings.NewReader("hello")}
+		b := &continueBody{ReadCloser: under, client: rc}
+		b.stop()
+		if n, err := b.Read(make([]byte, 5)); n != 0 || err == nil {
+			t.Errorf("a body the client was not asked for was read: %d bytes, %v", n, err)
+		}
+		if calls, _ := rc.sent(); calls != 0 || b.sentContinue() {
+			t.Error("100 Continue sent after the final answer")
+		}
+		if under.r.(*strings.Reader).Len() != 5 {
+			t.Error("the tunnel's reader was read")
+		}
+	})
+}
