@@ -350,3 +350,50 @@ func TestContinueBody(t *testing.T) {
 		}
 	})
 }
+
+// A WebSocket frame the client sends in the same write as the upgrade
+// request, buffered with the request's header, still reaches the upstream
+// after the 101.
+func TestH1UpgradeReplaysBufferedFrame(t *testing.T) {
+	up := startTestUpstream(t, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		var hdr [6]byte // a masked client frame of < 126 bytes
+		if _, err := io.ReadFull(brw, hdr[:]); err != nil {
+			return
+		}
+		payload := make([]byte, hdr[1]&0x7f)
+		io.ReadFull(brw, payload)
+		for i := range payload {
+			payload[i] ^= hdr[2+i%4]
+		}
+		reply := append([]byte{0x81, byte(len("echo: ") + len(payload))}, "echo: "...)
+		conn.Write(append(reply, payload...))
+	})
+	tp := startKeyProxy(t, up, nil, Config{})
+	tc := dialTunnel(t, tp, "api.example.test:443", nil)
+	_ = tc.SetDeadline(time.Now().Add(20 * time.Second))
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | 5, mask[0], mask[1], mask[2], mask[3]}
+	for i, c := range []byte("early") {
+		frame = append(frame, c^mask[i%4])
+	}
+	io.WriteString(tc, "GET /ws HTTP/1.1\r\nHost: api.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"+string(frame))
+	br := bufio.NewReader(tc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v", err)
+	}
+	var got [2 + len("echo: early")]byte
+	if _, err := io.ReadFull(br, got[:]); err != nil {
+		t.Fatalf("no echo of the early frame: %v", err)
+	}
+	if string(got[2:]) != "echo: early" {
+		t.Errorf("got %q, want the early frame echoed", got[2:])
+	}
+}
