@@ -240,6 +240,8 @@ func (h *h1conn) badRequest() {
 	ref := inject.Refuse(inject.BadRequest, "", t.dest.host,
 		"keyhole could not parse this request as HTTP/1.1 (malformed request line, header or framing); the connection is closed")
 	h.p.auditRefusal(&rec, ref)
+	h.p.log.Debug("malformed request inside a tunnel: answered 400, connection closed",
+		"host", t.dest.host, "port", t.dest.port, "request_id", rec.RequestID)
 	resp := refusalResponse(nil, ref, rec.RequestID)
 	_ = h.writeResponse(&http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1}, resp, true)
 	_ = t.conn.flushPending()
