@@ -46,9 +46,10 @@ const chunkRoom = 8 // up to 6 hex digits and CRLF, for a chunk of < 16 MiB
 // the agent's connection or of the body: the connection must then close
 // (a truncated body never looks complete). closing adds Connection: close.
 func (h *h1conn) writeResponse(req *http.Request, resp *http.Response, closing bool) error {
-	// The trailers sent are those of the map resp has now, which the
-	// scrubber scrubs when the body ends (see respond): a map the
-	// transport would put in its place later was never scrubbed.
+	// Only the trailers announced with the header are sent: the scrubber
+	// scrubs that map's values when the body ends. Trailers the upstream
+	// did not announce land in a new map of the transport's, never
+	// scrubbed, which must not reach the agent.
 	trailer := resp.Trailer
 	frame, probe, err := framing(req, resp)
 	if err != nil {

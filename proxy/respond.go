@@ -31,11 +31,6 @@ func (x *exchange) respond(resp *http.Response, res inject.Result) *http.Respons
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = newIdleBody(resp.Body, x.p.cfg.IdleTimeout, x.conn, resp.ContentLength < 0)
 	}
-	if resp.Trailer == nil && (resp.ContentLength < 0 || resp.ProtoMajor == 2) {
-		// Trailers the upstream did not announce: the transport fills this
-		// map, which the scrubber scrubs, instead of a new one it never sees.
-		resp.Trailer = make(http.Header)
-	}
 	body, err := x.scrubResponse(rep, resp)
 	if err != nil {
 		resp.Body.Close()
