@@ -108,8 +108,13 @@ func TestLogsHoldNoUpstreamBytes(t *testing.T) {
 	t.Run("malformed request line", func(t *testing.T) {
 		w := mustTunnel(t, k, "leaky.test:443")
 		w.send("GET /x?token=" + plainValue + " HTTP/1.1 " + plainValue + "\r\nHost: leaky.test\r\n\r\n")
-		_, _, _ = w.read(http.MethodGet)
-		waitStderr(t, k, "Cannot read request from mitm'd client")
+		resp, body, err := w.read(http.MethodGet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertRefusal(t, response{Status: resp.StatusCode, Body: body}, http.StatusBadRequest, "bad_request", "")
+		waitStderr(t, k, "malformed request inside a tunnel")
+		waitAuditCount(t, k, 1, func(r map[string]any) bool { return r["reason"] == "bad_request" && r["host"] == "leaky.test" })
 	})
 }
 

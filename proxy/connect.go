@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -42,9 +41,9 @@ func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	return g
 }
 
-// tunnel is goproxy's round tripper for the requests inside one
-// intercepted tunnel: each goes through Proxy.handle, or gets refusal
-// when the CONNECT itself was refused for policy.
+// tunnel is one intercepted tunnel, whose requests each go through
+// Proxy.handle (see tunnel.exchange), or get refusal when the CONNECT
+// itself was refused for policy.
 type tunnel struct {
 	p       *Proxy
 	caller  *caller
@@ -58,75 +57,6 @@ type tunnel struct {
 // beyond MaxHeaderBytes: it is counted on the TLS records (overhead, a
 // record read ahead, the handshake before the first request).
 const headerSlack = 64 << 10
-
-// RoundTrip implements goproxy.RoundTripper. It never returns an error:
-// goproxy would drop the connection silently, and the agent must get a
-// readable refusal instead.
-func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
-	t.conn.startExchange()
-	if t.tls {
-		req.URL.Scheme = "https" // goproxy saw a decrypted stream as plain HTTP
-	}
-	var resp *http.Response
-	if t.refusal != nil {
-		resp = t.p.refuseInTunnel(req, t)
-	} else {
-		resp = t.p.handle(req, t.caller, &t.dest, t.conn)
-	}
-	if t.p.draining.Load() {
-		resp.Close = true
-	}
-	if !req.ProtoAtLeast(1, 1) && resp.ContentLength < 0 && bodyAllowed(req.Method, resp.StatusCode) {
-		resp = closeDelimited(resp)
-	}
-	// After a 101 the tunnel carries WebSocket frames, not requests: the
-	// exchange never ends. goproxy needs that body's Write, so it stays
-	// unwrapped.
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		t.conn.coalesceWrites(false)
-	} else {
-		resp.Body = &exchangeBody{ReadCloser: resp.Body, req: req, conn: t.conn}
-	}
-	return resp, nil
-}
-
-// closeDelimited frames a body of unknown length for an HTTP/1.0 client,
-// which does not know chunked encoding (RFC 9112 §6.1): it streams the
-// body and ends it by closing the connection (RFC 9112 §6.3), so nothing
-// is buffered. goproxy sends a response without a Content-Length header
-// chunked; with one it leaves the framing to http.Response.Write, which
-// never writes that header from Header (the transfer fields decide) and
-// ends a body of length -1 by closing the connection.
-func closeDelimited(resp *http.Response) *http.Response {
-	resp.TransferEncoding = nil
-	resp.ContentLength = -1
-	resp.Close = true
-	resp.Header.Set("Content-Length", "-1") // read by goproxy only, never written
-	return resp
-}
-
-// exchangeBody ends a tunnel's exchange when goproxy closes the response
-// body, once the response is written. It first finishes the request body,
-// which goproxy would otherwise drain afterwards, counted as the next
-// request's header.
-type exchangeBody struct {
-	io.ReadCloser
-	req  *http.Request
-	conn *clientConn
-	done bool
-}
-
-func (b *exchangeBody) Close() error {
-	err := b.ReadCloser.Close()
-	if !b.done {
-		b.done = true
-		if b.req.Body != nil {
-			_ = b.req.Body.Close()
-		}
-		b.conn.endExchange()
-	}
-	return err
-}
 
 // handleConnect decides a CONNECT: authenticate, check the destination,
 // and either refuse it with a JSON response before the tunnel opens (a

@@ -172,7 +172,6 @@ type Proxy struct {
 	transport  *http.Transport // shared by requests without a secret
 	upstreams  *upstreams
 	mitm       *goproxy.ProxyHttpServer
-	inner      *goproxy.ProxyHttpServer // the HTTP/1 loop of tunnels (see tunnel.go)
 	h2         *h2Server
 	tunnelTLS  *tls.Config // every tunnel's (see newTunnelTLS)
 	conns      *conns
@@ -230,7 +229,6 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		return newClient(cfg, roots, p.dialer, t, agentHeaderTable, log)
 	})
 	p.mitm = p.newMITM()
-	p.inner = p.newInner()
 	p.h2 = p.newH2Server()
 	p.tunnelTLS = p.newTunnelTLS()
 	return p, nil

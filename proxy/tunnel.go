@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"github.com/elazarl/goproxy"
 
@@ -22,12 +21,11 @@ import (
 // by ALPN, and then serves the connection by the protocol agreed:
 //
 //   - h2: golang.org/x/net/http2's server, one exchange per stream (h2.go);
-//   - anything else (http/1.1, http/1.0, no ALPN): goproxy's HTTP/1 loop,
-//     as before, run by a second goproxy (inner) over the decrypted
-//     connection, so the HTTP/1.1 path keeps its behaviour byte for byte.
+//   - anything else (http/1.1, http/1.0, no ALPN): keyhole's HTTP/1 loop
+//     (h1serve.go), one goroutine per tunnel.
 //
-// A tunnel that does not start with a TLS handshake goes to the inner
-// loop undecrypted, as goproxy served it before.
+// A tunnel that does not start with a TLS handshake goes to the HTTP/1
+// loop undecrypted.
 
 // tlsRecordHandshake is the first byte of a TLS ClientHello record.
 const tlsRecordHandshake = 0x16
@@ -84,76 +82,6 @@ func connectOK(r *http.Request) string {
 	}
 	return fmt.Sprintf("HTTP/%d.%d 200 OK\r\n\r\n", major, minor)
 }
-
-// tunnelKey carries a tunnel to the inner goproxy's CONNECT handler.
-type tunnelKey struct{}
-
-// serveHTTP1 runs goproxy's HTTP/1 loop on conn (decrypted, or a tunnel
-// without TLS) for t. The loop runs on a goroutine of its own and closes
-// conn when it ends.
-func (p *Proxy) serveHTTP1(req *http.Request, conn net.Conn, t *tunnel) {
-	ctx := context.WithValue(context.WithoutCancel(req.Context()), tunnelKey{}, t)
-	p.inner.ServeHTTP(&innerWriter{conn: conn}, req.WithContext(ctx))
-}
-
-// newInner configures the goproxy that runs the HTTP/1 loop of a tunnel
-// keyhole has opened: it takes the connection innerWriter hands it as if
-// it had hijacked it, and sends every request through the tunnel's
-// RoundTrip.
-func (p *Proxy) newInner() *goproxy.ProxyHttpServer {
-	g := p.newGoproxy()
-	g.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		t, _ := ctx.Req.Context().Value(tunnelKey{}).(*tunnel)
-		if t == nil {
-			return goproxy.RejectConnect, host
-		}
-		ctx.RoundTripper = t
-		// No TLSConfig: the connection handed over is already decrypted
-		// (or never was TLS), so goproxy reads requests off it directly.
-		return &goproxy.ConnectAction{Action: goproxy.ConnectMitm}, host
-	})
-	return g
-}
-
-// innerWriter is the ResponseWriter the inner goproxy gets: hijacking it
-// yields the tunnel's connection, with goproxy's "200 OK" (already sent by
-// serveTunnel) swallowed.
-type innerWriter struct {
-	conn net.Conn
-	h    http.Header
-}
-
-func (w *innerWriter) Header() http.Header {
-	if w.h == nil {
-		w.h = make(http.Header)
-	}
-	return w.h
-}
-func (w *innerWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *innerWriter) WriteHeader(int)             {}
-
-// Hijack implements http.Hijacker.
-func (w *innerWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	empty := bufio.NewReaderSize(strings.NewReader(""), 16)
-	return &okSwallower{Conn: w.conn}, bufio.NewReadWriter(empty, bufio.NewWriterSize(io.Discard, 16)), nil
-}
-
-// okSwallower drops the first write to it, goproxy's answer to the
-// CONNECT, which keyhole sent before the handshake.
-type okSwallower struct {
-	net.Conn
-	wrote atomic.Bool
-}
-
-func (c *okSwallower) Write(p []byte) (int, error) {
-	if !c.wrote.Load() && c.wrote.CompareAndSwap(false, true) {
-		return len(p), nil
-	}
-	return c.Conn.Write(p)
-}
-
-// CloseWrite half-closes the connection when it can.
-func (c *okSwallower) CloseWrite() error { return closeWrite(c.Conn) }
 
 // bufferedConn reads first what the CONNECT's server had buffered past
 // the request (a ClientHello sent in the same write), then the connection.
