@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -295,23 +296,48 @@ func TestH1TunnelWithoutTLS(t *testing.T) {
 	}
 }
 
-// Trailers the upstream did not announce land in a map of the
-// transport's that the scrubber never sees: they must not reach the agent
-// through an HTTP/1.1 tunnel (they are dropped).
-func TestH1UnannouncedTrailerDoesNotLeak(t *testing.T) {
-	up := startTestUpstream(t, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "part one;")
-		w.(http.Flusher).Flush()
-		io.WriteString(w, "part two")
-		w.Header().Set(http.TrailerPrefix+"X-Late", r.Header.Get("Authorization"))
-	})
-	tp := startKeyProxy(t, up, nil, Config{})
-	resp, body := get(t, tp.client(), "https://api.example.test/t", "Authorization", "Bearer <<KEY>>")
-	if body != "part one;part two" || resp.ProtoMajor != 1 {
-		t.Errorf("%s: got body %q", resp.Proto, body)
-	}
-	if strings.Contains(fmt.Sprint(resp.Trailer), proxyTestSecret) {
-		t.Error("an unannounced trailer carried the secret to the agent")
+// A trailer the upstream did not announce with the header still reaches
+// the agent, scrubbed, whichever protocol either leg speaks: left to the
+// transport, it would land in a map of its own that nothing scrubs (over
+// HTTP/2 it reached the agent with the secret in it).
+func TestUnannouncedTrailersAreScrubbed(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		agentH2, upstreamH2 bool
+	}{
+		{"h1 agent, h1 upstream", false, false},
+		{"h1 agent, h2 upstream", false, true},
+		{"h2 agent, h1 upstream", true, false},
+		{"h2 agent, h2 upstream", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := startUpstream(t, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "part one;")
+				w.(http.Flusher).Flush()
+				io.WriteString(w, "part two")
+				w.Header().Set(http.TrailerPrefix+"X-Late", "late "+r.Header.Get("Authorization"))
+			}, func(s *httptest.Server) { s.EnableHTTP2 = tc.upstreamH2 })
+			tp := startKeyProxy(t, up, nil, Config{})
+			var resp *http.Response
+			var body string
+			if tc.agentH2 {
+				resp, body = h2Get(t, dialH2(t, tp, "api.example.test:443"), "https://api.example.test/t", "Authorization", "Bearer <<KEY>>")
+			} else {
+				resp, body = get(t, tp.client(), "https://api.example.test/t", "Authorization", "Bearer <<KEY>>")
+			}
+			if body != "part one;part two" {
+				t.Errorf("got body %q", body)
+			}
+			if strings.Contains(fmt.Sprint(resp.Trailer), proxyTestSecret) {
+				t.Fatal("an unannounced trailer carried the secret to the agent")
+			}
+			if got := resp.Trailer.Get("X-Late"); !strings.HasPrefix(got, "late ") {
+				t.Errorf("the unannounced trailer did not reach the agent (got %q)", got)
+			}
+			if got := up.last.Load().ProtoMajor; got != map[bool]int{false: 1, true: 2}[tc.upstreamH2] {
+				t.Errorf("upstream saw HTTP/%d", got)
+			}
+		})
 	}
 }
 

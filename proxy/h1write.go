@@ -46,10 +46,10 @@ const chunkRoom = 8 // up to 6 hex digits and CRLF, for a chunk of < 16 MiB
 // the agent's connection or of the body: the connection must then close
 // (a truncated body never looks complete). closing adds Connection: close.
 func (h *h1conn) writeResponse(req *http.Request, resp *http.Response, closing bool) error {
-	// Only the trailers announced with the header are sent: the scrubber
-	// scrubs that map's values when the body ends. Trailers the upstream
-	// did not announce land in a new map of the transport's, never
-	// scrubbed, which must not reach the agent.
+	// The trailers sent are this map's: the scrubber gave every response
+	// that can have trailers one, which the transport fills in place when
+	// the body ends (announced or not) and the scrubber scrubs then. A map
+	// the transport made later would be unscrubbed: it is never read.
 	trailer := resp.Trailer
 	frame, probe, err := framing(req, resp)
 	if err != nil {

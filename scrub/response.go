@@ -54,6 +54,13 @@ func (r *Replacer) Response(resp *http.Response, reqMethod string) (*Body, error
 	// Response.Write puts http.StatusText in place of an empty Status.
 	resp.Status = ""
 	n := r.scrubHeader(resp.Header, nil)
+	if resp.Trailer == nil && (resp.ContentLength < 0 || resp.ProtoMajor == 2) {
+		// Trailers the upstream did not announce: net/http's and x/net's
+		// transports fill this map in place when the body ends, and the
+		// body scrubs it then; left nil they would make a map of their own
+		// that nothing scrubs.
+		resp.Trailer = make(http.Header)
+	}
 	var dropped []string
 	n += r.scrubHeader(resp.Trailer, &dropped)
 	up := resp.Body
