@@ -226,3 +226,66 @@ func TestStreamedBodiesAreNeverHeldForBulk(t *testing.T) {
 		})
 	}
 }
+
+// scriptReader returns reads of the sizes in script (-1: the whole buffer),
+// calling at before the last one, then ends.
+type scriptReader struct {
+	script []int
+	at     func()
+}
+
+func (r *scriptReader) Read(p []byte) (int, error) {
+	if len(r.script) == 0 {
+		return 0, io.EOF
+	}
+	n := r.script[0]
+	r.script = r.script[1:]
+	if len(r.script) == 0 {
+		r.at()
+	}
+	if n < 0 || n > len(p) {
+		n = len(p)
+	}
+	return n, nil
+}
+
+func (r *scriptReader) Close() error { return nil }
+
+// A short read right after one that filled its buffer returned what the
+// source had left, without waiting: held writes stay held for a bulk write
+// (a 1 MiB download sent every TLS record in a write of its own when a
+// scrubber asking for what its buffer has room for left such remainders).
+// A short read after a short one, the source running dry, still sends them.
+func TestRemainderReadsKeepBulkWrites(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script []int
+		want   int // writes the agent got when the upstream was read last
+	}{
+		{"a remainder after a full read", []int{-1, 100, 16 << 10}, 0},
+		{"a short read after a short read", []int{100, 100, 16 << 10}, 1},
+		{"bulk reads", []int{-1, -1, -1}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, rc := newCoalescingConn()
+			cc.startExchange()
+			got := -1
+			up := &scriptReader{script: tc.script, at: func() { got, _ = rc.sent() }}
+			b := newIdleBody(up, time.Minute, cc, false)
+			defer b.Close()
+			buf := make([]byte, 16<<10)
+			for i := range tc.script {
+				if i == 1 {
+					_, _ = cc.Write([]byte("record held back"))
+				}
+				if _, err := b.Read(buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got != tc.want {
+				t.Errorf("the agent had %d writes when the upstream was read last, want %d", got, tc.want)
+			}
+			cc.endExchange()
+		})
+	}
+}

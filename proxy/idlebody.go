@@ -31,7 +31,8 @@ type idleBody struct {
 	io.ReadCloser
 	conn     *clientConn
 	streamed bool
-	lastRead int // 0 for a streamed body
+	lastRead int  // 0 for a streamed body
+	filled   bool // the last read filled its buffer
 	timeout  time.Duration
 	last     atomic.Int64 // when a read last returned data, in Unix nanoseconds
 	expired  atomic.Bool
@@ -56,7 +57,15 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.conn.afterUpstreamRead()
 	if !b.streamed {
+		// A short read right after one that filled its buffer returned
+		// what the source had left buffered, without waiting: as bulk as
+		// the read before it (a scrubber asking for what its buffer has
+		// room for leaves such remainders after most records).
 		b.lastRead = n
+		if b.filled {
+			b.lastRead = max(n, bulkRead)
+		}
+		b.filled = n > 0 && n == len(p)
 	}
 	if n > 0 {
 		b.last.Store(time.Now().UnixNano())
