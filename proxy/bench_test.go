@@ -20,6 +20,21 @@ import (
 	"keyhole/rules"
 )
 
+// startBenchProxy starts a proxy for the request benchmarks: one secret,
+// KEY (proxyTestSecret), injected toward api.example.test, which resolves
+// to up.
+func startBenchProxy(b *testing.B, up *testUpstream) *testProxy {
+	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
+	return startTestProxy(b, up, `
+secrets:
+  KEY:
+    source: env:PROXY_BENCH_KEY
+    hosts: [api.example.test]
+resolve:
+  api.example.test: UPSTREAM
+`, Config{})
+}
+
 // BenchmarkKeepAliveRequest measures one request through a keep-alive
 // tunnel with a placeholder injected and the 1 KiB response scrubbed: the
 // whole proxy path, client and upstream included (compare with
@@ -30,15 +45,7 @@ func BenchmarkKeepAliveRequest(b *testing.B) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(body)
 	})
-	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
-	tp := startTestProxy(b, up, `
-secrets:
-  KEY:
-    source: env:PROXY_BENCH_KEY
-    hosts: [api.example.test]
-resolve:
-  api.example.test: UPSTREAM
-`, Config{})
+	tp := startBenchProxy(b, up)
 	c := tp.client()
 	b.ReportAllocs()
 	b.SetParallelism(4)

@@ -33,15 +33,7 @@ func BenchmarkH2Request(b *testing.B) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(body)
 	})
-	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
-	tp := startTestProxy(b, up, `
-secrets:
-  KEY:
-    source: env:PROXY_BENCH_KEY
-    hosts: [api.example.test]
-resolve:
-  api.example.test: UPSTREAM
-`, Config{})
+	tp := startBenchProxy(b, up)
 	target := "api.example.test:443"
 	cc := dialH2(b, tp, target)
 	get := func() error {

@@ -37,15 +37,7 @@ func BenchmarkNewConnectionRequest(b *testing.B) {
 	up := startTestUpstream(b, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
 		w.Write(body)
 	})
-	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
-	tp := startTestProxy(b, up, `
-secrets:
-  KEY:
-    source: env:PROXY_BENCH_KEY
-    hosts: [api.example.test]
-resolve:
-  api.example.test: UPSTREAM
-`, Config{})
+	tp := startBenchProxy(b, up)
 	cfg := &tls.Config{RootCAs: tp.caPool, ServerName: "api.example.test", NextProtos: []string{"http/1.1"}}
 	request := "GET /small HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer <<KEY>>\r\nConnection: close\r\n\r\n"
 	get := func() {
@@ -110,15 +102,7 @@ func BenchmarkStreamEvent(b *testing.B) {
 			f.Flush()
 		}
 	})
-	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
-	tp := startTestProxy(b, up, `
-secrets:
-  KEY:
-    source: env:PROXY_BENCH_KEY
-    hosts: [api.example.test]
-resolve:
-  api.example.test: UPSTREAM
-`, Config{})
+	tp := startBenchProxy(b, up)
 	cfg := &tls.Config{RootCAs: tp.caPool, ServerName: "api.example.test", NextProtos: []string{"http/1.1"}}
 	tc := openTunnel(b, tp.addr, cfg)
 	defer tc.Close()
