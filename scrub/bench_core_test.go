@@ -1,13 +1,11 @@
 package scrub
 
 import (
-	"keyhole/cputime"
-
-	"bytes"
 	"fmt"
-	"io"
 	"testing"
 	"time"
+
+	"keyhole/cputime"
 )
 
 // BenchmarkOneShot is the row: one-shot Replace with ten secrets
@@ -42,20 +40,7 @@ func BenchmarkStream(b *testing.B) {
 		body, secrets := benchBody(benchSize, n, 8)
 		r := Compile(secrets)
 		b.Run(fmt.Sprintf("secrets=%d", n), func(b *testing.B) {
-			buf := make([]byte, 32<<10)
-			src := bytes.NewReader(body)
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			start := cputime.Process()
-			for b.Loop() {
-				src.Reset(body)
-				rd := r.NewReader(src)
-				if _, err := io.CopyBuffer(io.Discard, onlyReader{rd}, buf); err != nil {
-					b.Fatal(err)
-				}
-				_ = rd.Close()
-			}
-			reportPerCore(b, len(body), cputime.Process()-start)
+			benchReader(b, r, body, false)
 		})
 	}
 }

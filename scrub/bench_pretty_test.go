@@ -1,11 +1,11 @@
 package scrub
 
 import (
-	"keyhole/cputime"
-
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"keyhole/cputime"
 )
 
 // BenchmarkOneShotPretty is BenchmarkOneShot's 1 MiB no-match row on the
