@@ -9,15 +9,17 @@ import (
 )
 
 // idleConn takes the most recently used idle HTTP/1.1 connection to addr
-// that is still alive from the pool, or returns nil.
-func (t *Transport) idleConn(addr string) *conn {
+// from the pool, or returns nil. With check it is one still alive (see
+// alive); without, the caller retries the request on a fresh connection
+// when the one taken turns out dead (see conn.roundTrip's retry).
+func (t *Transport) idleConn(addr string, check bool) *conn {
 	for {
 		c, expired := t.popIdle(addr)
 		if expired {
 			c.close()
 			continue
 		}
-		if c == nil || c.alive() {
+		if c == nil || !check || c.alive() {
 			return c
 		}
 		c.close()

@@ -235,7 +235,12 @@ func (t *Transport) pooled(req *http.Request, addr string, streaming bool) (resp
 		resp, err := h.cc.RoundTrip(req)
 		return resp, err != nil && replayable(req) && !h.cc.CanTakeNewRequest() && req.Context().Err() == nil, err, true
 	}
-	if c := t.idleConn(addr); c != nil {
+	// A request that may be sent again skips the liveness peek (a system
+	// call per request): on a connection the upstream closed while it
+	// idled, it fails before any response byte and is retried on a fresh
+	// one, as net/http does. One that may not is sent only on a
+	// connection found alive.
+	if c := t.idleConn(addr, streaming || !replayable(req)); c != nil {
 		resp, retry, err := c.roundTrip(req, streaming, true)
 		return resp, retry, err, true
 	}
