@@ -129,6 +129,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := startHandoff(ctx, hand, set, authority, m, log); err != nil {
 		return err
 	}
+	stopTrace, err := startTrace()
+	if err != nil {
+		return err
+	}
+	defer stopTrace()
 	go revoked.Watch(ctx, 0, func(err error) { log.Error("revocation list", "error", err) })
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// The collector's target follows load: low while the proxy is

@@ -321,3 +321,32 @@ func TestParseSched(t *testing.T) {
 		t.Errorf("empty: got %+v, want zero", got)
 	}
 }
+
+// TestSSESlotsRotate: direct keeps slot 0; over as many rounds as there
+// are proxies, every proxy takes every other slot once, and in each round
+// the slots are a permutation.
+func TestSSESlotsRotate(t *testing.T) {
+	const slots = 5
+	seen := map[[2]int]bool{}
+	for r := range slots - 1 {
+		used := map[int]bool{}
+		for j := range slots {
+			s := sseSlot(j, r, slots)
+			if j == 0 && s != 0 {
+				t.Errorf("round %d: direct in slot %d, want 0", r, s)
+			}
+			if used[s] {
+				t.Errorf("round %d: slot %d taken twice", r, s)
+			}
+			used[s] = true
+			seen[[2]int{j, s}] = true
+		}
+	}
+	for j := 1; j < slots; j++ {
+		for s := 1; s < slots; s++ {
+			if !seen[[2]int{j, s}] {
+				t.Errorf("proxy %d never took slot %d", j, s)
+			}
+		}
+	}
+}

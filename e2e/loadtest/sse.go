@@ -19,7 +19,8 @@ import (
 // alike; each proxy's added delay is its percentile minus direct's in the
 // same round. Each round starts right after a burst of load on every
 // proxy at once (see burst): streams must stay steady then, and no proxy
-// is favoured by having been quiet longer than another.
+// is favoured by having been quiet longer than another. The proxies take
+// turns in the order their events arrive (sseSlot).
 func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target) error {
 	targets := append([]*target{direct}, proxies...)
 	for r := range b.plan.Rounds {
@@ -29,7 +30,8 @@ func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target
 		var wg sync.WaitGroup
 		diag.line("loadtest: %s round %d starts", sSSE, r+1)
 		for j, t := range targets {
-			wg.Go(func() { samples[j], errs[j] = b.sse(ctx, t, j, len(targets)) })
+			slot := sseSlot(j, r, len(targets))
+			wg.Go(func() { samples[j], errs[j] = b.sse(ctx, t, slot, len(targets)) })
 		}
 		wg.Wait()
 		diag.line("loadtest: %s round %d ends", sSSE, r+1)
@@ -49,6 +51,17 @@ func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target
 		}
 	}
 	return nil
+}
+
+// sseSlot is target j's slot in round r of slots targets: direct
+// (j 0) keeps slot 0, the proxies' order rotates by one each round, so
+// that no proxy's events always follow the same other proxy's on the
+// shared proxy CPU (a slow neighbour's event delays the next in line).
+func sseSlot(j, r, slots int) int {
+	if j == 0 || slots < 2 {
+		return j
+	}
+	return 1 + (j-1+r)%(slots-1)
 }
 
 // sse opens the plan's number of event streams to t and collects every
