@@ -129,7 +129,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := startHandoff(ctx, hand, set, authority, m, log); err != nil {
 		return err
 	}
-	stopTrace, err := startTrace()
+	stopTrace, err := startTrace(s.Trace)
 	if err != nil {
 		return err
 	}

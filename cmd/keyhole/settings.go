@@ -37,6 +37,9 @@ type settings struct {
 	// BudgetTimeout bounds a budget check in Redis; a check that takes
 	// longer refuses the request (budgets fail closed).
 	BudgetTimeout time.Duration `env:"KEYHOLE_BUDGET_TIMEOUT" envDefault:"100ms"`
+	// Trace, when set, is a file for a Go execution trace of the whole
+	// run (diagnosis only; see startTrace).
+	Trace string `env:"KEYHOLE_TRACE"`
 }
 
 // settingHelp describes each setting in -h output; the README's settings
@@ -64,6 +67,7 @@ var settingHelp = map[string]string{
 	"KEYHOLE_REDIS_URL":               "redis:// or rediss:// URL of the state shared by replicas (off when empty)",
 	"KEYHOLE_REDIS_CA_FILE":           "extra PEM roots trusted for a rediss:// server",
 	"KEYHOLE_REDIS_STALE":             "how long Redis may be unreachable before /readyz fails and minted tokens are refused",
+	"KEYHOLE_TRACE":                   "a file for a Go execution trace of the whole run (diagnosis; off when empty)",
 }
 
 // flagName is the flag for an environment variable: KEYHOLE_AUDIT_LOG is

@@ -6,14 +6,13 @@ import (
 	"runtime/trace"
 )
 
-// startTrace writes a Go execution trace of the whole run to the file
-// KEYHOLE_TRACE names, for diagnosis (go tool trace FILE): which
-// goroutines waited to run, and for what (collections, the scheduler, the
-// system). Unset, it does nothing. The trace holds scheduling and
-// collection events and stacks, no memory contents: no secret value is in
-// it. The returned function stops the trace and closes the file.
-func startTrace() (stop func(), err error) {
-	path := os.Getenv("KEYHOLE_TRACE")
+// startTrace writes a Go execution trace of the whole run to the file at
+// path (the KEYHOLE_TRACE setting; empty: nothing), for diagnosis (go tool
+// trace FILE): which goroutines waited to run, and for what (collections,
+// the scheduler, the system). The trace holds scheduling and collection
+// events and stacks, no memory contents: no secret value is in it. The
+// returned function stops the trace and closes the file.
+func startTrace(path string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
 	}
