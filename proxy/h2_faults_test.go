@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +85,9 @@ func assertHealthy(t *testing.T, tp *testProxy) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("got %d tunnels and %d requests in flight, want 0 and 0", tunnels, inflight)
+			var stacks strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1) // functions only, no values
+			t.Fatalf("got %d tunnels and %d requests in flight, want 0 and 0; goroutines:\n%s", tunnels, inflight, stacks.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
