@@ -59,8 +59,16 @@ func Decode(s string, want int) ([]byte, error) {
 	return b, nil
 }
 
-// NewID returns a fresh random id for a share or an intake.
-func NewID() string { return Encode(random(IDBytes)) }
+// NewID returns a fresh random id for a share or an intake. It never begins
+// with "-": operators pass ids to "keyhole share revoke ID", whose flag
+// parser would take one that did for a flag.
+func NewID() string {
+	for {
+		if id := Encode(random(IDBytes)); id[0] != '-' {
+			return id
+		}
+	}
+}
 
 // NewCapability returns a fresh capability for an intake link and the hash
 // keyhole keeps of it.

@@ -115,3 +115,17 @@ func mustDecode(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// One id in 64 would begin with "-" if NewID did not prevent it; 10,000 ids
+// catch a regression all but surely.
+func TestNewIDNeverLooksLikeAFlag(t *testing.T) {
+	for range 10000 {
+		id := NewID()
+		if strings.HasPrefix(id, "-") {
+			t.Fatalf("NewID() = %q begins with -, which keyhole share revoke would parse as a flag", id)
+		}
+		if b, err := Decode(id, IDBytes); err != nil || len(b) != IDBytes {
+			t.Fatalf("NewID() = %q does not decode to %d bytes: %v", id, IDBytes, err)
+		}
+	}
+}
