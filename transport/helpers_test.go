@@ -32,6 +32,29 @@ func startUpstream(t *testing.T, h2 bool, h http.HandlerFunc, cfg Config) *upstr
 	return startConfigured(t, h2, h, cfg, nil)
 }
 
+// startBreaksSecond starts an HTTP/1.1 upstream that answers "hello" to
+// the first request of each connection and hands the second to breakOff,
+// which hijacks the connection and breaks it; requests counts every
+// request the upstream saw.
+func startBreaksSecond(t *testing.T, breakOff func(w http.ResponseWriter)) (u *upstream, requests *atomic.Int64) {
+	t.Helper()
+	requests = new(atomic.Int64)
+	type connKey struct{}
+	u = startConfigured(t, false, func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if r.Context().Value(connKey{}).(*atomic.Int64).Add(1) == 2 {
+			breakOff(w)
+			return
+		}
+		io.WriteString(w, "hello")
+	}, Config{}, func(s *http.Server) {
+		s.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, new(atomic.Int64))
+		}
+	})
+	return u, requests
+}
+
 // startConfigured is startUpstream; configure, when not nil, sets up the
 // server before it starts.
 func startConfigured(t *testing.T, h2 bool, h http.HandlerFunc, cfg Config, configure func(*http.Server)) *upstream {

@@ -1,11 +1,9 @@
 package transport
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -92,11 +90,6 @@ func TestServerClosesIdleConnection(t *testing.T) {
 	}
 }
 
-// connRequests counts the requests of one server connection.
-type connRequests struct{ n atomic.Int64 }
-
-type connKey struct{}
-
 // A pooled connection that dies under a request, before any of the
 // response, is retried once on a fresh connection when net/http's rules
 // allow (an idempotent request); a POST is not sent again.
@@ -112,20 +105,10 @@ func TestDeadConnectionRetry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.method, func(t *testing.T) {
-			var requests atomic.Int64
-			u := startConfigured(t, false, func(w http.ResponseWriter, r *http.Request) {
-				requests.Add(1)
-				if r.Context().Value(connKey{}).(*connRequests).n.Add(1) == 2 {
-					// The second request on a connection: it dies.
-					c, _, _ := w.(http.Hijacker).Hijack()
-					c.Close()
-					return
-				}
-				fmt.Fprint(w, "hello")
-			}, Config{}, func(s *http.Server) {
-				s.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
-					return context.WithValue(ctx, connKey{}, &connRequests{})
-				}
+			u, requests := startBreaksSecond(t, func(w http.ResponseWriter) {
+				// The second request on a connection: it dies.
+				c, _, _ := w.(http.Hijacker).Hijack()
+				c.Close()
 			})
 			u.do(t, "GET", "/", nil)
 			var body io.Reader

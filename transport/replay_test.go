@@ -1,9 +1,6 @@
 package transport
 
 import (
-	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -53,21 +50,11 @@ func TestReplayableSkipsPeekAndRetries(t *testing.T) {
 // A reused connection on which the upstream began its answer, then broke
 // off, is never retried: the upstream has acted on the request.
 func TestAnsweredRequestNotRetried(t *testing.T) {
-	var requests atomic.Int64
-	u := startConfigured(t, false, func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		if r.Context().Value(connKey{}).(*connRequests).n.Add(1) == 2 {
-			c, bw, _ := w.(http.Hijacker).Hijack()
-			bw.WriteString("HTTP/1.1 200 OK\r\nContent-Le")
-			bw.Flush()
-			c.Close()
-			return
-		}
-		fmt.Fprint(w, "hello")
-	}, Config{}, func(s *http.Server) {
-		s.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, &connRequests{})
-		}
+	u, requests := startBreaksSecond(t, func(w http.ResponseWriter) {
+		c, bw, _ := w.(http.Hijacker).Hijack()
+		bw.WriteString("HTTP/1.1 200 OK\r\nContent-Le")
+		bw.Flush()
+		c.Close()
 	})
 	u.do(t, "GET", "/", nil)
 	req, _ := http.NewRequest("GET", u.url+"/", nil)
