@@ -20,19 +20,30 @@ import (
 	"keyhole/rules"
 )
 
-// startBenchProxy starts a proxy for the request benchmarks: one secret,
-// KEY (proxyTestSecret), injected toward api.example.test, which resolves
-// to up.
-func startBenchProxy(b *testing.B, up *testUpstream) *testProxy {
-	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
-	return startTestProxy(b, up, `
+// benchKeyRules is the secret every request benchmark injects: KEY
+// (proxyTestSecret, which setBenchKey puts in its variable) toward
+// api.example.test. Benchmarks add their own secrets after it.
+const benchKeyRules = `
 secrets:
   KEY:
     source: env:PROXY_BENCH_KEY
     hosts: [api.example.test]
+`
+
+// benchResolve sends api.example.test to the test upstream.
+const benchResolve = `
 resolve:
   api.example.test: UPSTREAM
-`, Config{})
+`
+
+// setBenchKey sets the variable benchKeyRules reads KEY from.
+func setBenchKey(b *testing.B) { b.Setenv("PROXY_BENCH_KEY", proxyTestSecret) }
+
+// startBenchProxy starts a proxy for the request benchmarks: KEY of
+// benchKeyRules, api.example.test resolving to up.
+func startBenchProxy(b *testing.B, up *testUpstream) *testProxy {
+	setBenchKey(b)
+	return startTestProxy(b, up, benchKeyRules+benchResolve, Config{})
 }
 
 // BenchmarkKeepAliveRequest measures one request through a keep-alive
@@ -86,14 +97,9 @@ func BenchmarkKeepAliveRequest(b *testing.B) {
 // time, as goproxy and net/http would, and counted.
 func BenchmarkExchange(b *testing.B) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 64)
-	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
+	setBenchKey(b)
 	dir := b.TempDir()
-	set, err := rules.LoadData(filepath.Join(dir, "keyhole.yaml"), []byte(`
-secrets:
-  KEY:
-    source: env:PROXY_BENCH_KEY
-    hosts: [api.example.test]
-`))
+	set, err := rules.LoadData(filepath.Join(dir, "keyhole.yaml"), []byte(benchKeyRules))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,13 +25,7 @@ agents:
     token: env:PROXY_BENCH_TOKEN
     secrets: [KEY]
     BUDGET
-secrets:
-  KEY:
-    source: env:PROXY_BENCH_KEY
-    hosts: [api.example.test]
-resolve:
-  api.example.test: UPSTREAM
-`
+` + benchKeyRules + benchResolve
 
 // redisCommands is a go-redis hook counting commands.
 type redisCommands struct{ n atomic.Int64 }
@@ -53,7 +47,7 @@ func BenchmarkBudgetRequest(b *testing.B) {
 	up := startTestUpstream(b, []string{"api.example.test"}, func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok"))
 	})
-	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
+	setBenchKey(b)
 	b.Setenv("PROXY_BENCH_TOKEN", "bench-token-1")
 	srv := redistest.Start(b, redistest.Options{})
 	opts, err := redis.ParseURL(srv.URL())

@@ -22,22 +22,15 @@ func BenchmarkCredentialKind(b *testing.B) {
 		}
 		w.Write([]byte("ok"))
 	})
-	b.Setenv("PROXY_BENCH_KEY", proxyTestSecret)
+	setBenchKey(b)
 	b.Setenv("PROXY_BENCH_ID", "bench-client")
-	tp := startTestProxy(b, up, `
-secrets:
-  KEY:
-    source: env:PROXY_BENCH_KEY
-    hosts: [api.example.test]
-  GRAPH:
+	tp := startTestProxy(b, up, benchKeyRules+`  GRAPH:
     kind: oauth2
     token_url: https://api.example.test/token
     client_id: env:PROXY_BENCH_ID
     client_secret: env:PROXY_BENCH_KEY
     hosts: [api.example.test]
-resolve:
-  api.example.test: UPSTREAM
-`, Config{})
+`+benchResolve, Config{})
 	c := tp.client()
 	for _, name := range []string{"KEY", "GRAPH"} {
 		b.Run(map[string]string{"KEY": "static", "GRAPH": "oauth2-cached"}[name], func(b *testing.B) {
