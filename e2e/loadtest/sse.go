@@ -58,7 +58,7 @@ func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target
 // that no proxy's events always follow the same other proxy's on the
 // shared proxy CPU (a slow neighbour's event delays the next in line).
 func sseSlot(j, r, slots int) int {
-	if j == 0 || slots < 2 {
+	if j == 0 {
 		return j
 	}
 	return 1 + (j-1+r)%(slots-1)
