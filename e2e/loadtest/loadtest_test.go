@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -348,5 +351,44 @@ func TestSSESlotsRotate(t *testing.T) {
 				t.Errorf("proxy %d never took slot %d", j, s)
 			}
 		}
+	}
+}
+
+// TestSummarize writes the -json files of two runs and checks -summarize's
+// table: each run's ratio and keyhole's value, the median and range over
+// the runs, goals met, and "–" where a run did not measure a row.
+func TestSummarize(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i, cpu := range []float64{40, 70} {
+		b := newBench(plan{}, nil, 100, nil)
+		b.record(sKeepAlive, &target{name: "baseline"}, sample{mCPUPerReq: 100}, errorLog{})
+		b.record(sKeepAlive, &target{name: "keyhole"}, sample{mCPUPerReq: cpu}, errorLog{})
+		if i == 1 {
+			b.record(sIdle, &target{name: "baseline"}, sample{mKiBPerTunnel: 45}, errorLog{})
+			b.record(sIdle, &target{name: "keyhole"}, sample{mKiBPerTunnel: 32}, errorLog{})
+		}
+		p := filepath.Join(dir, fmt.Sprintf("run%d.json", i+1))
+		if err := writeJSON(p, results{Rows: b.rows()}); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	var out strings.Builder
+	if err := run(context.Background(), []string{"-summarize", strings.Join(paths, ",")}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"| scenario | metric | goal | run 1 | run 2 | median | range | goal met |",
+		"| keepalive_small | proxy CPU µs/request | ratio ≤ 0.60x | 0.400x (40.0) | 0.700x (70.0) | **0.550x** | 0.400x–0.700x | 1 of 2 |",
+		"| idle_tunnels | RSS KiB per idle tunnel | keyhole ≤ 40 | – | 32.0 | **32.0** | 32.0–32.0 | 1 of 1 |",
+	}
+	for _, w := range want {
+		if !strings.Contains(out.String(), w+"\n") {
+			t.Errorf("table lacks the line\n%s\ngot:\n%s", w, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "large_download") {
+		t.Errorf("table has a row no run measured:\n%s", out.String())
 	}
 }

@@ -18,7 +18,9 @@
 // tool's round starts and every late SSE event, for diagnosis; -keyhole-b
 // PATH measures a second keyhole binary in the same rounds (target
 // keyhole-b, its column and its ratio to keyhole at the table's right): an
-// A/B of two builds under the same machine conditions.
+// A/B of two builds under the same machine conditions; -summarize
+// a.json,b.json prints the rows of several runs' -json files side by side
+// (each run, median, range, goals met) instead of running.
 //
 // One run builds keyhole (or takes -keyhole PATH), starts an in-process
 // HTTPS upstream on 127.0.0.1 with a certificate for upstream.test, and
@@ -132,6 +134,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(o.summarize) > 0 {
+		return summarize(o.summarize, stdout)
+	}
 	err = loadtest(ctx, o, stdout, stderr)
 	if err != nil && ctx.Err() != nil {
 		return errors.New("interrupted; the proxies were stopped")
@@ -158,6 +163,9 @@ type options struct {
 	// keyholeB is a second keyhole binary, run as the target keyhole-b
 	// next to keyhole, round by round: an A/B of two builds in one run.
 	keyholeB string
+	// summarize lists -json files of earlier runs: instead of running,
+	// print their rows side by side (summarize).
+	summarize []string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -180,6 +188,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	})
 	fs.StringVar(&o.keyholeB, "keyhole-b", "", "also measure this keyhole binary, as keyhole-b, in the same rounds (an A/B of two builds; the table adds its column and its ratio to keyhole)")
 	fs.StringVar(&o.keyholeLog, "keyhole-log", "", "write every line keyhole prints on stderr to this file, timestamped, with the tool's round starts (for diagnosis)")
+	fs.Func("summarize", "do not run: print the rows of these -json files (comma-separated) side by side as a Markdown table, with each row's median, range and goals met", func(v string) error {
+		o.summarize = strings.Split(v, ",")
+		return nil
+	})
 	fs.StringVar(&o.only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarioNames(), ",")+" (default: all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -11,22 +11,24 @@ import (
 )
 
 // goal is a pass/fail test of keyhole's value against the row's
-// reference value; a zero goal only informs.
+// reference value; a zero goal only informs. onValue marks a goal on
+// keyhole's value itself rather than on its ratio to the reference.
 type goal struct {
-	text  string
-	check func(ref, kh float64) bool
+	text    string
+	check   func(ref, kh float64) bool
+	onValue bool
 }
 
 func ratioAtMost(x float64) goal {
-	return goal{fmt.Sprintf("ratio ≤ %.2fx", x), func(r, k float64) bool { return k/r <= x }}
+	return goal{text: fmt.Sprintf("ratio ≤ %.2fx", x), check: func(r, k float64) bool { return k/r <= x }}
 }
 
 func ratioAtLeast(x float64) goal {
-	return goal{fmt.Sprintf("ratio ≥ %.2fx", x), func(r, k float64) bool { return k/r >= x }}
+	return goal{text: fmt.Sprintf("ratio ≥ %.2fx", x), check: func(r, k float64) bool { return k/r >= x }}
 }
 
 func keyholeAtMost(x float64) goal {
-	return goal{fmt.Sprintf("keyhole ≤ %g", x), func(_, k float64) bool { return k <= x }}
+	return goal{text: fmt.Sprintf("keyhole ≤ %g", x), check: func(_, k float64) bool { return k <= x }, onValue: true}
 }
 
 // columns are the targets the table shows, in order.
