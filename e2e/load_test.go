@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -101,8 +102,10 @@ func raiseFileLimit(t *testing.T) {
 }
 
 // transport returns a client transport through keyhole; dials counts the
-// connections it opens to keyhole.
-func (w *loadWorld) transport(keepAlive bool, dials *atomic.Int64) *http.Transport {
+// connections it opens to keyhole, and hangups, when not nil, the reads on
+// them that failed other than because the client closed the connection:
+// keyhole ended it (EOF or a reset).
+func (w *loadWorld) transport(keepAlive bool, dials, hangups *atomic.Int64) *http.Transport {
 	proxyURL, _ := url.Parse(w.k.ProxyURL("", ""))
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	return &http.Transport{
@@ -110,12 +113,31 @@ func (w *loadWorld) transport(keepAlive bool, dials *atomic.Int64) *http.Transpo
 		TLSClientConfig: &tls.Config{RootCAs: w.pool},
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			dials.Add(1)
-			return d.DialContext(ctx, network, addr)
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil || hangups == nil {
+				return c, err
+			}
+			return hangupConn{c, hangups}, nil
 		},
 		DisableKeepAlives:     !keepAlive,
 		MaxIdleConnsPerHost:   1,
 		ResponseHeaderTimeout: 20 * time.Second,
 	}
+}
+
+// hangupConn counts the reads that fail other than because this side
+// closed the connection.
+type hangupConn struct {
+	net.Conn
+	hangups *atomic.Int64
+}
+
+func (c hangupConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		c.hangups.Add(1)
+	}
+	return n, err
 }
 
 // check sends one request with the placeholder to host and checks that the
@@ -173,8 +195,8 @@ func (w *loadWorld) auditRecords(t *testing.T) int {
 func TestLoadConcurrentKeepAliveTunnels(t *testing.T) {
 	const tunnels, duration = 1000, 5 * time.Second
 	w := newLoadWorld(t, 1)
-	var dials atomic.Int64
-	warm := &http.Client{Transport: w.transport(true, &dials)}
+	var dials, hangups atomic.Int64
+	warm := &http.Client{Transport: w.transport(true, &dials, &hangups)}
 	if problem := check(warm, "api0.load.test"); problem != "" {
 		t.Fatalf("warm-up: %s", problem)
 	}
@@ -201,7 +223,7 @@ func TestLoadConcurrentKeepAliveTunnels(t *testing.T) {
 	}
 	clients := make([]*http.Client, tunnels)
 	for i := range clients {
-		clients[i] = &http.Client{Transport: w.transport(true, &dials), Timeout: 30 * time.Second}
+		clients[i] = &http.Client{Transport: w.transport(true, &dials, &hangups), Timeout: 30 * time.Second}
 		wg.Add(1)
 		go func(c *http.Client) {
 			defer wg.Done()
@@ -245,8 +267,15 @@ func TestLoadConcurrentKeepAliveTunnels(t *testing.T) {
 	if openTunnels < float64(allStarted) {
 		t.Errorf("open tunnels during the load, once %d clients had an answer: got %v, want at least %d", allStarted, openTunnels, allStarted)
 	}
-	if d := dials.Load(); d != tunnels+1 {
-		t.Errorf("connections to keyhole: got %d, want %d (one per client: keyhole keeps tunnels alive)", d, tunnels+1)
+	// keyhole keeps tunnels alive: it ends none of them, and each client
+	// has opened one (net/http may dial a spare when a request starts
+	// before the previous response's connection is back in its pool, so
+	// a few more connections are the client's, not keyhole's).
+	if h := hangups.Load(); h != 0 {
+		t.Errorf("tunnels keyhole ended during the load: got %d, want 0", h)
+	}
+	if d := dials.Load(); d < tunnels+1 || d > tunnels+1+tunnels/100 {
+		t.Errorf("connections to keyhole: got %d, want %d (one per client) and at most 1%% more", d, tunnels+1)
 	}
 	if got, want := w.echo.real.Load(), ok.Load()+1; got != want || w.echo.other.Load() != 0 {
 		t.Errorf("upstream requests with the real secret: got %d (and %d without), want %d", got, w.echo.other.Load(), want)
@@ -269,7 +298,7 @@ func TestLoadShortLivedTunnels(t *testing.T) {
 	const tunnels, first, workers, hosts = 10000, 1000, 4, 4
 	w := newLoadWorld(t, hosts)
 	var dials atomic.Int64
-	c := &http.Client{Transport: w.transport(false, &dials), Timeout: 30 * time.Second}
+	c := &http.Client{Transport: w.transport(false, &dials, nil), Timeout: 30 * time.Second}
 	base := w.quiesce(t, -1)
 	t.Logf("before: %v", base)
 
