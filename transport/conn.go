@@ -150,8 +150,45 @@ func (c *conn) roundTrip(req *http.Request, streaming, reused bool) (*http.Respo
 		b.release()
 		return resp, false, nil
 	}
+	if resp.ContentLength > 0 && len(resp.TransferEncoding) == 0 {
+		b.rc = &lengthBody{c: c, left: resp.ContentLength}
+	}
 	resp.Body = b
 	return resp, false, nil
+}
+
+// lengthBody reads a body of known length in place of http.ReadResponse's.
+// Once the bytes that came with the header are used up, it reads the TLS
+// connection straight into the caller's buffer, as net/http's smaller
+// read buffer lets it: through c.br every byte of a large body would be
+// copied once more. The read that can reach the body's end goes through
+// c.br, which then holds the rest of that TLS record, so that bytes after
+// the body are seen there (see body.release) and never taken for the next
+// response.
+type lengthBody struct {
+	c    *conn
+	left int64
+}
+
+func (b *lengthBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	var n int
+	var err error
+	if b.c.br.Buffered() == 0 && b.left > int64(len(p)) {
+		n, err = b.c.Read(p)
+	} else {
+		n, err = b.c.br.Read(p[:min(int64(len(p)), b.left)])
+	}
+	b.left -= int64(n)
+	switch {
+	case b.left == 0:
+		return n, io.EOF
+	case err == io.EOF:
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // write writes req and flushes it in one write.

@@ -27,7 +27,7 @@ type upstream struct {
 
 // startUpstream runs h over TLS, offering HTTP/2 when h2 is set, and
 // returns it with a Transport configured by cfg (DialTLS filled in).
-func startUpstream(t *testing.T, h2 bool, h http.HandlerFunc, cfg Config) *upstream {
+func startUpstream(t testing.TB, h2 bool, h http.HandlerFunc, cfg Config) *upstream {
 	t.Helper()
 	return startConfigured(t, h2, h, cfg, nil)
 }
@@ -57,7 +57,7 @@ func startBreaksSecond(t *testing.T, breakOff func(w http.ResponseWriter)) (u *u
 
 // startConfigured is startUpstream; configure, when not nil, sets up the
 // server before it starts.
-func startConfigured(t *testing.T, h2 bool, h http.HandlerFunc, cfg Config, configure func(*http.Server)) *upstream {
+func startConfigured(t testing.TB, h2 bool, h http.HandlerFunc, cfg Config, configure func(*http.Server)) *upstream {
 	t.Helper()
 	u := &upstream{}
 	u.srv = httptest.NewUnstartedServer(h)

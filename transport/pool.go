@@ -191,7 +191,7 @@ var errBodyClosed = errors.New("transport: read on closed response body")
 // broken before, it closes the connection.
 type body struct {
 	c    *conn
-	rc   io.ReadCloser // http.ReadResponse's body
+	rc   io.Reader // http.ReadResponse's body, or a lengthBody
 	ctx  context.Context
 	stop func() bool // stops the context's watch; false if it fired
 	werr chan error  // a streamed request body's writer; nil if none

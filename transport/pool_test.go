@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -214,21 +215,56 @@ func TestH2BurstSharesOneConnection(t *testing.T) {
 }
 
 // Bytes past a response's declared length are reported (never shown)
-// and end the connection.
+// and end the connection: those that came with the header, and those in
+// the TLS record that ends a body too large to have (which reads the
+// connection straight into the caller's buffer, see lengthBody).
 func TestUnsolicitedBytes(t *testing.T) {
-	var told atomic.Int64
-	u := startUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
-		c, rw, _ := w.(http.Hijacker).Hijack()
-		defer c.Close()
-		rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSTRAY")
-		rw.Flush()
-		io.Copy(io.Discard, c) // until the client closes
-	}, Config{OnUnsolicited: func(string) { told.Add(1) }})
-	if _, body := u.do(t, "GET", "/", nil); body != "ok" {
-		t.Fatalf("body: got %q, want ok", body)
+	for _, size := range []int{2, 100 << 10} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			want := strings.Repeat("k", size)
+			var told atomic.Int64
+			u := startUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+				c, rw, _ := w.(http.Hijacker).Hijack()
+				defer c.Close()
+				fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%sSTRAY", size, want)
+				rw.Flush()
+				io.Copy(io.Discard, c) // until the client closes
+			}, Config{OnUnsolicited: func(string) { told.Add(1) }})
+			if _, body := u.do(t, "GET", "/", nil); body != want {
+				t.Fatalf("body: got %d bytes, want %d of %q", len(body), size, "k")
+			}
+			if told.Load() != 1 || u.tr.idleCount() != 0 {
+				t.Fatalf("told %d times, %d idle connections; want 1 and 0", told.Load(), u.tr.idleCount())
+			}
+		})
 	}
-	if told.Load() != 1 || u.tr.idleCount() != 0 {
-		t.Fatalf("told %d times, %d idle connections; want 1 and 0", told.Load(), u.tr.idleCount())
+}
+
+// A body that ends before its Content-Length fails with
+// io.ErrUnexpectedEOF, whether its end came with the header or later.
+func TestShortBody(t *testing.T) {
+	for _, sent := range []int{2, 100 << 10} {
+		t.Run(strconv.Itoa(sent), func(t *testing.T) {
+			u := startUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+				c, rw, _ := w.(http.Hijacker).Hijack()
+				fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", 2*sent, strings.Repeat("k", sent))
+				rw.Flush()
+				c.Close()
+			}, Config{})
+			req, _ := http.NewRequest("GET", u.url+"/", nil)
+			resp, err := u.tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if len(b) != sent || !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("body: got %d bytes and %v, want %d and %v", len(b), err, sent, io.ErrUnexpectedEOF)
+			}
+			if got := u.tr.idleCount(); got != 0 {
+				t.Fatalf("idle connections: got %d, want 0", got)
+			}
+		})
 	}
 }
 
