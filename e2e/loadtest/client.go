@@ -144,18 +144,11 @@ func (t *target) fetch(ctx context.Context, m connMode, path string, want int64)
 // io.Discard, and checks the status and that the body is want bytes long.
 // It returns the body's length.
 func get(ctx context.Context, tr http.RoundTripper, path string, want int64) (int64, error) {
-	req, err := newRequest(ctx, path)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := tr.RoundTrip(req)
+	resp, err := roundTrip(ctx, tr, path)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, statusError(resp)
-	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err != nil {
 		return n, fmt.Errorf("read body: %w", err)
@@ -164,6 +157,24 @@ func get(ctx context.Context, tr http.RoundTripper, path string, want int64) (in
 		return n, fmt.Errorf("read body: got %d bytes, want %d", n, want)
 	}
 	return n, nil
+}
+
+// roundTrip sends one request for path through tr and returns the
+// response, whose body the caller closes, when its status is 200.
+func roundTrip(ctx context.Context, tr http.RoundTripper, path string) (*http.Response, error) {
+	req, err := newRequest(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, statusError(resp)
+	}
+	return resp, nil
 }
 
 // refusalReason finds the reason of a keyhole refusal body.

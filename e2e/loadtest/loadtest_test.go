@@ -392,3 +392,35 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("table has a row no run measured:\n%s", out.String())
 	}
 }
+
+// warm leaves a connection per stream in the target's pool, and a pool
+// that has them opens no more.
+func TestWarmFillsThePool(t *testing.T) {
+	ca, err := newAuthority("loadtest test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.leaf(upstreamHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := startUpstream(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	direct := newTarget("direct", nil, ca.pool(), up.addr, nil)
+	defer direct.keepAlive.CloseIdleConnections()
+	const streams = 8
+	for i := range 2 {
+		if err := direct.warm(context.Background(), streams); err != nil {
+			t.Fatal(err)
+		}
+		if got := up.Conns(); got != streams {
+			t.Fatalf("upstream connections after warm %d: got %d, want %d", i+1, got, streams)
+		}
+	}
+	if got := direct.requests.Load(); got != 2*streams {
+		t.Fatalf("requests counted: got %d, want %d", got, 2*streams)
+	}
+}

@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,10 +22,18 @@ import (
 // same round. Each round starts right after a burst of load on every
 // proxy at once (see burst): streams must stay steady then, and no proxy
 // is favoured by having been quiet longer than another. The proxies take
-// turns in the order their events arrive (sseSlot).
+// turns in the order their events arrive (sseSlot). Before each burst
+// every target's pool is filled with a connection for each stream (see
+// warm): a round measures streams, not the TLS handshakes of connections
+// that idle timeouts closed since the keep-alive scenario.
 func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target) error {
 	targets := append([]*target{direct}, proxies...)
 	for r := range b.plan.Rounds {
+		for _, t := range targets {
+			if err := t.warm(ctx, b.plan.Streams); err != nil {
+				b.note("%s: opening %s's %d connections before round %d: %v", sSSE, t.name, b.plan.Streams, r+1, err)
+			}
+		}
 		b.burst(ctx, proxies, sseBurst)
 		samples := make([]sample, len(targets))
 		errs := make([]errorLog, len(targets))
@@ -99,6 +109,39 @@ func (b *bench) sse(ctx context.Context, t *target, slot, slots int) (sample, er
 		mP50:    ms(percentile(delays, 50)),
 		mP99:    ms(percentile(delays, 99)),
 	}, errs
+}
+
+// warm makes sure t's keep-alive pool holds at least n connections: n
+// requests at once, each holding its connection until all n have their
+// answer. Pooled connections are reused, so a pool that holds them already
+// opens none.
+func (t *target) warm(ctx context.Context, n int) error {
+	var (
+		answered sync.WaitGroup
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		first    error
+	)
+	answered.Add(n)
+	for range n {
+		wg.Go(func() {
+			t.requests.Add(1)
+			resp, err := roundTrip(ctx, t.keepAlive, "/small")
+			answered.Done()
+			answered.Wait()
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // sseBurst is how long the burst before each SSE round lasts.
