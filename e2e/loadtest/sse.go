@@ -23,9 +23,10 @@ import (
 // proxy at once (see burst): streams must stay steady then, and no proxy
 // is favoured by having been quiet longer than another. The proxies take
 // turns in the order their events arrive (sseSlot). Before each burst
-// every target's pool is filled with a connection for each stream (see
-// warm): a round measures streams, not the TLS handshakes of connections
-// that idle timeouts closed since the keep-alive scenario.
+// every target's pools, the proxies' upstream pools too, are filled with a
+// connection for each stream (see warm): a round measures streams, not the
+// TLS handshakes of connections that idle timeouts closed since the
+// keep-alive scenario, which all land on the tool's one upstream CPU.
 func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target) error {
 	targets := append([]*target{direct}, proxies...)
 	for r := range b.plan.Rounds {
@@ -111,10 +112,11 @@ func (b *bench) sse(ctx context.Context, t *target, slot, slots int) (sample, er
 	}, errs
 }
 
-// warm makes sure t's keep-alive pool holds at least n connections: n
-// requests at once, each holding its connection until all n have their
-// answer. Pooled connections are reused, so a pool that holds them already
-// opens none.
+// warm makes sure t's keep-alive pool, and a proxy's pool of upstream
+// connections, hold at least n connections: n event streams at once (a
+// stream holds its connections, both legs, until its last event), each
+// holding its connection until all n have their answer. Pooled connections
+// are reused, so pools that hold them already open none.
 func (t *target) warm(ctx context.Context, n int) error {
 	var (
 		answered sync.WaitGroup
@@ -126,7 +128,7 @@ func (t *target) warm(ctx context.Context, n int) error {
 	for range n {
 		wg.Go(func() {
 			t.requests.Add(1)
-			resp, err := roundTrip(ctx, t.keepAlive, "/small")
+			resp, err := roundTrip(ctx, t.keepAlive, "/sse")
 			answered.Done()
 			answered.Wait()
 			if err == nil {
