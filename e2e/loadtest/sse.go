@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -31,8 +30,8 @@ func (b *bench) sseRounds(ctx context.Context, direct *target, proxies []*target
 	targets := append([]*target{direct}, proxies...)
 	for r := range b.plan.Rounds {
 		for _, t := range targets {
-			if err := t.warm(ctx, b.plan.Streams); err != nil {
-				b.note("%s: opening %s's %d connections before round %d: %v", sSSE, t.name, b.plan.Streams, r+1, err)
+			if errs := t.warm(ctx, b.plan.Streams); errs.n > 0 {
+				b.note("%s: %d of %s's %d streams before round %d failed; first: %v", sSSE, errs.n, t.name, b.plan.Streams, r+1, errs.first)
 			}
 		}
 		b.burst(ctx, proxies, sseBurst)
@@ -117,12 +116,12 @@ func (b *bench) sse(ctx context.Context, t *target, slot, slots int) (sample, er
 // stream holds its connections, both legs, until its last event), each
 // holding its connection until all n have their answer. Pooled connections
 // are reused, so pools that hold them already open none.
-func (t *target) warm(ctx context.Context, n int) error {
+func (t *target) warm(ctx context.Context, n int) errorLog {
 	var (
 		answered sync.WaitGroup
 		wg       sync.WaitGroup
 		mu       sync.Mutex
-		first    error
+		errs     errorLog
 	)
 	answered.Add(n)
 	for range n {
@@ -135,15 +134,13 @@ func (t *target) warm(ctx context.Context, n int) error {
 				_, err = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			if err != nil {
-				mu.Lock()
-				first = cmp.Or(first, err)
-				mu.Unlock()
-			}
+			mu.Lock()
+			errs.add(err)
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return first
+	return errs
 }
 
 // sseBurst is how long the burst before each SSE round lasts.
