@@ -99,7 +99,21 @@ func (e *escapes) triggered(repl []string) bool {
 // the units from b[i] spell with at least one escape, or -1, -1.
 func (e *escapes) matchAt(b []byte, i int) (int, int) {
 	first := unitAt(b, i)
-	for _, k := range e.byFirst[fold(first.dec[0])] {
+	c := fold(first.dec[0])
+	if len(e.byFirst[c]) == 0 {
+		return -1, -1
+	}
+	// A pattern that the units spell begins with their first two decoded
+	// bytes (pairs holds every byte after a one-byte pattern), so one
+	// look at pairs spares a spell per pattern that begins with c.
+	if first.dn > 1 {
+		if !e.pairs.has(c, fold(first.dec[1])) {
+			return -1, -1
+		}
+	} else if next := i + first.n; next < len(b) && !e.pairs.has(c, fold(unitAt(b, next).dec[0])) {
+		return -1, -1
+	}
+	for _, k := range e.byFirst[c] {
 		if end, ok := e.spell(b, i, e.pats[k]); ok {
 			return end, int(k)
 		}

@@ -270,3 +270,27 @@ func TestReplaceLong(t *testing.T) {
 		}
 	}
 }
+
+// TestNonASCIIFirstCharacter: a secret whose first character is not ASCII,
+// in JSON as Python's json.dumps writes it (\u00e9, or a surrogate pair for
+// an emoji), is one unit that decodes to several bytes; the escapes stage
+// must check the pattern's first two bytes within that unit, not across
+// two units.
+func TestNonASCIIFirstCharacter(t *testing.T) {
+	r := Compile([]Secret{
+		{Name: "ACCENT", Value: secret.FromString("épée-K3y9x")},
+		{Name: "EMOJI", Value: secret.FromString("🔑vault-K3y9x")},
+	})
+	tests := []struct{ in, want string }{
+		{`{"k":"\u00e9p\u00e9e-K3y9x"}`, `{"k":"<<ACCENT>>"}`},
+		{`{"k":"\u00E9p\u00e9e-K3y9x"}`, `{"k":"<<ACCENT>>"}`},
+		{`{"k":"\ud83d\udd11vault-K3y9x"}`, `{"k":"<<EMOJI>>"}`},
+		{`{"k":"🔑vault-K3y9x"}`, `{"k":"<<EMOJI>>"}`},
+	}
+	for i, tc := range tests {
+		got, n := r.ReplaceString(tc.in)
+		if got != tc.want || n != 1 {
+			t.Errorf("spelling %d: %d replacements, want 1; %s", i, n, describeDiff([]byte(got), []byte(tc.want)))
+		}
+	}
+}
