@@ -335,9 +335,14 @@ func (e *escapes) scan(dst, b []byte, limit int) ([]byte, int, int) {
 		}
 		cur := resync(b, rs, walked)
 		for cur <= j && cur < limit {
-			if c := b[cur]; !isIntroducer(c) && len(e.byFirst[fold(c)]) == 0 {
-				cur++ // a raw byte that starts no pattern
-				continue
+			if c := b[cur]; !isIntroducer(c) {
+				// A raw byte that starts no pattern, or none that goes
+				// on with the raw byte after it (matchAt's pair check,
+				// without its call).
+				if len(e.byFirst[fold(c)]) == 0 || cur+1 < len(b) && !isIntroducer(b[cur+1]) && !e.pairs.has(fold(c), fold(b[cur+1])) {
+					cur++
+					continue
+				}
 			}
 			if end, k := e.matchAt(b, cur); k >= 0 {
 				dst = append(dst, b[pos:cur]...)
