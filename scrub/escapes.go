@@ -33,6 +33,11 @@ type escapes struct {
 	// before its first escape are a prefix of its pattern, so each gram
 	// of them is one (see rawFloor).
 	grams gramSet
+	// edges holds the first and the last one to three bytes of every
+	// pattern, tagged by end and length (see edgeKey), and short is set
+	// when a pattern is shorter than 6 bytes: for fits.
+	edges gramSet
+	short bool
 }
 
 func newEscapes(pats, repl []string) *escapes {
@@ -55,7 +60,25 @@ func newEscapes(pats, repl []string) *escapes {
 			e.grams.add(blockValue(p[i : i+gramLen]))
 		}
 	}
+	e.edges = newGramSet(6 * len(pats))
+	for _, p := range pats {
+		for n := 1; n <= 3 && n <= len(p); n++ {
+			e.edges.add(edgeKey(blockValue(p[:n]), n, false))
+			e.edges.add(edgeKey(blockValue(p[len(p)-n:]), n, true))
+		}
+		e.short = e.short || len(p) < 6
+	}
 	return e
+}
+
+// edgeKey is the edges key of the n bytes v (in blockValue's order) that
+// begin a pattern, or end one.
+func edgeKey(v uint32, n int, end bool) uint32 {
+	tag := uint32(n)
+	if end {
+		tag += 4
+	}
+	return v&(1<<(8*n)-1) | tag<<24
 }
 
 // rawFloor returns the earliest position, not before lo, where a match
@@ -301,7 +324,99 @@ func (e *escapes) at(b []byte, i int) bool {
 			return false
 		}
 	}
-	return true
+	return u.dn > 1 || e.fits(b, i, u)
+}
+
+// fits reports whether the escape u at b[i], of one decoded byte d, may be
+// part of a match, from the decoded bytes around it: W, d and the three
+// after it, and B, the three before it and d. In a pattern of length L
+// with d at position p, W is a gram of the pattern if p+4 <= L, or else
+// begins with one of its last 1-3 bytes (an end); B is a gram if p >= 3,
+// or else ends with its first 1-3 bytes (a start). So a match needs a
+// gram on one side and a gram or an edge on the other, or, when a pattern
+// is shorter than 6 bytes (L-4 < p < 3), edges on both. A side whose
+// bytes are not all in b, or not surely decoded (see unitBefore), is
+// taken to fit.
+//
+// Only the first escape of a match needs to fit (scan walks back from it,
+// and presence needs one): the bytes between the match's start and it
+// are raw, and B uses no byte before the start when p < 3. So decoding
+// escapes backwards (unitBefore's %XX and \c) only makes the check
+// sharper for the escapes after the first.
+func (e *escapes) fits(b []byte, i int, u unit) bool {
+	d := uint32(fold(u.dec[0]))
+	// W, in blockValue's order (the first byte lowest).
+	w, n := d, 1
+	for k := i + u.n; n < 4; {
+		if len(b)-k < maxUnit { // a unit there may be cut short
+			return true
+		}
+		if !isIntroducer(b[k]) { // a raw byte, without unitAt
+			w |= uint32(fold(b[k])) << (8 * n)
+			n++
+			k++
+			continue
+		}
+		v := unitAt(b, k)
+		for t := 0; t < v.dn && n < 4; t++ {
+			w |= uint32(fold(v.dec[t])) << (8 * n)
+			n++
+		}
+		k += v.n
+	}
+	wGram := e.grams.has(w)
+	wEnd := e.edges.has(edgeKey(w, 1, true)) || e.edges.has(edgeKey(w, 2, true)) || e.edges.has(edgeKey(w, 3, true))
+	if !wGram && !wEnd {
+		return false
+	}
+	// B, read backwards from d.
+	bv := d << 24
+	for k, m := i, 0; m < 3; m++ {
+		c, n, ok := unitBefore(b, k)
+		if !ok {
+			return true
+		}
+		bv |= uint32(fold(c)) << (8 * (2 - m))
+		k -= n
+	}
+	bGram := e.grams.has(bv)
+	bStart := e.edges.has(edgeKey(bv>>24, 1, false)) || e.edges.has(edgeKey(bv>>16, 2, false)) || e.edges.has(edgeKey(bv>>8, 3, false))
+	return wGram && (bGram || bStart) || bGram && wEnd || e.short && wEnd && bStart
+}
+
+// unitBefore returns the decoded byte and the length of the unit of b
+// that ends at b[k-1], when k is a unit boundary: a raw byte, %XX or \c.
+// It reports false when it cannot be sure from the bytes of b: too few
+// of them before k, a \uXXXX unit, or a long run of backslashes.
+func unitBefore(b []byte, k int) (byte, int, bool) {
+	if k < maxUnit {
+		return 0, 0, false
+	}
+	c := b[k-1]
+	switch {
+	case b[k-6] == '\\' && b[k-5] == 'u' && unhex(b[k-4]) >= 0 && unhex(b[k-3]) >= 0 && unhex(b[k-2]) >= 0 && unhex(c) >= 0:
+		return 0, 0, false
+	case b[k-3] == '%' && unhex(b[k-2]) >= 0 && unhex(c) >= 0:
+		// No unit holds a % but as its first byte, so this is one.
+		return byte(unhex(b[k-2])<<4 | unhex(c)), 3, true
+	case isIntroducer(c):
+		return 0, 0, false
+	case b[k-2] == '\\' && jsonEscape(c) != 0:
+		// \c, if that backslash begins a unit: the run of backslashes
+		// it ends has odd length, since the run's first begins one (only
+		// a surrogate pair holds a backslash inside, followed by u).
+		run := 1
+		for run < 8 && b[k-2-run] == '\\' {
+			run++
+		}
+		if run == 8 {
+			return 0, 0, false
+		}
+		if run%2 == 1 {
+			return jsonEscape(c), 2, true
+		}
+	}
+	return c, 1, true
 }
 
 // indexFrom returns the index of c in b at or after from, or len(b).
