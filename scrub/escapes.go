@@ -18,9 +18,10 @@ import (
 // units from there spell (whole units, a space matching a plus), and that
 // uses at least one escape, is replaced by its placeholder; spellings
 // without an escape are the literal stage's. To stay fast it reads units
-// only near an escape that decodes to a byte some pattern holds, since
-// every spelling it replaces holds one: a body without % or \ costs the
-// presence pass (see presence) or two bytes.IndexByte scans.
+// only near an escape that decodes to a byte some pattern holds, between
+// bytes that fit a pattern (see fits), since every spelling it replaces
+// holds one: a body without % or \ costs the presence pass (see
+// presence) or two bytes.IndexByte scans.
 type escapes struct {
 	patIndex          // of the folded decoded patterns
 	sorted   []string // pats in byte order, for raw prefixes
