@@ -56,13 +56,11 @@ func newEscapes(pats, repl []string) *escapes {
 		n += max(0, len(p)-gramLen+1)
 	}
 	e.grams = newGramSet(n)
+	e.edges = newGramSet(6 * len(pats))
 	for _, p := range pats {
 		for i := 0; i+gramLen <= len(p); i++ {
 			e.grams.add(blockValue(p[i : i+gramLen]))
 		}
-	}
-	e.edges = newGramSet(6 * len(pats))
-	for _, p := range pats {
 		for n := 1; n <= 3 && n <= len(p); n++ {
 			e.edges.add(edgeKey(blockValue(p[:n]), n, false))
 			e.edges.add(edgeKey(blockValue(p[len(p)-n:]), n, true))

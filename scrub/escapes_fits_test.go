@@ -11,7 +11,7 @@ import (
 
 // TestEscapesNeighbors drives the escapes stage's neighbor check (fits,
 // unitBefore) through bodies built to meet each of its cases: secrets short
-// (under 7 bytes, where a match may start and end around one escape) and
+// (1 to 6 bytes; under 6 a match may start and end around one escape) and
 // long, spelled with escapes at their start, end and inside, next to
 // other escapes that decode to pattern bytes (%XX, \c after runs of
 // backslashes of either parity, \uXXXX) and close to the ends of the body
