@@ -39,6 +39,10 @@ type escapes struct {
 	// when a pattern is shorter than 6 bytes: for fits.
 	edges gramSet
 	short bool
+	// after and before hold the pairs fits needs first on each side: d
+	// and the byte after it (a pair of a pattern, or d its last byte),
+	// the byte before d and d (a pair, or d its first byte).
+	after, before pairSet
 }
 
 func newEscapes(pats, repl []string) *escapes {
@@ -66,6 +70,14 @@ func newEscapes(pats, repl []string) *escapes {
 			e.edges.add(edgeKey(blockValue(p[len(p)-n:]), n, true))
 		}
 		e.short = e.short || len(p) < 6
+		for i := 0; i+1 < len(p); i++ {
+			e.after.set(p[i], p[i+1])
+			e.before.set(p[i], p[i+1])
+		}
+		for c := range 256 {
+			e.after.set(p[len(p)-1], byte(c))
+			e.before.set(byte(c), p[0])
+		}
 	}
 	return e
 }
@@ -309,26 +321,41 @@ func (e *escapes) candidate(b []byte, from int, pct, bs *int) int {
 	}
 }
 
-// at reports whether b[i] begins an escape that decodes to pattern bytes.
+// at reports whether b[i] begins an escape that decodes to pattern bytes
+// and, when it decodes to one byte, fits. It reads \c and %XX, the common
+// escapes, without unitAt.
 func (e *escapes) at(b []byte, i int) bool {
-	if c := b[i]; c != '%' && c != '\\' {
-		return false
-	}
-	u := unitAt(b, i)
-	if !u.escape {
-		return false
-	}
-	for t := range u.dn {
-		if !e.alpha[fold(u.dec[t])] {
+	var d byte // the escape's one decoded byte
+	n := 0     // and its length
+	switch c := b[i]; {
+	case c == '\\' && i+1 < len(b) && jsonEscape(b[i+1]) != 0:
+		d, n = jsonEscape(b[i+1]), 2 // unitAt's \c, without building a unit
+	case c == '%' && i+2 < len(b) && unhex(b[i+1]) >= 0 && unhex(b[i+2]) >= 0:
+		d, n = byte(unhex(b[i+1])<<4|unhex(b[i+2])), 3
+	case c == '\\':
+		u := unitAt(b, i)
+		if !u.escape {
 			return false
 		}
+		for t := range u.dn {
+			if !e.alpha[fold(u.dec[t])] {
+				return false
+			}
+		}
+		if u.dn > 1 {
+			return true
+		}
+		d, n = u.dec[0], u.n
+	default:
+		return false
 	}
-	return u.dn > 1 || e.fits(b, i, u)
+	return e.alpha[fold(d)] && e.fits(b, i, n, d)
 }
 
-// fits reports whether the escape u at b[i], of one decoded byte d, may be
-// part of a match, from the decoded bytes around it: W, d and the three
-// after it, and B, the three before it and d. In a pattern of length L
+// fits reports whether the escape at b[i], un bytes long and of one
+// decoded byte d (dec), may be part of a match, from the decoded bytes
+// around it: W, d and the three after it, and B, the three before it and
+// d. In a pattern of length L
 // with d at position p, W is a gram of the pattern if p+4 <= L, or else
 // begins with one of its last 1-3 bytes (an end); B is a gram if p >= 3,
 // or else ends with its first 1-3 bytes (a start). So a match needs a
@@ -342,26 +369,39 @@ func (e *escapes) at(b []byte, i int) bool {
 // are raw, and B uses no byte before the start when p < 3. So decoding
 // escapes backwards (unitBefore's %XX and \c) only makes the check
 // sharper for the escapes after the first.
-func (e *escapes) fits(b []byte, i int, u unit) bool {
-	d := uint32(fold(u.dec[0]))
+//
+// Either side's test needs the pair next to d to be a pattern's (or d
+// the pattern's last byte for W, its first for B), so fits checks that
+// pair first (after, before): in text that escapes every / most escapes
+// fail there, one unit from d, before any gram is looked up.
+func (e *escapes) fits(b []byte, i, un int, dec byte) bool {
+	d := uint32(fold(dec))
 	// W, in blockValue's order (the first byte lowest).
 	w, n := d, 1
-	for k := i + u.n; n < 4; {
+	for k := i + un; n < 4; {
 		if len(b)-k < maxUnit { // a unit there may be cut short
 			return true
 		}
-		if !isIntroducer(b[k]) { // a raw byte, without unitAt
-			w |= uint32(fold(b[k])) << (8 * n)
+		switch c := b[k]; {
+		case !isIntroducer(c): // a raw byte, without unitAt
+			w |= uint32(fold(c)) << (8 * n)
 			n++
 			k++
-			continue
-		}
-		v := unitAt(b, k)
-		for t := 0; t < v.dn && n < 4; t++ {
-			w |= uint32(fold(v.dec[t])) << (8 * n)
+		case c == '\\' && jsonEscape(b[k+1]) != 0: // \c, likewise
+			w |= uint32(fold(jsonEscape(b[k+1]))) << (8 * n)
 			n++
+			k += 2
+		default:
+			v := unitAt(b, k)
+			for t := 0; t < v.dn && n < 4; t++ {
+				w |= uint32(fold(v.dec[t])) << (8 * n)
+				n++
+			}
+			k += v.n
 		}
-		k += v.n
+		if !e.after.has(byte(d), byte(w>>8)) {
+			return false // neither a gram nor an end, whatever follows
+		}
 	}
 	wGram := e.grams.has(w)
 	wEnd := e.edges.has(edgeKey(w, 1, true)) || e.edges.has(edgeKey(w, 2, true)) || e.edges.has(edgeKey(w, 3, true))
@@ -377,6 +417,9 @@ func (e *escapes) fits(b []byte, i int, u unit) bool {
 		}
 		bv |= uint32(fold(c)) << (8 * (2 - m))
 		k -= n
+	}
+	if !e.before.has(byte(bv>>16), byte(d)) {
+		return false // neither a gram nor a start
 	}
 	bGram := e.grams.has(bv)
 	bStart := e.edges.has(edgeKey(bv>>24, 1, false)) || e.edges.has(edgeKey(bv>>16, 2, false)) || e.edges.has(edgeKey(bv>>8, 3, false))

@@ -100,7 +100,12 @@ func TestUnitBefore(t *testing.T) {
 // neighbors does not fit; one whose neighbors are cut short by the end of
 // b, where more bytes could change them, does.
 func TestFitsSharpAndCautious(t *testing.T) {
-	r := Compile([]Secret{{Name: "K", Value: secret.FromString("q/Zq9q9Zq/qZ9")}})
+	r := Compile([]Secret{
+		{Name: "K", Value: secret.FromString("q/Zq9q9Zq/qZ9")},
+		// A secret with control bytes, the way JSON holds a PEM key:
+		// its escapes' neighbors are escapes (\n, \t) too.
+		{Name: "L", Value: secret.FromString("k1/M\nN7p/\tRr5s")},
+	})
 	var e *escapes
 	for _, s := range r.stages {
 		if m, ok := s.m.(*escapes); ok {
@@ -123,6 +128,9 @@ func TestFitsSharpAndCautious(t *testing.T) {
 		{"a gram after, none before", pad + "ab", `\/`, "Zq9" + pad, false},
 		{"cut short after", pad + "ab", `\/`, "cd%5", true},
 		{"a gram after, too close to the start", "ab", `\/`, "Zq9" + pad, true},
+		{"an escaped newline after", pad + "k1", `\/`, `M\nN7` + pad, true},
+		{"an escaped tab before", pad + `7p\/\t`, `\u0052`, "r5s" + pad, true},
+		{"escapes after that fit no pattern", pad + "k1", `\/`, `M\tN7` + pad, false},
 	}
 	for _, tc := range tests {
 		b := []byte(tc.before + tc.esc + tc.after)
