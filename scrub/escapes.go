@@ -322,43 +322,33 @@ func (e *escapes) candidate(b []byte, from int, pct, bs *int) int {
 }
 
 // at reports whether b[i] begins an escape that decodes to pattern bytes
-// and, when it decodes to one byte, fits. It reads \c and %XX, the common
-// escapes, without unitAt.
+// and, when it decodes to one byte, fits.
 func (e *escapes) at(b []byte, i int) bool {
-	var d byte // the escape's one decoded byte
-	n := 0     // and its length
-	switch c := b[i]; {
-	case c == '\\' && i+1 < len(b) && jsonEscape(b[i+1]) != 0:
-		d, n = jsonEscape(b[i+1]), 2 // unitAt's \c, without building a unit
-	case c == '%' && i+2 < len(b) && unhex(b[i+1]) >= 0 && unhex(b[i+2]) >= 0:
-		d, n = byte(unhex(b[i+1])<<4|unhex(b[i+2])), 3
-	case c == '\\':
-		u := unitAt(b, i)
-		if !u.escape {
-			return false
-		}
-		for t := range u.dn {
-			if !e.alpha[fold(u.dec[t])] {
-				return false
-			}
-		}
-		if u.dn > 1 {
-			return true
-		}
-		d, n = u.dec[0], u.n
-	default:
+	if c := b[i]; c != '%' && c != '\\' {
 		return false
 	}
-	return e.alpha[fold(d)] && e.fits(b, i, n, d)
+	if d, n := shortEscape(b, i); n > 0 {
+		return e.alpha[fold(d)] && e.fits(b, i, n, d)
+	}
+	u := unitAt(b, i)
+	if !u.escape {
+		return false
+	}
+	for t := range u.dn {
+		if !e.alpha[fold(u.dec[t])] {
+			return false
+		}
+	}
+	return u.dn > 1 || e.fits(b, i, u.n, u.dec[0])
 }
 
 // fits reports whether the escape at b[i], un bytes long and of one
 // decoded byte d (dec), may be part of a match, from the decoded bytes
 // around it: W, d and the three after it, and B, the three before it and
-// d. In a pattern of length L
-// with d at position p, W is a gram of the pattern if p+4 <= L, or else
-// begins with one of its last 1-3 bytes (an end); B is a gram if p >= 3,
-// or else ends with its first 1-3 bytes (a start). So a match needs a
+// d. In a pattern of length L with d at position p, W is a gram of the
+// pattern if p+4 <= L, or else begins with one of its last 1-3 bytes (an
+// end); B is a gram if p >= 3, or else ends with its first 1-3 bytes (a
+// start). So a match needs a
 // gram on one side and a gram or an edge on the other, or, when a pattern
 // is shorter than 6 bytes (L-4 < p < 3), edges on both. A side whose
 // bytes are not all in b, or not surely decoded (see unitBefore), is
@@ -382,16 +372,15 @@ func (e *escapes) fits(b []byte, i, un int, dec byte) bool {
 		if len(b)-k < maxUnit { // a unit there may be cut short
 			return true
 		}
-		switch c := b[k]; {
-		case !isIntroducer(c): // a raw byte, without unitAt
+		if c := b[k]; !isIntroducer(c) { // a raw byte, without unitAt
 			w |= uint32(fold(c)) << (8 * n)
 			n++
 			k++
-		case c == '\\' && jsonEscape(b[k+1]) != 0: // \c, likewise
-			w |= uint32(fold(jsonEscape(b[k+1]))) << (8 * n)
+		} else if c, un := shortEscape(b, k); un > 0 { // likewise
+			w |= uint32(fold(c)) << (8 * n)
 			n++
-			k += 2
-		default:
+			k += un
+		} else {
 			v := unitAt(b, k)
 			for t := 0; t < v.dn && n < 4; t++ {
 				w |= uint32(fold(v.dec[t])) << (8 * n)

@@ -17,24 +17,36 @@ type unit struct {
 
 const maxUnit = 12 // a surrogate pair, \uD83D\uDE00
 
-// unitAt returns the unit that starts at b[i]. An escape cut short by the
-// end of b is read as a raw byte.
-func unitAt(b []byte, i int) unit {
-	c := b[i]
-	switch c {
+// shortEscape returns the decoded byte and the length of the escape at
+// b[i] when it is %XX or \c, the common ones, which decode to one byte;
+// n is 0 for anything else. The hot loops read these without building a
+// unit.
+func shortEscape(b []byte, i int) (d byte, n int) {
+	switch b[i] {
 	case '%':
 		if i+2 < len(b) {
 			if h, l := unhex(b[i+1]), unhex(b[i+2]); h >= 0 && l >= 0 {
-				return unit{n: 3, dec: [4]byte{byte(h<<4 | l)}, dn: 1, escape: true}
+				return byte(h<<4 | l), 3
 			}
 		}
 	case '\\':
-		if i+1 >= len(b) {
-			break
+		if i+1 < len(b) {
+			if d := jsonEscape(b[i+1]); d != 0 {
+				return d, 2
+			}
 		}
-		if d := jsonEscape(b[i+1]); d != 0 {
-			return unit{n: 2, dec: [4]byte{d}, dn: 1, escape: true}
-		}
+	}
+	return 0, 0
+}
+
+// unitAt returns the unit that starts at b[i]. An escape cut short by the
+// end of b is read as a raw byte.
+func unitAt(b []byte, i int) unit {
+	if d, n := shortEscape(b, i); n > 0 {
+		return unit{n: n, dec: [4]byte{d}, dn: 1, escape: true}
+	}
+	c := b[i]
+	if c == '\\' && i+1 < len(b) {
 		if r, ok := hex4(b, i+1); ok {
 			n := 6
 			if utf16IsHigh(r) {
